@@ -1,0 +1,293 @@
+//! Syntax of the names and addresses that appear in every wire format: Kubernetes object names,
+//! interface names, CNI network names and plugin types, hardware and IP addresses.
+//!
+//! Hand-written checks rather than regexes: these run on every CNI ADD and admission review, and
+//! each returns the reason a person needs to fix the value.
+
+use std::net::IpAddr;
+
+/// Longest Linux interface name (IFNAMSIZ - 1).
+pub const MAX_IFNAME_LEN: usize = 15;
+/// Longest DNS-1123 label.
+pub const MAX_DNS1123_LABEL_LEN: usize = 63;
+/// Longest DNS-1123 subdomain.
+pub const MAX_DNS1123_SUBDOMAIN_LEN: usize = 253;
+
+/// A DNS-1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters. Namespaces and NAD
+/// names in network references must be labels.
+pub fn validate_dns1123_label(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if value.len() > MAX_DNS1123_LABEL_LEN {
+        return Err(format!(
+            "{value:?} is longer than {MAX_DNS1123_LABEL_LEN} characters"
+        ));
+    }
+    let bytes = value.as_bytes();
+    let ok_inner = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
+    let ok_edge = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !bytes.iter().all(|&b| ok_inner(b))
+        || !ok_edge(bytes[0])
+        || !ok_edge(bytes[bytes.len() - 1])
+    {
+        return Err(format!(
+            "{value:?} is not a DNS-1123 label: use lower-case letters, digits and '-', starting and ending with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+/// A DNS-1123 subdomain: dot-separated labels, at most 253 characters (object names of most kinds).
+pub fn validate_dns1123_subdomain(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if value.len() > MAX_DNS1123_SUBDOMAIN_LEN {
+        return Err(format!(
+            "{value:?} is longer than {MAX_DNS1123_SUBDOMAIN_LEN} characters"
+        ));
+    }
+    let bytes = value.as_bytes();
+    let ok_inner = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.';
+    let ok_edge = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let labels_ok = value.split('.').all(|l| !l.is_empty());
+    if !bytes.iter().all(|&b| ok_inner(b))
+        || !ok_edge(bytes[0])
+        || !ok_edge(bytes[bytes.len() - 1])
+        || !labels_ok
+    {
+        return Err(format!(
+            "{value:?} is not a DNS-1123 subdomain: use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+/// A Linux interface name as libcni accepts it: 1..=15 bytes, not `.` or `..`, and no `/`, `:`
+/// or whitespace.
+pub fn validate_ifname(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("interface name must not be empty".into());
+    }
+    if value.len() > MAX_IFNAME_LEN {
+        return Err(format!(
+            "interface name {value:?} is longer than {MAX_IFNAME_LEN} bytes"
+        ));
+    }
+    if value == "." || value == ".." {
+        return Err(format!("interface name {value:?} is not allowed"));
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|c| *c == '/' || *c == ':' || c.is_whitespace() || *c == '\0')
+    {
+        return Err(format!(
+            "interface name {value:?} must not contain {c:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// A CNI network name or container ID: `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`.
+pub fn validate_cni_name(value: &str) -> Result<(), String> {
+    let bytes = value.as_bytes();
+    let Some(&first) = bytes.first() else {
+        return Err("must not be empty".into());
+    };
+    if !first.is_ascii_alphanumeric()
+        || !bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
+        return Err(format!(
+            "{value:?} must start with a letter or digit and contain only letters, digits, '_', '.' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// A CNI plugin `type` must be a bare binary name. The runtime looks it up in its plugin path and
+/// executes it as root, so a path (`/tmp/x`, `../../bin/sh`) in a NAD would let whoever can create
+/// a NAD run any file on the node.
+pub fn validate_plugin_type(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("plugin type must not be empty".into());
+    }
+    if value == "." || value.contains("..") {
+        return Err(format!(
+            "plugin type {value:?} must be a bare binary name, not a path ('..' is not allowed)"
+        ));
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|c| *c == '/' || *c == '\\' || *c == '\0' || c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "plugin type {value:?} must be a bare binary name, not a path ({c:?} is not allowed)"
+        ));
+    }
+    Ok(())
+}
+
+/// Parse a hardware address as Go's `net.ParseMAC` does: 6 (MAC-48), 8 (EUI-64) or 20
+/// (InfiniBand) octets, written `xx:xx:..`, `xx-xx-..` or `xxxx.xxxx.xxxx`.
+pub fn parse_hardware_addr(value: &str) -> Result<Vec<u8>, String> {
+    let bad = || {
+        format!(
+            "{value:?} is not a hardware address (expected e.g. 02:00:5e:10:00:01, 02-00-5e-10-00-01 or 0200.5e10.0001)"
+        )
+    };
+    if value.len() < 14 {
+        return Err(bad());
+    }
+    let bytes = value.as_bytes();
+    let hex = |b: u8| -> Option<u8> { (b as char).to_digit(16).map(|d| d as u8) };
+    if bytes[2] == b':' || bytes[2] == b'-' {
+        let sep = bytes[2];
+        if (value.len() + 1) % 3 != 0 {
+            return Err(bad());
+        }
+        let n = (value.len() + 1) / 3;
+        if !matches!(n, 6 | 8 | 20) {
+            return Err(bad());
+        }
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let at = i * 3;
+            let hi = hex(bytes[at]).ok_or_else(bad)?;
+            let lo = hex(bytes[at + 1]).ok_or_else(bad)?;
+            if i + 1 < n && bytes[at + 2] != sep {
+                return Err(bad());
+            }
+            out.push(hi << 4 | lo);
+        }
+        return Ok(out);
+    }
+    if bytes[4] == b'.' {
+        if (value.len() + 1) % 5 != 0 {
+            return Err(bad());
+        }
+        let n = 2 * (value.len() + 1) / 5;
+        if !matches!(n, 6 | 8 | 20) {
+            return Err(bad());
+        }
+        let mut out = Vec::with_capacity(n);
+        for g in 0..n / 2 {
+            let at = g * 5;
+            for k in 0..2 {
+                let hi = hex(bytes[at + 2 * k]).ok_or_else(bad)?;
+                let lo = hex(bytes[at + 2 * k + 1]).ok_or_else(bad)?;
+                out.push(hi << 4 | lo);
+            }
+            if g + 1 < n / 2 && bytes[at + 4] != b'.' {
+                return Err(bad());
+            }
+        }
+        return Ok(out);
+    }
+    Err(bad())
+}
+
+/// An IP address, or a CIDR (`addr/prefix`) when the value contains `/`.
+pub fn validate_ip_or_cidr(value: &str) -> Result<(), String> {
+    parse_ip_or_cidr(value).map(|_| ())
+}
+
+/// Parse an IP address with an optional prefix length.
+pub fn parse_ip_or_cidr(value: &str) -> Result<(IpAddr, Option<u8>), String> {
+    match value.split_once('/') {
+        None => value
+            .parse::<IpAddr>()
+            .map(|ip| (ip, None))
+            .map_err(|_| format!("{value:?} is not an IP address")),
+        Some((addr, prefix)) => {
+            let ip: IpAddr = addr
+                .parse()
+                .map_err(|_| format!("{value:?} is not a CIDR: {addr:?} is not an IP address"))?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let len: u8 = prefix
+                .parse()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| {
+                    format!("{value:?} is not a CIDR: prefix length must be 0..={max}")
+                })?;
+            Ok((ip, Some(len)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_labels() {
+        assert!(validate_dns1123_label("storage-net").is_ok());
+        assert!(validate_dns1123_label("0net").is_ok());
+        assert!(validate_dns1123_label("-net").is_err());
+        assert!(validate_dns1123_label("net-").is_err());
+        assert!(validate_dns1123_label("Net").is_err());
+        assert!(validate_dns1123_label("a.b").is_err());
+        assert!(validate_dns1123_label("").is_err());
+        assert!(validate_dns1123_label(&"a".repeat(64)).is_err());
+        assert!(validate_dns1123_subdomain("a.b-c.d").is_ok());
+        assert!(validate_dns1123_subdomain("a..b").is_err());
+    }
+
+    #[test]
+    fn interface_names_follow_libcni() {
+        assert!(validate_ifname("net1").is_ok());
+        assert!(validate_ifname("mgmt0.100").is_ok());
+        for bad in ["", ".", "..", "a/b", "a:b", "a b", "sixteen-chars-xx"] {
+            assert!(validate_ifname(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cni_names() {
+        assert!(validate_cni_name("cbr0").is_ok());
+        assert!(validate_cni_name("my_net.v1-2").is_ok());
+        assert!(validate_cni_name("-x").is_err());
+        assert!(validate_cni_name("a b").is_err());
+        assert!(validate_cni_name("").is_err());
+    }
+
+    #[test]
+    fn plugin_types_are_bare_binary_names() {
+        assert!(validate_plugin_type("macvlan").is_ok());
+        assert!(validate_plugin_type("host-local").is_ok());
+        for bad in ["", "/bin/sh", "../sh", "..", "a\\b", "a b", "a\0b", "x/..", "sh\n"] {
+            assert!(validate_plugin_type(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hardware_addresses_like_go_parse_mac() {
+        assert_eq!(
+            parse_hardware_addr("02:00:5e:10:00:01").unwrap(),
+            vec![2, 0, 0x5e, 0x10, 0, 1]
+        );
+        assert_eq!(parse_hardware_addr("02-00-5E-10-00-01").unwrap().len(), 6);
+        assert_eq!(parse_hardware_addr("0200.5e10.0001").unwrap().len(), 6);
+        assert_eq!(parse_hardware_addr("00:11:22:33:44:55:66:77").unwrap().len(), 8);
+        assert_eq!(
+            parse_hardware_addr(&vec!["aa"; 20].join(":")).unwrap().len(),
+            20
+        );
+        for bad in ["", "02:00:5e:10:00", "02:00:5e:10:00:0g", "02:00-5e:10:00:01", "0200.5e10.00011", "zz:zz:zz:zz:zz:zz"] {
+            assert!(parse_hardware_addr(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ip_and_cidr() {
+        assert!(validate_ip_or_cidr("192.0.2.1").is_ok());
+        assert!(validate_ip_or_cidr("192.0.2.1/24").is_ok());
+        assert!(validate_ip_or_cidr("2001:db8::1/64").is_ok());
+        assert!(validate_ip_or_cidr("192.0.2.1/33").is_err());
+        assert!(validate_ip_or_cidr("192.0.2").is_err());
+        assert!(validate_ip_or_cidr("x/24").is_err());
+    }
+}
