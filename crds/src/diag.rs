@@ -58,6 +58,20 @@ impl FieldPath {
         Self(format!("{}[{key}]", self.0))
     }
 
+    /// `prefix.self`: place a path found inside an embedded object (a pod template inside a
+    /// Deployment) at its position in the enclosing one.
+    #[must_use]
+    pub fn under(&self, prefix: &FieldPath) -> Self {
+        if prefix.is_root() {
+            return self.clone();
+        }
+        if self.is_root() {
+            return prefix.clone();
+        }
+        let sep = if self.0.starts_with('[') { "" } else { "." };
+        Self(format!("{}{sep}{}", prefix.0, self.0))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -151,6 +165,14 @@ impl Diagnostics {
         self.0.iter().filter(|d| d.severity == Severity::Warning)
     }
 
+    /// Move every path under `prefix` (see [`FieldPath::under`]).
+    pub fn under(mut self, prefix: &FieldPath) -> Self {
+        for d in &mut self.0 {
+            d.path = d.path.under(prefix);
+        }
+        self
+    }
+
     /// Turn every error into a warning (e.g. `--ignore-missing-networks`).
     pub fn demote_errors(&mut self) {
         for d in &mut self.0 {
@@ -195,6 +217,13 @@ mod tests {
             "metadata.annotations[k8s.v1.cni.cncf.io/networks][2].mac"
         );
         assert_eq!(FieldPath::root().field("spec").as_str(), "spec");
+        let inner = FieldPath::new("metadata").field("annotations");
+        let tpl = FieldPath::new("spec").field("template");
+        assert_eq!(
+            inner.under(&tpl).as_str(),
+            "spec.template.metadata.annotations"
+        );
+        assert_eq!(FieldPath::root().under(&tpl), tpl);
     }
 
     #[test]

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every multus-rs test on a fresh machine: installs what the tests need (Debian packages and
+# the pinned Rust components), then formatting, lints, and the whole workspace's tests.
+#
+# The end-to-end tests need root: they create network namespaces and run Debian's CNI plugins.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests use, with a file each one provides so we only touch apt when missing.
+#   containernetworking-plugins: real bridge/macvlan/host-device/host-local/static/tuning plugins
+#   kubernetes-client:           kubectl, run against the fake API server
+#   iproute2:                    `ip netns`, `ip link` for namespaces that stand in for pods
+#   protobuf-compiler:           protoc, for the kubelet gRPC APIs (device plugin, pod resources)
+declare -A needs=(
+  [containernetworking-plugins]=/usr/lib/cni/bridge
+  [kubernetes-client]=/usr/bin/kubectl
+  [iproute2]=/usr/sbin/ip
+  [protobuf-compiler]=/usr/bin/protoc
+)
+missing=()
+for pkg in "${!needs[@]}"; do
+  [ -e "${needs[$pkg]}" ] || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "test.sh: installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "test.sh: need root to install ${missing[*]} (and to run the network-namespace tests)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# rust-toolchain.toml pins the toolchain and asks for rustfmt and clippy; make sure they are there.
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+echo "test.sh: cargo fmt --check"
+cargo fmt --all --check
+echo "test.sh: cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "test.sh: cargo test"
+cargo test --workspace --locked
