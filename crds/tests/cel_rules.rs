@@ -424,3 +424,109 @@ fn examples_pass_the_cel_rules() {
     }
     assert!(checked >= 5);
 }
+
+/// The OpenAPI limits, enforced through the structural validator (`multus_crds::openapi`) on the
+/// same generated schemas: one accepted and one rejected value per limit.
+#[test]
+fn openapi_limits_reject_out_of_range_values() {
+    let policy_schema = schema::<SriovNetworkNodePolicy>();
+    let policy_errors = |changes: Value| -> Vec<String> {
+        multus_crds::openapi::validate(&policy_schema, &policy(policy_spec(changes)))
+            .errors()
+            .map(|d| d.path.to_string())
+            .collect()
+    };
+    assert!(policy_errors(json!({"priority": 0, "mtu": 1, "numVfs": 0})).is_empty());
+    assert!(policy_errors(json!({"priority": 99, "resourceName": "a-b_c"})).is_empty());
+    for (changes, path) in [
+        (json!({"priority": 100}), "spec.priority"),
+        (json!({"priority": -1}), "spec.priority"),
+        (json!({"numVfs": -1}), "spec.numVfs"),
+        (json!({"mtu": 0}), "spec.mtu"),
+        (json!({"resourceName": "a.b"}), "spec.resourceName"),
+        (json!({"resourceName": "x".repeat(64)}), "spec.resourceName"),
+        (json!({"deviceType": "vfio"}), "spec.deviceType"),
+        (json!({"linkType": "Eth"}), "spec.linkType"),
+        (json!({"eSwitchMode": "offload"}), "spec.eSwitchMode"),
+        (json!({"vdpaType": "vdpa"}), "spec.vdpaType"),
+        (
+            json!({"nicSelector": {"pfNames": ["eth0#1"]}}),
+            "spec.nicSelector.pfNames[0]",
+        ),
+    ] {
+        assert_eq!(policy_errors(changes.clone()), [path], "{changes}");
+    }
+
+    let network_schema = schema::<SriovNetwork>();
+    let network_errors = |spec: Value| -> Vec<String> {
+        multus_crds::openapi::validate(&network_schema, &network(spec))
+            .errors()
+            .map(|d| d.path.to_string())
+            .collect()
+    };
+    assert!(
+        network_errors(
+            json!({"resourceName": "a", "vlan": 4094, "vlanQoS": 7, "vlanProto": "802.1ad",
+            "spoofChk": "on", "trust": "off", "linkState": "auto", "logLevel": "", "minTxRate": 0})
+        )
+        .is_empty()
+    );
+    for (field, bad) in [
+        ("vlan", json!(4095)),
+        ("vlanQoS", json!(8)),
+        ("vlanProto", json!("802.1x")),
+        ("spoofChk", json!("yes")),
+        ("trust", json!("true")),
+        ("linkState", json!("up")),
+        ("logLevel", json!("trace")),
+        ("maxTxRate", json!(-1)),
+    ] {
+        let mut spec = json!({"resourceName": "a"});
+        spec[field] = bad;
+        assert_eq!(network_errors(spec), [format!("spec.{field}")], "{field}");
+    }
+
+    let state_schema = schema::<SriovNetworkNodeState>();
+    let state = |sync: &str, range: &str| {
+        json!({
+            "apiVersion": "sriovnetwork.openshift.io/v1", "kind": "SriovNetworkNodeState",
+            "metadata": {"name": "worker-0", "namespace": "sriov-network-operator"},
+            "spec": {"interfaces": [{"pciAddress": "0000:3b:00.0", "numVfs": 8,
+                "vfGroups": [{"resourceName": "a", "vfRange": range}]}]},
+            "status": {"syncStatus": sync},
+        })
+    };
+    let state_errors = |v: Value| -> Vec<String> {
+        multus_crds::openapi::validate(&state_schema, &v)
+            .errors()
+            .map(|d| d.path.to_string())
+            .collect()
+    };
+    assert!(state_errors(state("InProgress", "0-7")).is_empty());
+    assert_eq!(state_errors(state("Done", "0-7")), ["status.syncStatus"]);
+    assert_eq!(
+        state_errors(state("Succeeded", "0,2")),
+        ["spec.interfaces[0].vfGroups[0].vfRange"]
+    );
+}
+
+/// The shipped examples are accepted by the structural schema too.
+#[test]
+fn examples_pass_the_structural_schema() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sriov");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let object: Value =
+            serde_saphyr::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let schema = match object["kind"].as_str() {
+            Some("SriovNetworkNodePolicy") => schema::<SriovNetworkNodePolicy>(),
+            Some("SriovNetwork") => schema::<SriovNetwork>(),
+            other => panic!("{}: unexpected kind {other:?}", path.display()),
+        };
+        let diags = multus_crds::openapi::validate(&schema, &object);
+        assert!(diags.is_empty(), "{}: {diags:?}", path.display());
+    }
+}
