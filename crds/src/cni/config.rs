@@ -72,17 +72,8 @@ impl ConfigError {
     /// This error with its path placed under `base` (e.g. `spec.config`).
     #[must_use]
     pub fn under(mut self, base: &FieldPath) -> Self {
-        self.path = join(base, &self.path);
+        self.path = self.path.under(base);
         self
-    }
-}
-
-/// `base` followed by a relative path.
-pub(crate) fn join(base: &FieldPath, relative: &FieldPath) -> FieldPath {
-    if relative.is_root() {
-        base.clone()
-    } else {
-        base.field(relative.as_str())
     }
 }
 

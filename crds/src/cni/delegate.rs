@@ -2,19 +2,35 @@
 //! §3.4.2): the NAD's `spec.config` with the NAD's name injected as `name` when the config has
 //! none, or an empty one (nad-client treats both alike). Everything else is kept as written.
 
+use serde_json::Value;
+
 use super::config::{ConfigError, NetworkConfigList};
 use crate::NetworkAttachmentDefinition;
 
-/// Read `config` (either form) and give it `network_name` if its `name` is absent or empty.
+/// Give a configuration document `network_name` if its `name` is absent or the empty string,
+/// before it is parsed (a list without `name` does not parse). Anything that is not an object, or
+/// a `name` of another type, is left for the parser to report.
+pub fn inject_network_name(config: &mut Value, network_name: &str) {
+    if let Value::Object(map) = config {
+        let missing = match map.get("name") {
+            None => true,
+            Some(Value::String(s)) => s.is_empty(),
+            Some(_) => false,
+        };
+        if missing {
+            map.insert("name".into(), Value::String(network_name.to_owned()));
+        }
+    }
+}
+
+/// Read `config` (either form) with `network_name` injected as its name if it has none.
 pub fn with_network_name(
     config: &str,
     network_name: &str,
 ) -> Result<NetworkConfigList, ConfigError> {
-    let mut list = NetworkConfigList::parse_any(config)?;
-    if list.name().is_empty() {
-        list.set_name(network_name);
-    }
-    Ok(list)
+    let mut value: Value = serde_json::from_str(config).map_err(ConfigError::json)?;
+    inject_network_name(&mut value, network_name);
+    NetworkConfigList::from_value_any(value)
 }
 
 /// The delegate configuration of a NAD: `None` when the NAD has no config (Multus then looks for
@@ -30,7 +46,7 @@ pub fn effective_delegate_config(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{Value, json};
+    use serde_json::json;
 
     fn nad(name: &str, config: Option<&str>) -> NetworkAttachmentDefinition {
         let mut n = NetworkAttachmentDefinition::new(name, Default::default());
