@@ -1,0 +1,887 @@
+//! `k8s.v1.cni.cncf.io/networks`: the networks a pod asks for (multi-net-spec v1.3 §4.1).
+//!
+//! Two forms, told apart as Multus does: a value containing any of `[`, `{` or `"` is a JSON list
+//! of selection objects, anything else is the comma form `[ns/]name[@ifname], ...` with blanks
+//! around items and parts trimmed. A blank value asks for no networks.
+//!
+//! Parsing checks the grammar and the JSON types only. Whether a name is a DNS label, a MAC parses
+//! or a port is in range is for [`crate::rules::pod`], which reports all such problems at once
+//! with their field paths instead of stopping at the first.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// One element of the networks annotation: one attachment of the pod to a NAD.
+///
+/// Optional string fields keep what was written (`Some("")` included) so a value round-trips;
+/// the accessors treat an empty string as absent, as Multus does with Go's zero values.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NetworkSelection {
+    /// NAD name (required).
+    pub name: String,
+    /// NAD namespace; absent means the pod's namespace.
+    pub namespace: Option<String>,
+    /// Static IPs (`ips` capability), each an IP or a CIDR.
+    pub ips: Option<Vec<String>>,
+    /// MAC address (`mac` capability).
+    pub mac: Option<String>,
+    /// Interface name in the pod (`CNI_IFNAME`).
+    pub interface: Option<String>,
+    /// Multus' deprecated spelling of `interface`, used only when `interface` is empty.
+    pub interface_request: Option<String>,
+    /// Merged into the delegate config's `args.cni`.
+    pub cni_args: Option<Map<String, Value>>,
+    /// `portMappings` capability.
+    pub port_mappings: Option<Vec<PortMapping>>,
+    /// `bandwidth` capability.
+    pub bandwidth: Option<Bandwidth>,
+    /// Gateways for the pod's default route through this attachment.
+    pub default_route: Option<Vec<String>>,
+    /// InfiniBand GUID (`infinibandGUID` capability).
+    pub infiniband_guid: Option<String>,
+    /// Name of an IPAMClaim (multi-net-spec v1.3 §8).
+    pub ipam_claim_reference: Option<String>,
+    /// Multus extension: device ID for the delegate's `deviceID` capability.
+    pub device_id: Option<String>,
+    /// Keys this type does not know (vendor keys), in the order they were written. Never holds a
+    /// known key: serialisation skips any that are put here by hand.
+    pub extra: Map<String, Value>,
+}
+
+/// A `portMappings` entry. Ports are kept wide so an out-of-range value reaches the rules and is
+/// reported with its path rather than failing the parse.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    #[serde(rename = "hostPort", default, skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<i64>,
+    #[serde(
+        rename = "containerPort",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub container_port: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    #[serde(rename = "hostIP", default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+}
+
+/// The `bandwidth` object: rates in bits per second, bursts in bits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bandwidth {
+    #[serde(
+        rename = "ingressRate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ingress_rate: Option<i64>,
+    #[serde(
+        rename = "ingressBurst",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ingress_burst: Option<i64>,
+    #[serde(
+        rename = "egressRate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub egress_rate: Option<i64>,
+    #[serde(
+        rename = "egressBurst",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub egress_burst: Option<i64>,
+}
+
+/// A selection feature that the referenced chain must declare as a CNI capability
+/// (multi-net-spec §4.1.2.1; CNI CONVENTIONS key in [`RequestedCapability::cni_key`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RequestedCapability {
+    Ips,
+    Mac,
+    PortMappings,
+    Bandwidth,
+    InfinibandGuid,
+}
+
+impl RequestedCapability {
+    pub const ALL: [RequestedCapability; 5] = [
+        Self::Ips,
+        Self::Mac,
+        Self::PortMappings,
+        Self::Bandwidth,
+        Self::InfinibandGuid,
+    ];
+
+    /// The `capabilities` / `runtimeConfig` key in a CNI config.
+    pub fn cni_key(self) -> &'static str {
+        match self {
+            Self::Ips => "ips",
+            Self::Mac => "mac",
+            Self::PortMappings => "portMappings",
+            Self::Bandwidth => "bandwidth",
+            Self::InfinibandGuid => "infinibandGUID",
+        }
+    }
+
+    /// The selection-element key that requests it.
+    pub fn selection_key(self) -> &'static str {
+        match self {
+            Self::Ips => "ips",
+            Self::Mac => "mac",
+            Self::PortMappings => "portMappings",
+            Self::Bandwidth => "bandwidth",
+            Self::InfinibandGuid => "infiniband-guid",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// A set of [`RequestedCapability`]s, small and `Copy` so an index can cache it per NAD.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CapabilitySet(u8);
+
+impl CapabilitySet {
+    pub fn insert(&mut self, cap: RequestedCapability) {
+        self.0 |= cap.bit();
+    }
+
+    pub fn contains(self, cap: RequestedCapability) -> bool {
+        self.0 & cap.bit() != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = RequestedCapability> {
+        RequestedCapability::ALL
+            .into_iter()
+            .filter(move |c| self.contains(*c))
+    }
+
+    /// The capabilities among ours that a set of declared CNI capability keys contains.
+    pub fn from_cni_keys<'a>(keys: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut set = Self::default();
+        for key in keys {
+            if let Some(cap) = RequestedCapability::ALL
+                .into_iter()
+                .find(|c| c.cni_key() == key)
+            {
+                set.insert(cap);
+            }
+        }
+        set
+    }
+}
+
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|s| !s.is_empty())
+}
+
+impl NetworkSelection {
+    /// A selection of `name` with nothing else set.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The interface asked for: `interface`, else the deprecated `interfaceRequest` (Multus).
+    pub fn requested_interface(&self) -> Option<&str> {
+        non_empty(&self.interface).or_else(|| non_empty(&self.interface_request))
+    }
+
+    /// The namespace written, if not empty.
+    pub fn explicit_namespace(&self) -> Option<&str> {
+        non_empty(&self.namespace)
+    }
+
+    /// The NAD's namespace: the one written, else `default` (the pod's namespace for the networks
+    /// annotation, `multusNamespace` for the default-network annotation).
+    pub fn namespace_or<'a>(&'a self, default: &'a str) -> &'a str {
+        self.explicit_namespace().unwrap_or(default)
+    }
+
+    pub fn mac(&self) -> Option<&str> {
+        non_empty(&self.mac)
+    }
+
+    pub fn infiniband_guid(&self) -> Option<&str> {
+        non_empty(&self.infiniband_guid)
+    }
+
+    pub fn ipam_claim_reference(&self) -> Option<&str> {
+        non_empty(&self.ipam_claim_reference)
+    }
+
+    pub fn device_id(&self) -> Option<&str> {
+        non_empty(&self.device_id)
+    }
+
+    /// The features this element asks of the chain's plugins (empty values ask for nothing).
+    pub fn requested_capabilities(&self) -> CapabilitySet {
+        let mut set = CapabilitySet::default();
+        if self.ips.as_ref().is_some_and(|v| !v.is_empty()) {
+            set.insert(RequestedCapability::Ips);
+        }
+        if self.mac().is_some() {
+            set.insert(RequestedCapability::Mac);
+        }
+        if self.port_mappings.as_ref().is_some_and(|v| !v.is_empty()) {
+            set.insert(RequestedCapability::PortMappings);
+        }
+        if self.bandwidth.is_some() {
+            set.insert(RequestedCapability::Bandwidth);
+        }
+        if self.infiniband_guid().is_some() {
+            set.insert(RequestedCapability::InfinibandGuid);
+        }
+        set
+    }
+
+    /// The comma-form item for this element (`ns/name@ifname`), or `None` when a field the comma
+    /// form cannot carry is set, or a value would not read back unchanged.
+    pub fn to_comma_item(&self) -> Option<String> {
+        let only_comma_fields = self.ips.is_none()
+            && self.mac.is_none()
+            && self.interface_request.is_none()
+            && self.cni_args.is_none()
+            && self.port_mappings.is_none()
+            && self.bandwidth.is_none()
+            && self.default_route.is_none()
+            && self.infiniband_guid.is_none()
+            && self.ipam_claim_reference.is_none()
+            && self.device_id.is_none()
+            && self.extra.is_empty();
+        let token_ok = |s: &str| {
+            !s.is_empty()
+                && !s
+                    .chars()
+                    .any(|c| matches!(c, ',' | '/' | '@' | '[' | '{' | '"') || c.is_whitespace())
+        };
+        if !only_comma_fields
+            || !token_ok(&self.name)
+            || !self.namespace.as_deref().is_none_or(token_ok)
+            || !self.interface.as_deref().is_none_or(token_ok)
+        {
+            return None;
+        }
+        let mut item = String::with_capacity(self.name.len() + 24);
+        if let Some(ns) = &self.namespace {
+            item.push_str(ns);
+            item.push('/');
+        }
+        item.push_str(&self.name);
+        if let Some(ifname) = &self.interface {
+            item.push('@');
+            item.push_str(ifname);
+        }
+        Some(item)
+    }
+}
+
+// === Errors ===
+
+/// Why an annotation value could not be read. Element errors name the element's position and,
+/// when known, the field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SelectionParseError {
+    #[error("not valid JSON: {message}")]
+    Json { message: String },
+    #[error("must be a JSON list of network selection objects, not {found}")]
+    NotAList { found: &'static str },
+    #[error("{}", element_message(*.index, .field.as_deref(), .message))]
+    Element {
+        index: usize,
+        field: Option<String>,
+        message: String,
+    },
+}
+
+fn element_message(index: usize, field: Option<&str>, message: &str) -> String {
+    match field {
+        Some(field) => format!("element [{index}] field {field:?}: {message}"),
+        None => format!("element [{index}]: {message}"),
+    }
+}
+
+impl SelectionParseError {
+    fn element(index: usize, field: Option<&str>, message: impl Into<String>) -> Self {
+        Self::Element {
+            index,
+            field: field.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+}
+
+pub(crate) fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+// === Parse ===
+
+/// True when Multus would read the value as JSON rather than as the comma form.
+pub fn is_json_form(value: &str) -> bool {
+    value.contains(['[', '{', '"'])
+}
+
+/// Parse a `k8s.v1.cni.cncf.io/networks` value in either form. Never panics.
+pub fn parse_networks(value: &str) -> Result<Vec<NetworkSelection>, SelectionParseError> {
+    if is_json_form(value) {
+        parse_json_form(value)
+    } else {
+        parse_comma_form(value)
+    }
+}
+
+fn parse_json_form(text: &str) -> Result<Vec<NetworkSelection>, SelectionParseError> {
+    // Fast path: straight into the types. Only when that fails is the text read again as a
+    // generic value, element by element, to say which element and field is wrong. Both paths
+    // share `FieldSeed`, so they accept exactly the same inputs.
+    if let Ok(selections) = serde_json::from_str::<Vec<NetworkSelection>>(text) {
+        return Ok(selections);
+    }
+    let value: Value = serde_json::from_str(text).map_err(|e| SelectionParseError::Json {
+        message: e.to_string(),
+    })?;
+    let Value::Array(elements) = value else {
+        return Err(SelectionParseError::NotAList {
+            found: json_kind(&value),
+        });
+    };
+    elements
+        .iter()
+        .enumerate()
+        .map(|(index, element)| selection_from_value(index, element))
+        .collect()
+}
+
+fn selection_from_value(
+    index: usize,
+    element: &Value,
+) -> Result<NetworkSelection, SelectionParseError> {
+    let Some(object) = element.as_object() else {
+        return Err(SelectionParseError::element(
+            index,
+            None,
+            format!("must be an object, not {}", json_kind(element)),
+        ));
+    };
+    let mut partial = Partial::default();
+    for (key, value) in object {
+        match Field::from_key(key) {
+            Some(field) => FieldSeed {
+                partial: &mut partial,
+                field,
+            }
+            .deserialize(value)
+            .map_err(|e| SelectionParseError::element(index, Some(key), e.to_string()))?,
+            None => {
+                partial.selection.extra.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    partial
+        .finish()
+        .map_err(|(field, message)| SelectionParseError::element(index, Some(field), message))
+}
+
+fn parse_comma_form(text: &str) -> Result<Vec<NetworkSelection>, SelectionParseError> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .enumerate()
+        .map(|(index, item)| parse_comma_item(index, item.trim()))
+        .collect()
+}
+
+/// `[namespace/]name[@ifname]`. An empty namespace or ifname part (`/name`, `name@`) means "not
+/// given", as in Multus.
+fn parse_comma_item(index: usize, item: &str) -> Result<NetworkSelection, SelectionParseError> {
+    if item.is_empty() {
+        return Err(SelectionParseError::element(
+            index,
+            None,
+            "empty element (a stray comma?)",
+        ));
+    }
+    let (namespace, rest) = match item.split_once('/') {
+        None => (None, item),
+        Some((_, rest)) if rest.contains('/') => {
+            return Err(SelectionParseError::element(
+                index,
+                None,
+                format!("{item:?} has more than one '/'; write namespace/name@interface"),
+            ));
+        }
+        Some((ns, rest)) => (Some(ns.trim()).filter(|s| !s.is_empty()), rest),
+    };
+    let (name, interface) = match rest.split_once('@') {
+        None => (rest.trim(), None),
+        Some((_, ifname)) if ifname.contains('@') => {
+            return Err(SelectionParseError::element(
+                index,
+                Some("interface"),
+                format!("{item:?} has more than one '@'; write namespace/name@interface"),
+            ));
+        }
+        Some((name, ifname)) => (name.trim(), Some(ifname.trim()).filter(|s| !s.is_empty())),
+    };
+    if name.is_empty() {
+        return Err(SelectionParseError::element(
+            index,
+            Some("name"),
+            format!("{item:?} names no network"),
+        ));
+    }
+    Ok(NetworkSelection {
+        name: name.to_owned(),
+        namespace: namespace.map(str::to_owned),
+        interface: interface.map(str::to_owned),
+        ..NetworkSelection::default()
+    })
+}
+
+// === Serialise ===
+
+/// The JSON form (compact), which carries every field.
+pub fn to_json_annotation(selections: &[NetworkSelection]) -> Result<String, serde_json::Error> {
+    serde_json::to_string(selections)
+}
+
+/// The comma form, when every element is expressible in it (see
+/// [`NetworkSelection::to_comma_item`]); `None` otherwise.
+pub fn to_comma_annotation(selections: &[NetworkSelection]) -> Option<String> {
+    let items = selections
+        .iter()
+        .map(NetworkSelection::to_comma_item)
+        .collect::<Option<Vec<_>>>()?;
+    Some(items.join(","))
+}
+
+// === serde ===
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Field {
+    Name,
+    Namespace,
+    Ips,
+    Mac,
+    Interface,
+    InterfaceRequest,
+    CniArgs,
+    PortMappings,
+    Bandwidth,
+    DefaultRoute,
+    InfinibandGuid,
+    IpamClaimReference,
+    DeviceId,
+}
+
+impl Field {
+    const ALL: [Field; 13] = [
+        Field::Name,
+        Field::Namespace,
+        Field::Ips,
+        Field::Mac,
+        Field::Interface,
+        Field::InterfaceRequest,
+        Field::CniArgs,
+        Field::PortMappings,
+        Field::Bandwidth,
+        Field::DefaultRoute,
+        Field::InfinibandGuid,
+        Field::IpamClaimReference,
+        Field::DeviceId,
+    ];
+
+    fn key(self) -> &'static str {
+        match self {
+            Field::Name => "name",
+            Field::Namespace => "namespace",
+            Field::Ips => "ips",
+            Field::Mac => "mac",
+            Field::Interface => "interface",
+            Field::InterfaceRequest => "interfaceRequest",
+            Field::CniArgs => "cni-args",
+            Field::PortMappings => "portMappings",
+            Field::Bandwidth => "bandwidth",
+            Field::DefaultRoute => "default-route",
+            Field::InfinibandGuid => "infiniband-guid",
+            Field::IpamClaimReference => "ipam-claim-reference",
+            Field::DeviceId => "deviceID",
+        }
+    }
+
+    fn from_key(key: &str) -> Option<Field> {
+        Field::ALL.into_iter().find(|f| f.key() == key)
+    }
+}
+
+/// The keys of the selection element, exact spelling (for the rules' "did you mean" check).
+pub fn known_keys() -> impl Iterator<Item = &'static str> {
+    Field::ALL.into_iter().map(Field::key)
+}
+
+#[derive(Default)]
+struct Partial {
+    selection: NetworkSelection,
+    has_name: bool,
+}
+
+impl Partial {
+    fn finish(self) -> Result<NetworkSelection, (&'static str, &'static str)> {
+        if !self.has_name {
+            return Err(("name", "missing: every element must name a network"));
+        }
+        Ok(self.selection)
+    }
+}
+
+/// Reads the value of one known key into the selection. Duplicate keys: the last one wins, as in
+/// Go's decoder and in `serde_json::Value`, so both parse paths agree.
+struct FieldSeed<'a> {
+    partial: &'a mut Partial,
+    field: Field,
+}
+
+impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let s = &mut self.partial.selection;
+        match self.field {
+            Field::Name => {
+                let name = Option::<String>::deserialize(d)?;
+                self.partial.has_name = name.is_some();
+                s.name = name.unwrap_or_default();
+            }
+            Field::Namespace => s.namespace = Deserialize::deserialize(d)?,
+            Field::Ips => s.ips = Deserialize::deserialize(d)?,
+            Field::Mac => s.mac = Deserialize::deserialize(d)?,
+            Field::Interface => s.interface = Deserialize::deserialize(d)?,
+            Field::InterfaceRequest => s.interface_request = Deserialize::deserialize(d)?,
+            Field::CniArgs => s.cni_args = Deserialize::deserialize(d)?,
+            Field::PortMappings => s.port_mappings = Deserialize::deserialize(d)?,
+            Field::Bandwidth => s.bandwidth = Deserialize::deserialize(d)?,
+            Field::DefaultRoute => s.default_route = Deserialize::deserialize(d)?,
+            Field::InfinibandGuid => s.infiniband_guid = Deserialize::deserialize(d)?,
+            Field::IpamClaimReference => s.ipam_claim_reference = Deserialize::deserialize(d)?,
+            Field::DeviceId => s.device_id = Deserialize::deserialize(d)?,
+        }
+        Ok(())
+    }
+}
+
+enum Key {
+    Known(Field),
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+                Ok(match Field::from_key(v) {
+                    Some(field) => Key::Known(field),
+                    None => Key::Other(v.to_owned()),
+                })
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for NetworkSelection {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SelectionVisitor;
+        impl<'de> Visitor<'de> for SelectionVisitor {
+            type Value = NetworkSelection;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a network selection object")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<NetworkSelection, A::Error> {
+                let mut partial = Partial::default();
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
+                        Key::Known(field) => map.next_value_seed(FieldSeed {
+                            partial: &mut partial,
+                            field,
+                        })?,
+                        Key::Other(key) => {
+                            let value: Value = map.next_value()?;
+                            partial.selection.extra.insert(key, value);
+                        }
+                    }
+                }
+                partial.finish().map_err(|(field, message)| {
+                    de::Error::custom(format_args!("{field}: {message}"))
+                })
+            }
+        }
+        d.deserialize_map(SelectionVisitor)
+    }
+}
+
+impl Serialize for NetworkSelection {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("name", &self.name)?;
+        fn opt<M: SerializeMap, T: Serialize>(
+            map: &mut M,
+            key: &str,
+            value: &Option<T>,
+        ) -> Result<(), M::Error> {
+            match value {
+                Some(v) => map.serialize_entry(key, v),
+                None => Ok(()),
+            }
+        }
+        opt(&mut map, "namespace", &self.namespace)?;
+        opt(&mut map, "ips", &self.ips)?;
+        opt(&mut map, "mac", &self.mac)?;
+        opt(&mut map, "interface", &self.interface)?;
+        opt(&mut map, "interfaceRequest", &self.interface_request)?;
+        opt(&mut map, "cni-args", &self.cni_args)?;
+        opt(&mut map, "portMappings", &self.port_mappings)?;
+        opt(&mut map, "bandwidth", &self.bandwidth)?;
+        opt(&mut map, "default-route", &self.default_route)?;
+        opt(&mut map, "infiniband-guid", &self.infiniband_guid)?;
+        opt(&mut map, "ipam-claim-reference", &self.ipam_claim_reference)?;
+        opt(&mut map, "deviceID", &self.device_id)?;
+        for (key, value) in &self.extra {
+            if Field::from_key(key).is_none() {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn comma_form_with_namespaces_interfaces_and_blanks() {
+        let got = parse_networks(" storage-net, infra/mgmt-net@mgmt0 ,storage-net ").unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0], NetworkSelection::named("storage-net"));
+        assert_eq!(got[1].namespace.as_deref(), Some("infra"));
+        assert_eq!(got[1].name, "mgmt-net");
+        assert_eq!(got[1].interface.as_deref(), Some("mgmt0"));
+        assert_eq!(got[2].name, "storage-net");
+        // Blanks around the parts are trimmed, like Multus.
+        let got = parse_networks("infra / mgmt @ m0").unwrap();
+        assert_eq!(
+            (
+                got[0].namespace.as_deref(),
+                got[0].name.as_str(),
+                got[0].interface.as_deref()
+            ),
+            (Some("infra"), "mgmt", Some("m0"))
+        );
+    }
+
+    #[test]
+    fn blank_value_asks_for_nothing() {
+        assert_eq!(parse_networks("").unwrap(), vec![]);
+        assert_eq!(parse_networks("  \t").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn comma_form_errors_name_the_element() {
+        let err = parse_networks("a,,b").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SelectionParseError::Element {
+                    index: 1,
+                    field: None,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = parse_networks("a, x/y/z").unwrap_err();
+        assert!(
+            matches!(err, SelectionParseError::Element { index: 1, .. }),
+            "{err}"
+        );
+        let err = parse_networks("a@b@c").unwrap_err();
+        assert_eq!(
+            err,
+            SelectionParseError::Element {
+                index: 0,
+                field: Some("interface".into()),
+                message: "\"a@b@c\" has more than one '@'; write namespace/name@interface".into()
+            }
+        );
+        let err = parse_networks("ns/@eth1").unwrap_err();
+        assert!(
+            matches!(err, SelectionParseError::Element { field: Some(ref f), .. } if f == "name")
+        );
+    }
+
+    #[test]
+    fn empty_namespace_or_interface_part_means_not_given() {
+        let got = parse_networks("/a@").unwrap();
+        assert_eq!(got, vec![NetworkSelection::named("a")]);
+    }
+
+    #[test]
+    fn json_form_reads_every_field_and_keeps_vendor_keys() {
+        let text = r#"[{"name":"edge","namespace":"infra","ips":["192.0.2.10/24"],"mac":"02:00:5e:10:00:01",
+            "interface":"e0","interfaceRequest":"old","cni-args":{"vlan":42},
+            "portMappings":[{"hostPort":9000,"containerPort":80,"protocol":"tcp","hostIP":"0.0.0.0"}],
+            "bandwidth":{"ingressRate":1000,"ingressBurst":100},"default-route":["192.0.2.1"],
+            "infiniband-guid":"00:11:22:33:44:55:66:77","ipam-claim-reference":"claim","deviceID":"0000:3b:02.1",
+            "org.example.color":"blue"}]"#;
+        let got = parse_networks(text).unwrap();
+        let s = &got[0];
+        assert_eq!(s.name, "edge");
+        assert_eq!(s.ips.as_deref(), Some(&["192.0.2.10/24".to_owned()][..]));
+        assert_eq!(s.cni_args.as_ref().unwrap()["vlan"], json!(42));
+        assert_eq!(s.port_mappings.as_ref().unwrap()[0].host_port, Some(9000));
+        assert_eq!(
+            s.port_mappings.as_ref().unwrap()[0].host_ip.as_deref(),
+            Some("0.0.0.0")
+        );
+        assert_eq!(s.bandwidth.as_ref().unwrap().ingress_burst, Some(100));
+        assert_eq!(s.bandwidth.as_ref().unwrap().egress_rate, None);
+        assert_eq!(
+            s.default_route.as_deref(),
+            Some(&["192.0.2.1".to_owned()][..])
+        );
+        assert_eq!(s.infiniband_guid(), Some("00:11:22:33:44:55:66:77"));
+        assert_eq!(s.ipam_claim_reference(), Some("claim"));
+        assert_eq!(s.device_id(), Some("0000:3b:02.1"));
+        assert_eq!(s.requested_interface(), Some("e0"));
+        assert_eq!(s.extra["org.example.color"], json!("blue"));
+        let caps: Vec<_> = s.requested_capabilities().iter().collect();
+        assert_eq!(caps, RequestedCapability::ALL.to_vec());
+        // And back: the JSON form carries everything.
+        let again = parse_networks(&to_json_annotation(&got).unwrap()).unwrap();
+        assert_eq!(again, got);
+    }
+
+    #[test]
+    fn deprecated_interface_request_is_used_only_without_interface() {
+        let got = parse_networks(r#"[{"name":"a","interfaceRequest":"x"},{"name":"b","interface":"","interfaceRequest":"y"}]"#).unwrap();
+        assert_eq!(got[0].requested_interface(), Some("x"));
+        assert_eq!(got[1].requested_interface(), Some("y"));
+    }
+
+    #[test]
+    fn json_errors_name_element_and_field() {
+        let err = parse_networks(r#"[{"name":"a"},{"name":"b","mac":5}]"#).unwrap_err();
+        match err {
+            SelectionParseError::Element {
+                index,
+                field,
+                message,
+            } => {
+                assert_eq!(index, 1);
+                assert_eq!(field.as_deref(), Some("mac"));
+                assert!(message.contains("expected a string"), "{message}");
+            }
+            other => panic!("{other}"),
+        }
+        let err = parse_networks(r#"[{"name":"a"},{"namespace":"b"}]"#).unwrap_err();
+        assert!(
+            matches!(err, SelectionParseError::Element { index: 1, field: Some(ref f), .. } if f == "name")
+        );
+        let err = parse_networks(r#"[{"name":"a"}, null]"#).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("element [1]: must be an object, not null"),
+            "{err}"
+        );
+        let err =
+            parse_networks(r#"[{"name":"a","portMappings":[{"hostPort":"80"}]}]"#).unwrap_err();
+        assert!(
+            matches!(err, SelectionParseError::Element { index: 0, field: Some(ref f), .. } if f == "portMappings")
+        );
+        assert!(matches!(
+            parse_networks(r#"{"name":"a"}"#),
+            Err(SelectionParseError::NotAList { found: "an object" })
+        ));
+        assert!(matches!(
+            parse_networks(r#"[{"name":"a""#),
+            Err(SelectionParseError::Json { .. })
+        ));
+    }
+
+    #[test]
+    fn duplicate_keys_last_wins_in_both_paths() {
+        let got = parse_networks(r#"[{"name":"a","name":"b"}]"#).unwrap();
+        assert_eq!(got[0].name, "b");
+        let err = parse_networks(r#"[{"name":"a","name":null}]"#).unwrap_err();
+        assert!(
+            matches!(err, SelectionParseError::Element { field: Some(ref f), .. } if f == "name")
+        );
+    }
+
+    #[test]
+    fn comma_serialisation_only_when_expressible() {
+        let sels = parse_networks("a, ns/b@net5").unwrap();
+        assert_eq!(to_comma_annotation(&sels).as_deref(), Some("a,ns/b@net5"));
+        let with_mac = parse_networks(r#"[{"name":"a","mac":"02:00:00:00:00:01"}]"#).unwrap();
+        assert_eq!(to_comma_annotation(&with_mac), None);
+        let odd_name = vec![NetworkSelection::named("a b")];
+        assert_eq!(to_comma_annotation(&odd_name), None);
+        let empty_ns = vec![NetworkSelection {
+            namespace: Some(String::new()),
+            ..NetworkSelection::named("a")
+        }];
+        assert_eq!(to_comma_annotation(&empty_ns), None);
+    }
+
+    #[test]
+    fn serialisation_never_duplicates_a_known_key_put_in_extra() {
+        let mut s = NetworkSelection::named("a");
+        s.extra.insert("name".into(), json!("b"));
+        s.extra.insert("org.example.x".into(), json!(1));
+        assert_eq!(
+            to_json_annotation(&[s]).unwrap(),
+            r#"[{"name":"a","org.example.x":1}]"#
+        );
+    }
+
+    #[test]
+    fn capability_set_from_declared_keys() {
+        let set = CapabilitySet::from_cni_keys(["ips", "portMappings", "somethingElse"]);
+        assert!(set.contains(RequestedCapability::Ips));
+        assert!(set.contains(RequestedCapability::PortMappings));
+        assert!(!set.contains(RequestedCapability::Mac));
+    }
+}
