@@ -1,0 +1,6 @@
+//! Helpers for end-to-end tests: processes with captured logs, waiting with a timeout, and
+//! network namespaces and links that are always cleaned up.
+
+pub mod netns;
+pub mod process;
+pub mod wait;
