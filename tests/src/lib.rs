@@ -5,5 +5,35 @@
 //! from the real server are listed in `tests/README.md`. [`harness`] starts processes, waits for
 //! conditions and manages network namespaces for end-to-end tests.
 
+use std::path::PathBuf;
+
 pub mod apiserver;
 pub mod harness;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("binding the listener: {0}")]
+    Bind(#[source] std::io::Error),
+    #[error("generating a certificate: {0}")]
+    GenerateCertificate(#[from] rcgen::Error),
+    #[error("configuring TLS: {0}")]
+    ConfigureTls(#[from] rustls::Error),
+    #[error("writing the kubeconfig {path}: {source}")]
+    WriteKubeconfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("building a client from the kubeconfig: {0}")]
+    BuildClient(String),
+    #[error("finding the workspace binary {0} (build it first: cargo build --bins)")]
+    FindBinary(String),
+    #[error("spawning {program}: {source}")]
+    SpawnProcess {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("timed out after {seconds:.1}s waiting for {what}")]
+    WaitTimedOut { what: String, seconds: f64 },
+    #[error("running `ip {args}`: {message}")]
+    RunIp { args: String, message: String },
+}

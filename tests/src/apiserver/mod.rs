@@ -34,22 +34,7 @@ use tokio::{net::TcpListener, sync::watch as signal};
 
 pub use status::ApiStatus;
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("binding the listener: {0}")]
-    Bind(#[source] std::io::Error),
-    #[error("generating the serving certificate: {0}")]
-    GenerateCertificate(#[from] rcgen::Error),
-    #[error("configuring TLS: {0}")]
-    ConfigureTls(#[from] rustls::Error),
-    #[error("writing the kubeconfig {path}: {source}")]
-    WriteKubeconfig {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("building a client from the kubeconfig: {0}")]
-    BuildClient(String),
-}
+pub use crate::Error;
 
 /// How to run the server.
 #[derive(Clone, Debug)]

@@ -1,1 +1,115 @@
+//! Workspace binaries as processes, with their output collected and printed when a test fails.
 
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncBufReadExt, AsyncRead, BufReader},
+    process::{Child, Command},
+};
+
+use super::wait::wait_for;
+use crate::Error;
+
+/// Where cargo put a workspace binary: next to the running test's `deps/` directory.
+pub fn workspace_binary(name: &str) -> Result<PathBuf, Error> {
+    let exe = std::env::current_exe().map_err(|_| Error::FindBinary(name.to_owned()))?;
+    exe.ancestors()
+        .skip(1)
+        .take(3)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| Error::FindBinary(name.to_owned()))
+}
+
+/// A running process; killed when dropped, its logs printed if the test is failing.
+pub struct Process {
+    name: String,
+    child: Child,
+    logs: Arc<Mutex<String>>,
+}
+
+impl Process {
+    /// Start `program` with `args`, and `KUBECONFIG` set when `kubeconfig` is given.
+    pub fn spawn(program: &Path, args: &[&str], kubeconfig: Option<&Path>) -> Result<Self, Error> {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(k) = kubeconfig {
+            cmd.env("KUBECONFIG", k);
+        }
+        let name = program.file_name().map_or_else(
+            || program.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let mut child = cmd.spawn().map_err(|source| Error::SpawnProcess {
+            program: program.display().to_string(),
+            source,
+        })?;
+        let logs = Arc::new(Mutex::new(String::new()));
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(collect(out, logs.clone()));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(collect(err, logs.clone()));
+        }
+        Ok(Self { name, child, logs })
+    }
+
+    /// Everything the process printed so far (stdout and stderr, interleaved by line).
+    pub fn logs(&self) -> String {
+        self.logs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Wait until a line containing `needle` was printed; returns that line.
+    pub async fn wait_for_line(&self, needle: &str, timeout: Duration) -> Result<String, Error> {
+        wait_for(
+            &format!("{} to print {needle:?}", self.name),
+            timeout,
+            || async {
+                self.logs()
+                    .lines()
+                    .find(|l| l.contains(needle))
+                    .map(str::to_owned)
+            },
+        )
+        .await
+    }
+
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+async fn collect(stream: impl AsyncRead + Unpin, logs: Arc<Mutex<String>>) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let mut l = logs.lock().unwrap_or_else(PoisonError::into_inner);
+        l.push_str(&line);
+        l.push('\n');
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "----- logs of {} -----\n{}----- end of {} -----",
+                self.name,
+                self.logs(),
+                self.name
+            );
+        }
+    }
+}
