@@ -1,0 +1,21 @@
+//! `multus`: the CNI meta-plugin binary. The runtime runs it with the CNI environment and the
+//! network configuration on stdin; everything happens in [`multus_cni::plugin`].
+
+use std::io::Read;
+use std::process::ExitCode;
+
+fn main() -> anyhow::Result<ExitCode> {
+    let mut stdin = Vec::new();
+    std::io::stdin().read_to_end(&mut stdin)?;
+    // One CNI call at a time: a current-thread runtime starts in microseconds.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let outcome = runtime.block_on(multus_cni::plugin::run(stdin));
+    multus_cni::plugin::print(&outcome)?;
+    Ok(if outcome.success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

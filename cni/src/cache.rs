@@ -1,0 +1,592 @@
+//! What the plugin remembers between ADD and DEL, under `cniDir` (multus-spec §3.9):
+//!
+//! - the **delegate list** `<cniDir>/<containerID>`: every attachment with the exact config,
+//!   interface name, `CNI_ARGS` and capability arguments it was added with, written before any
+//!   delegate runs;
+//! - a **result record** per attachment, `<cniDir>/results/<network>-<containerID>-<ifname>`, in
+//!   libcni's `cniCacheV1` format (so libcni-based tools read it) plus the attachment itself under
+//!   `multus-rs.delegate`. It is written before the delegate runs and again with its result, so
+//!   DEL can release an attachment even when the delegate list is lost.
+//!
+//! Every file is written to a temporary name in the same directory, fsynced and renamed; files are
+//! 0600 and directories 0700. Every name in a path is checked first, so a container ID, network
+//! name or interface name can never lead outside `cniDir`.
+//!
+//! Delegate lists written by Go Multus (a JSON array of records with `Bytes`) are read too, so an
+//! upgrade in place does not leak the attachments of running pods.
+
+use std::fs;
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use base64::Engine as _;
+use multus_crds::attachments::interface_name;
+use multus_crds::cni::{CniResult, CniVersion};
+use multus_crds::names::{validate_cni_name, validate_ifname};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, PodRef, Result};
+
+/// One attachment, resolved: everything needed to add, check or delete it again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delegate {
+    /// Position in the pod's attachment list; 0 is the master (cluster network).
+    pub index: usize,
+    /// The network-status `name`: `<namespace>/<nad>`, or the CNI name of a file network.
+    pub status_name: String,
+    pub ifname: String,
+    /// The configuration as given to the delegate (name injected, deviceID, `args.cni`).
+    pub config: Value,
+    /// `CNI_ARGS` for this delegate.
+    pub cni_args: String,
+    /// `runtimeConfig` values, given to plugins that declare the capability.
+    #[serde(default)]
+    pub capability_args: Map<String, Value>,
+    /// Remove this attachment's default routes of that family after ADD (default-route handling).
+    #[serde(default)]
+    pub filter_v4: bool,
+    #[serde(default)]
+    pub filter_v6: bool,
+    /// Gateways requested with `default-route` (`Some(empty)` keeps the plugin's own route).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateways: Option<Vec<IpAddr>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// The NAD's `k8s.v1.cni.cncf.io/resourceName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+    /// The CNI device-info file written for this attachment, removed on DEL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devinfo_file: Option<PathBuf>,
+}
+
+impl Delegate {
+    pub fn is_master(&self) -> bool {
+        self.index == 0
+    }
+
+    /// The CNI network name of the config (`name`), used in result-record file names.
+    pub fn network_name(&self) -> &str {
+        self.config
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+}
+
+const SCRATCH_KIND: &str = "multus-rs/delegates/v1";
+
+/// The delegate list of one container.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DelegateList {
+    pub kind: String,
+    pub container_id: String,
+    #[serde(default)]
+    pub netns: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodRef>,
+    pub delegates: Vec<Delegate>,
+}
+
+impl DelegateList {
+    pub fn new(
+        container_id: &str,
+        netns: &str,
+        pod: Option<PodRef>,
+        delegates: Vec<Delegate>,
+    ) -> Self {
+        Self {
+            kind: SCRATCH_KIND.into(),
+            container_id: container_id.into(),
+            netns: netns.into(),
+            pod,
+            delegates,
+        }
+    }
+}
+
+/// A libcni `cniCacheV1` record with the attachment attached.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResultRecord {
+    pub kind: String,
+    #[serde(rename = "containerId")]
+    pub container_id: String,
+    /// The config bytes, base64 (Go's encoding of `[]byte`).
+    #[serde(default)]
+    pub config: String,
+    #[serde(rename = "ifName")]
+    pub ifname: String,
+    #[serde(rename = "networkName")]
+    pub network_name: String,
+    #[serde(default)]
+    pub netns: String,
+    #[serde(rename = "cniArgs", default, skip_serializing_if = "Vec::is_empty")]
+    pub cni_args: Vec<[String; 2]>,
+    #[serde(
+        rename = "capabilityArgs",
+        default,
+        skip_serializing_if = "Map::is_empty"
+    )]
+    pub capability_args: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(
+        rename = "multus-rs.delegate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delegate: Option<Delegate>,
+}
+
+impl ResultRecord {
+    /// The cached result, in the version it was written in.
+    pub fn cached_result(&self) -> Option<CniResult> {
+        let value = self.result.clone()?;
+        CniResult::from_value(value, Some(CniVersion::V1_0_0)).ok()
+    }
+}
+
+/// What reading a delegate list found.
+#[derive(Debug)]
+pub enum CachedList {
+    Found(DelegateList),
+    Missing,
+    Corrupt(String),
+}
+
+/// The cache directory (`cniDir`).
+#[derive(Clone, Debug)]
+pub struct CacheDir {
+    root: PathBuf,
+}
+
+fn checked<'a>(
+    what: &'static str,
+    value: &'a str,
+    check: fn(&str) -> Result<(), String>,
+) -> Result<&'a str> {
+    check(value).map_err(|reason| Error::UnsafeName {
+        name: what,
+        value: value.to_owned(),
+        reason,
+    })?;
+    Ok(value)
+}
+
+impl CacheDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn results_dir(&self) -> PathBuf {
+        self.root.join("results")
+    }
+
+    /// `<cniDir>/<containerID>`; the ID must be a CNI name (no `/`, no leading `.`).
+    pub fn list_path(&self, container_id: &str) -> Result<PathBuf> {
+        Ok(self
+            .root
+            .join(checked("container ID", container_id, validate_cni_name)?))
+    }
+
+    /// `<cniDir>/results/<network>-<containerID>-<ifname>`, every part checked.
+    pub fn result_path(&self, network: &str, container_id: &str, ifname: &str) -> Result<PathBuf> {
+        let network = checked("network name", network, validate_cni_name)?;
+        let cid = checked("container ID", container_id, validate_cni_name)?;
+        let ifname = checked("interface name", ifname, validate_ifname)?;
+        Ok(self.results_dir().join(format!("{network}-{cid}-{ifname}")))
+    }
+
+    pub fn write_list(&self, list: &DelegateList) -> Result<()> {
+        let path = self.list_path(&list.container_id)?;
+        write_json(&path, list)
+    }
+
+    /// Read a container's delegate list, in our format or Go Multus'. `runtime_ifname` and
+    /// `base_args` rebuild what Go Multus did not store.
+    pub fn read_list(
+        &self,
+        container_id: &str,
+        runtime_ifname: &str,
+        base_args: &str,
+    ) -> Result<CachedList> {
+        let path = self.list_path(container_id)?;
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(CachedList::Missing),
+            Err(e) => return Ok(CachedList::Corrupt(e.to_string())),
+        };
+        let value: Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) => return Ok(CachedList::Corrupt(e.to_string())),
+        };
+        if value.is_array() {
+            return Ok(
+                match from_go_multus(&value, container_id, runtime_ifname, base_args) {
+                    Ok(list) => CachedList::Found(list),
+                    Err(e) => CachedList::Corrupt(e),
+                },
+            );
+        }
+        Ok(match serde_json::from_value::<DelegateList>(value) {
+            Ok(list) if list.kind == SCRATCH_KIND => CachedList::Found(list),
+            Ok(list) => CachedList::Corrupt(format!("unknown kind {:?}", list.kind)),
+            Err(e) => CachedList::Corrupt(e.to_string()),
+        })
+    }
+
+    pub fn remove_list(&self, container_id: &str) -> Result<()> {
+        remove_file(&self.list_path(container_id)?)
+    }
+
+    /// Write the result record of `delegate` (before ADD with no result, after it with one).
+    pub fn write_result(
+        &self,
+        delegate: &Delegate,
+        container_id: &str,
+        netns: &str,
+        result: Option<&CniResult>,
+    ) -> Result<()> {
+        let path = self.result_path(delegate.network_name(), container_id, &delegate.ifname)?;
+        let config = serde_json::to_vec(&delegate.config).map_err(|e| Error::Serialize {
+            what: "delegate config",
+            message: e.to_string(),
+        })?;
+        let result = result
+            .map(|r| r.to_value(r.cni_version))
+            .transpose()
+            .map_err(|e| Error::Serialize {
+                what: "delegate result",
+                message: e.to_string(),
+            })?;
+        let record = ResultRecord {
+            kind: "cniCacheV1".into(),
+            container_id: container_id.into(),
+            config: base64::engine::general_purpose::STANDARD.encode(config),
+            ifname: delegate.ifname.clone(),
+            network_name: delegate.network_name().into(),
+            netns: netns.into(),
+            cni_args: crate::env::parse_cni_args(&delegate.cni_args)
+                .into_iter()
+                .map(|(k, v)| [k, v])
+                .collect(),
+            capability_args: delegate.capability_args.clone(),
+            result,
+            delegate: Some(delegate.clone()),
+        };
+        write_json(&path, &record)
+    }
+
+    pub fn read_result(
+        &self,
+        delegate: &Delegate,
+        container_id: &str,
+    ) -> Result<Option<ResultRecord>> {
+        let path = self.result_path(delegate.network_name(), container_id, &delegate.ifname)?;
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::ReadCache {
+                    path,
+                    message: e.to_string(),
+                }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::ReadCache {
+                path,
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    pub fn remove_result(&self, delegate: &Delegate, container_id: &str) -> Result<()> {
+        remove_file(&self.result_path(delegate.network_name(), container_id, &delegate.ifname)?)
+    }
+
+    /// Every readable result record (unreadable ones are skipped: they cannot be acted on).
+    pub fn all_results(&self) -> Vec<ResultRecord> {
+        let Ok(entries) = fs::read_dir(self.results_dir()) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .filter_map(|e| fs::read(e.path()).ok())
+            .filter_map(|b| serde_json::from_slice::<ResultRecord>(&b).ok())
+            .collect()
+    }
+
+    /// The attachments of `container_id` known from result records, highest index first (the
+    /// order DEL runs in).
+    pub fn delegates_from_results(&self, container_id: &str) -> Vec<Delegate> {
+        let mut found: Vec<Delegate> = self
+            .all_results()
+            .into_iter()
+            .filter(|r| r.container_id == container_id)
+            .filter_map(|r| r.delegate)
+            .collect();
+        found.sort_by_key(|d| std::cmp::Reverse(d.index));
+        found
+    }
+
+    /// Container IDs that have a delegate list.
+    pub fn listed_containers(&self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| validate_cni_name(n).is_ok())
+            .collect()
+    }
+}
+
+/// Read Go Multus' delegate list: `[{"Bytes": base64 config, "Name", "ifnameRequest",
+/// "macRequest", "ipRequest", "IsFilterV4Gateway", "IsFilterV6Gateway", "deviceID"}]`.
+fn from_go_multus(
+    value: &Value,
+    container_id: &str,
+    runtime_ifname: &str,
+    base_args: &str,
+) -> Result<DelegateList, String> {
+    let items = value.as_array().ok_or("not a list")?;
+    let mut delegates = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let text = |k: &str| {
+            item.get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text("Bytes").ok_or(format!("entry {index} has no Bytes"))?)
+            .map_err(|e| format!("entry {index}: {e}"))?;
+        let config: Value =
+            serde_json::from_slice(&bytes).map_err(|e| format!("entry {index}: {e}"))?;
+        let mut capability_args = Map::new();
+        let mut cni_args = base_args.to_owned();
+        if let Some(mac) = text("macRequest") {
+            capability_args.insert("mac".into(), Value::String(mac.into()));
+            cni_args.push_str(&format!(";MAC={mac}"));
+        }
+        if let Some(ips) = item
+            .get("ipRequest")
+            .and_then(Value::as_array)
+            .filter(|a| !a.is_empty())
+        {
+            capability_args.insert("ips".into(), Value::Array(ips.clone()));
+            let joined: Vec<&str> = ips.iter().filter_map(Value::as_str).collect();
+            cni_args.push_str(&format!(";IP={}", joined.join(",")));
+        }
+        let flag = |k: &str| item.get(k).and_then(Value::as_bool).unwrap_or(false);
+        delegates.push(Delegate {
+            index,
+            status_name: text("Name").unwrap_or_default().to_owned(),
+            ifname: interface_name(index, text("ifnameRequest"), runtime_ifname),
+            config,
+            cni_args,
+            capability_args,
+            filter_v4: flag("IsFilterV4Gateway"),
+            filter_v6: flag("IsFilterV6Gateway"),
+            gateways: None,
+            device_id: text("deviceID").map(str::to_owned),
+            resource_name: None,
+            devinfo_file: None,
+        });
+    }
+    Ok(DelegateList::new(container_id, "", None, delegates))
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Create `dir` (and parents) with mode 0700.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Write `bytes` to `path` atomically: a 0600 temporary file in the same directory, fsync, rename,
+/// fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::other("path has no parent"))?;
+    create_private_dir(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.tmp.{}.{}",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let outcome = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if outcome.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    outcome
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec(value).map_err(|e| Error::Serialize {
+        what: "cache record",
+        message: e.to_string(),
+    })?;
+    write_atomic(path, &bytes).map_err(|source| Error::WriteCache {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn remove_file(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::WriteCache {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn delegate(index: usize, name: &str, ifname: &str) -> Delegate {
+        Delegate {
+            index,
+            status_name: format!("ns/{name}"),
+            ifname: ifname.into(),
+            config: serde_json::json!({"cniVersion":"1.0.0","name":name,"type":"bridge"}),
+            cni_args: "K8S_POD_NAME=p".into(),
+            capability_args: Map::new(),
+            filter_v4: false,
+            filter_v6: false,
+            gateways: None,
+            device_id: None,
+            resource_name: None,
+            devinfo_file: None,
+        }
+    }
+
+    #[test]
+    fn writes_private_files_atomically_and_reads_them_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = CacheDir::new(tmp.path().join("multus"));
+        let list = DelegateList::new(
+            "c1",
+            "/n",
+            None,
+            vec![delegate(0, "a", "eth0"), delegate(1, "b", "net1")],
+        );
+        cache.write_list(&list).unwrap();
+        let path = cache.list_path("c1").unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(cache.root()).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        match cache.read_list("c1", "eth0", "").unwrap() {
+            CachedList::Found(back) => assert_eq!(back, list),
+            other => panic!("{other:?}"),
+        }
+        for d in &list.delegates {
+            cache.write_result(d, "c1", "/n", None).unwrap();
+        }
+        let found = cache.delegates_from_results("c1");
+        assert_eq!(
+            found.iter().map(|d| d.index).collect::<Vec<_>>(),
+            vec![1, 0]
+        );
+        assert!(
+            fs::read_dir(cache.root())
+                .unwrap()
+                .flatten()
+                .all(|e| !e.file_name().to_string_lossy().contains(".tmp."))
+        );
+    }
+
+    #[test]
+    fn corrupt_and_missing_lists_are_told_apart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = CacheDir::new(tmp.path());
+        assert!(matches!(
+            cache.read_list("c1", "eth0", "").unwrap(),
+            CachedList::Missing
+        ));
+        fs::write(tmp.path().join("c1"), b"{\"kind\":").unwrap();
+        assert!(matches!(
+            cache.read_list("c1", "eth0", "").unwrap(),
+            CachedList::Corrupt(_)
+        ));
+    }
+
+    #[test]
+    fn names_cannot_escape_the_cache_dir() {
+        let cache = CacheDir::new("/var/lib/cni/multus");
+        for (net, cid, ifname) in [
+            ("../x", "c", "eth0"),
+            ("n", "../../etc", "eth0"),
+            ("n", "c", "a/b"),
+            ("n", ".hidden", "e"),
+        ] {
+            assert!(
+                cache.result_path(net, cid, ifname).is_err(),
+                "{net} {cid} {ifname}"
+            );
+        }
+        assert!(cache.list_path("..").is_err());
+        assert!(cache.list_path("a/b").is_err());
+    }
+
+    #[test]
+    fn reads_go_multus_delegate_lists() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = CacheDir::new(tmp.path());
+        let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
+        let go = serde_json::json!([
+            {"Conf":{},"Name":"cbr0","Bytes": b64(r#"{"cniVersion":"0.3.1","name":"cbr0","type":"bridge"}"#)},
+            {"Name":"ns/mv","ifnameRequest":"","macRequest":"02:00:00:00:00:01","Bytes": b64(r#"{"name":"mv","type":"macvlan"}"#)},
+        ]);
+        fs::write(tmp.path().join("c9"), go.to_string()).unwrap();
+        let CachedList::Found(list) = cache.read_list("c9", "eth0", "K8S_POD_NAME=p").unwrap()
+        else {
+            panic!("not read")
+        };
+        assert_eq!(list.delegates[0].ifname, "eth0");
+        assert_eq!(list.delegates[1].ifname, "net1");
+        assert_eq!(
+            list.delegates[1].cni_args,
+            "K8S_POD_NAME=p;MAC=02:00:00:00:00:01"
+        );
+        assert_eq!(list.delegates[1].network_name(), "mv");
+    }
+}

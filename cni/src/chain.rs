@@ -1,0 +1,234 @@
+//! Running a network configuration list, as libcni does (`AddNetworkList`, `DelNetworkList`,
+//! `CheckNetworkList`, `GCNetworkList`, `GetStatusNetworkList`): every plugin gets the list's
+//! `name` and `cniVersion`, the capability arguments it declares as `runtimeConfig`, and the
+//! previous result as `prevResult`.
+
+use std::path::PathBuf;
+
+use multus_crds::cni::{CniResult, CniVersion, NetworkConfigList, PluginConfig};
+use serde_json::{Map, Value, json};
+
+use crate::env::Command;
+use crate::error::{Error, Result};
+use crate::exec::{ExecStats, PluginEnv, find_plugin, run_plugin};
+
+/// Where one attachment goes: the runtime parameters of libcni's `RuntimeConf`.
+#[derive(Clone, Copy, Debug)]
+pub struct RuntimeConf<'a> {
+    pub container_id: &'a str,
+    pub netns: &'a str,
+    pub ifname: &'a str,
+    /// `CNI_ARGS`, already joined.
+    pub cni_args: &'a str,
+    /// Values for `runtimeConfig`, given to each plugin that declares the capability.
+    pub capability_args: &'a Map<String, Value>,
+}
+
+/// Runs lists with one plugin search path.
+#[derive(Clone, Copy, Debug)]
+pub struct Runner<'a> {
+    pub path: &'a [PathBuf],
+    pub stats: &'a ExecStats,
+}
+
+/// The version a list runs in.
+pub fn list_version(list: &NetworkConfigList) -> Result<CniVersion> {
+    list.effective_version().map_err(|e| Error::ParseDelegate {
+        what: format!("{:?}", list.name()),
+        message: format!("cniVersion: {e}"),
+    })
+}
+
+impl Runner<'_> {
+    fn env<'b>(&'b self, command: Command, rt: &RuntimeConf<'b>) -> PluginEnv<'b> {
+        PluginEnv {
+            command,
+            container_id: rt.container_id,
+            netns: rt.netns,
+            ifname: rt.ifname,
+            args: rt.cni_args,
+            path: self.path,
+        }
+    }
+
+    fn request(
+        list: &NetworkConfigList,
+        plugin: &PluginConfig,
+        version: CniVersion,
+        rt: &RuntimeConf<'_>,
+        prev: Option<&CniResult>,
+    ) -> Result<Vec<u8>> {
+        let mut map = list.request_config(plugin, version);
+        let runtime: Map<String, Value> = plugin
+            .capabilities()
+            .filter(|(_, on)| *on)
+            .filter_map(|(cap, _)| {
+                rt.capability_args
+                    .get(cap)
+                    .map(|v| (cap.to_owned(), v.clone()))
+            })
+            .collect();
+        if !runtime.is_empty() {
+            map.insert("runtimeConfig".into(), Value::Object(runtime));
+        }
+        if let Some(prev) = prev {
+            let value = prev.to_value(version).map_err(|e| Error::PluginResult {
+                plugin: plugin.plugin_type().to_owned(),
+                message: e.to_string(),
+            })?;
+            map.insert("prevResult".into(), value);
+        }
+        serde_json::to_vec(&map).map_err(|e| Error::Serialize {
+            what: "plugin request",
+            message: e.to_string(),
+        })
+    }
+
+    /// ADD every plugin in order; the last result is the list's.
+    pub async fn add(&self, list: &NetworkConfigList, rt: &RuntimeConf<'_>) -> Result<CniResult> {
+        let version = list_version(list)?;
+        let env = self.env(Command::Add, rt);
+        let mut result: Option<CniResult> = None;
+        for plugin in list.plugins() {
+            let binary = find_plugin(plugin.plugin_type(), self.path)?;
+            let stdin = Self::request(list, plugin, version, rt, result.as_ref())?;
+            let out = run_plugin(&binary, &env, &stdin, self.stats).await?;
+            if !out.iter().all(u8::is_ascii_whitespace) {
+                let text = String::from_utf8_lossy(&out);
+                let parsed =
+                    CniResult::parse(&text, Some(version)).map_err(|e| Error::PluginResult {
+                        plugin: plugin.plugin_type().to_owned(),
+                        message: e.to_string(),
+                    })?;
+                result = Some(parsed);
+            }
+        }
+        Ok(result.unwrap_or_else(|| CniResult::new(version)))
+    }
+
+    /// DEL every plugin in reverse order, with the cached result as `prevResult` (≥ 0.4.0).
+    /// Unlike libcni, a failing plugin does not stop the others: DEL is best effort, and an IPAM
+    /// plugin later in the list must still release its address.
+    pub async fn del(
+        &self,
+        list: &NetworkConfigList,
+        rt: &RuntimeConf<'_>,
+        cached: Option<&CniResult>,
+    ) -> Result<()> {
+        let version = list_version(list)?;
+        let prev = cached.filter(|_| version.supports_prev_result_on_del());
+        let env = self.env(Command::Del, rt);
+        let mut errors = Vec::new();
+        for plugin in list.plugins().iter().rev() {
+            let outcome = async {
+                let binary = find_plugin(plugin.plugin_type(), self.path)?;
+                let stdin = Self::request(list, plugin, version, rt, prev)?;
+                run_plugin(&binary, &env, &stdin, self.stats).await
+            }
+            .await;
+            if let Err(e) = outcome {
+                errors.push(e);
+            }
+        }
+        several(errors)
+    }
+
+    /// CHECK every plugin in order against the cached result. Lists older than 0.4.0 and lists
+    /// with `disableCheck` are skipped, as libcni does.
+    pub async fn check(
+        &self,
+        list: &NetworkConfigList,
+        rt: &RuntimeConf<'_>,
+        cached: &CniResult,
+    ) -> Result<()> {
+        let version = list_version(list)?;
+        if !version.supports_check() || list.disable_check() {
+            return Ok(());
+        }
+        let env = self.env(Command::Check, rt);
+        for plugin in list.plugins() {
+            let binary = find_plugin(plugin.plugin_type(), self.path)?;
+            let stdin = Self::request(list, plugin, version, rt, Some(cached))?;
+            run_plugin(&binary, &env, &stdin, self.stats).await?;
+        }
+        Ok(())
+    }
+
+    /// GC every plugin (CNI ≥ 1.1.0, not `disableGC`) with the attachments still valid.
+    pub async fn gc(&self, list: &NetworkConfigList, valid: &[(String, String)]) -> Result<()> {
+        let version = list_version(list)?;
+        if !version.supports_gc() || list.disable_gc() {
+            return Ok(());
+        }
+        let attachments: Vec<Value> = valid
+            .iter()
+            .map(|(cid, ifname)| json!({"containerID": cid, "ifname": ifname}))
+            .collect();
+        let no_caps = Map::new();
+        let rt = RuntimeConf {
+            container_id: "",
+            netns: "",
+            ifname: "",
+            cni_args: "",
+            capability_args: &no_caps,
+        };
+        let env = self.env(Command::Gc, &rt);
+        let mut errors = Vec::new();
+        for plugin in list.plugins() {
+            let outcome = async {
+                let binary = find_plugin(plugin.plugin_type(), self.path)?;
+                let mut map = list.request_config(plugin, version);
+                map.insert(
+                    "cni.dev/valid-attachments".into(),
+                    Value::Array(attachments.clone()),
+                );
+                map.insert(
+                    "cni.dev/attachments".into(),
+                    Value::Array(attachments.clone()),
+                );
+                let stdin = serde_json::to_vec(&map).map_err(|e| Error::Serialize {
+                    what: "GC request",
+                    message: e.to_string(),
+                })?;
+                run_plugin(&binary, &env, &stdin, self.stats).await
+            }
+            .await;
+            if let Err(e) = outcome {
+                errors.push(e);
+            }
+        }
+        several(errors)
+    }
+
+    /// STATUS every plugin (CNI ≥ 1.1.0); the first failure is the answer.
+    pub async fn status(&self, list: &NetworkConfigList) -> Result<()> {
+        let version = list_version(list)?;
+        if !version.supports_status() {
+            return Ok(());
+        }
+        let no_caps = Map::new();
+        let rt = RuntimeConf {
+            container_id: "",
+            netns: "",
+            ifname: "",
+            cni_args: "",
+            capability_args: &no_caps,
+        };
+        let env = self.env(Command::Status, &rt);
+        for plugin in list.plugins() {
+            let binary = find_plugin(plugin.plugin_type(), self.path)?;
+            let stdin = Self::request(list, plugin, version, &rt, None)?;
+            run_plugin(&binary, &env, &stdin, self.stats).await?;
+        }
+        Ok(())
+    }
+}
+
+/// `Ok` for no errors, the error itself for one, [`Error::Several`] for more.
+pub(crate) fn several(mut errors: Vec<Error>) -> Result<()> {
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(Error::Several(errors)),
+    }
+}

@@ -1,0 +1,656 @@
+//! The CNI commands: ADD, DEL, CHECK, GC and STATUS of the meta-plugin (multus-spec §3). The thin
+//! plugin calls this in-process; the daemon calls it for every request the shim forwards.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use multus_crds::annotations::{DeviceInfo, NetworkStatus, to_status_annotation};
+use multus_crds::cni::{
+    CniResult, CniVersion, Interface, IpConfig, NetworkConfigList, select_version,
+};
+use multus_crds::multus_config::MultusConfig;
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::cache::{CacheDir, CachedList, Delegate, DelegateList};
+use crate::chain::{Runner, RuntimeConf, several};
+use crate::env::{Command, Invocation};
+use crate::error::{Error, PodRef, Result};
+use crate::exec::ExecStats;
+use crate::k8s::{Kube, client_from_kubeconfig, uid_matches};
+use crate::netns;
+use crate::resolve::{Context, DeviceSource, resolve};
+
+/// Extension key: how long ADD waits for `readinessindicatorfile`, in seconds (Multus: 45).
+pub const READINESS_TIMEOUT_KEY: &str = "readinessIndicatorTimeoutSeconds";
+
+/// Knobs of the engine that are not part of the Multus configuration.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// How long to wait for the readiness indicator file unless the config says otherwise.
+    pub readiness_timeout: Duration,
+    pub readiness_poll: Duration,
+    /// How long an unavailable API server is retried when getting the pod.
+    pub pod_lookup_patience: Duration,
+    /// Device-info directory (device-info-spec): `dp/` and `cni/` below it.
+    pub devinfo_dir: PathBuf,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            readiness_timeout: Duration::from_secs(45),
+            readiness_poll: Duration::from_millis(250),
+            pod_lookup_patience: Duration::from_millis(2500),
+            devinfo_dir: PathBuf::from("/var/run/k8s.cni.cncf.io/devinfo"),
+        }
+    }
+}
+
+/// The meta-plugin.
+pub struct Engine {
+    options: EngineOptions,
+    /// The daemon's client; the thin plugin builds one per request from `kubeconfig`.
+    kube: Option<Kube>,
+    devices: Option<Box<dyn DeviceSource>>,
+    stats: ExecStats,
+}
+
+/// One request being served: the config, the cache, the plugin path.
+struct Call<'a> {
+    inv: &'a Invocation,
+    config: &'a MultusConfig,
+    version: CniVersion,
+    cache: CacheDir,
+    path: Vec<PathBuf>,
+    kube: Option<Kube>,
+}
+
+impl Engine {
+    pub fn new(options: EngineOptions, kube: Option<kube::Client>) -> Self {
+        Self {
+            options,
+            kube: kube.map(Kube::new),
+            devices: None,
+            stats: ExecStats::default(),
+        }
+    }
+
+    /// Where deviceIDs of NADs with a `resourceName` come from (kubelet PodResources).
+    #[must_use]
+    pub fn with_devices(mut self, devices: Box<dyn DeviceSource>) -> Self {
+        self.devices = Some(devices);
+        self
+    }
+
+    /// Time spent inside delegate processes so far.
+    pub fn exec_stats(&self) -> &ExecStats {
+        &self.stats
+    }
+
+    /// Serve one request; returns what to print on stdout (the result for ADD, nothing else).
+    pub async fn run(&self, inv: &Invocation) -> Result<Option<String>> {
+        let config_text = std::str::from_utf8(&inv.config)
+            .map_err(|e| Error::ParseConfig(format!("not UTF-8: {e}")))?;
+        let config = MultusConfig::parse(config_text).map_err(|e| Error::parse_config(&e))?;
+        self.run_config(inv, &config).await
+    }
+
+    /// [`run`](Self::run) with the configuration already read (the daemon overlays its own).
+    pub async fn run_config(
+        &self,
+        inv: &Invocation,
+        config: &MultusConfig,
+    ) -> Result<Option<String>> {
+        let version = select_version(config.cni_version.as_deref(), &[])
+            .map_err(|e| Error::ParseConfig(format!("cniVersion: {e}")))?;
+        let mut path = vec![PathBuf::from(config.bin_dir())];
+        path.extend(inv.path.iter().cloned());
+        let kube = match (
+            &self.kube,
+            config.kubeconfig.as_deref().filter(|k| !k.is_empty()),
+        ) {
+            (Some(k), _) => Some(k.clone()),
+            (None, Some(file)) => Some(Kube::new(client_from_kubeconfig(file).await?)),
+            (None, None) => None,
+        };
+        let call = Call {
+            inv,
+            config,
+            version,
+            cache: CacheDir::new(config.cni_dir()),
+            path,
+            kube,
+        };
+        let span =
+            tracing::info_span!("cni", command = %inv.command, container = %inv.container_id);
+        async {
+            match inv.command {
+                Command::Add => {
+                    let result = self.add(&call).await?;
+                    let text = result
+                        .convert(version)
+                        .and_then(|r| r.to_json_string(version))
+                        .map_err(|e| Error::Serialize {
+                            what: "result",
+                            message: e.to_string(),
+                        })?;
+                    Ok(Some(text))
+                }
+                Command::Del => self.del(&call).await.map(|()| None),
+                Command::Check => self.check(&call).await.map(|()| None),
+                Command::Gc => self.gc(&call).await.map(|()| None),
+                Command::Status => self.status(&call).await.map(|()| None),
+                Command::Version => Ok(Some(version_text())),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn runner<'b>(&'b self, call: &'b Call<'_>) -> Runner<'b> {
+        Runner {
+            path: &call.path,
+            stats: &self.stats,
+        }
+    }
+
+    async fn wait_readiness(&self, config: &MultusConfig) -> Result<()> {
+        let Some(file) = config
+            .readiness_indicator_file
+            .as_deref()
+            .filter(|f| !f.is_empty())
+        else {
+            return Ok(());
+        };
+        let timeout = config
+            .extra
+            .get(READINESS_TIMEOUT_KEY)
+            .and_then(Value::as_f64)
+            .map_or(self.options.readiness_timeout, Duration::from_secs_f64);
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !Path::new(file).exists() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::WaitReadiness {
+                    path: file.into(),
+                    seconds: timeout.as_secs(),
+                });
+            }
+            tokio::time::sleep(self.options.readiness_poll).await;
+        }
+        Ok(())
+    }
+
+    /// The pod, when the request names one and there is an API. `Ok(None)`: no pod context.
+    async fn lookup_pod(&self, call: &Call<'_>) -> Result<Option<Pod>> {
+        let (Some(kube), Some(pod)) = (&call.kube, call.inv.pod()) else {
+            return Ok(None);
+        };
+        kube.get_pod(&pod.namespace, &pod.name, self.options.pod_lookup_patience)
+            .await
+    }
+
+    fn context<'a>(&'a self, call: &'a Call<'_>, pod: Option<&'a Pod>) -> Context<'a> {
+        Context {
+            config: call.config,
+            invocation: call.inv,
+            kube: call.kube.as_ref(),
+            pod,
+            devices: self.devices.as_deref(),
+            devinfo_dir: &self.options.devinfo_dir,
+        }
+    }
+
+    // === ADD ===
+
+    async fn add(&self, call: &Call<'_>) -> Result<CniResult> {
+        self.wait_readiness(call.config).await?;
+        let inv = call.inv;
+        let pod_ref = inv.pod().unwrap_or_default();
+        let pod = self.lookup_pod(call).await?;
+        if call.kube.is_some() && inv.pod().is_some() {
+            match &pod {
+                // The pod is gone: its sandbox is being torn down, nothing to attach.
+                None => return Ok(empty_result(inv)),
+                Some(p) if !uid_matches(p, &pod_ref.uid) => {
+                    return Err(Error::PodUidMismatch {
+                        namespace: pod_ref.namespace,
+                        name: pod_ref.name,
+                        expected: pod_ref.uid,
+                        found: p.metadata.uid.clone().unwrap_or_default(),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        let delegates = resolve(&self.context(call, pod.as_ref())).await?;
+
+        // A previous ADD of this container that was neither finished nor deleted (a crash, a
+        // failed rollback): release it first, so a retry never trips over its interfaces.
+        if let Ok(CachedList::Found(old)) =
+            call.cache
+                .read_list(&inv.container_id, &inv.ifname, &inv.args)
+            && let Err(e) = self
+                .del_delegates(call, &reversed(&old.delegates), &pod_ref)
+                .await
+        {
+            tracing::warn!(error = %e, "releasing the previous attempt's attachments");
+        }
+        let list = DelegateList::new(&inv.container_id, &inv.netns, inv.pod(), delegates);
+        call.cache.write_list(&list)?;
+
+        let mut statuses: Vec<NetworkStatus> = Vec::new();
+        let mut master: Option<CniResult> = None;
+        for (i, d) in list.delegates.iter().enumerate() {
+            let added = self.add_one(call, d, pod.as_ref()).await;
+            let result = match added {
+                Ok(r) => r,
+                Err(source) => {
+                    self.rollback(call, &list.delegates[..=i], &pod_ref).await;
+                    return Err(Error::attachment(
+                        Error::AddNetwork,
+                        &pod_ref,
+                        &d.status_name,
+                        &d.ifname,
+                        source,
+                    ));
+                }
+            };
+            let device_info = d
+                .devinfo_file
+                .as_ref()
+                .and_then(|f| std::fs::read(f).ok())
+                .and_then(|b| serde_json::from_slice::<DeviceInfo>(&b).ok());
+            statuses.extend(crate::status::statuses(
+                &d.status_name,
+                &result,
+                d.is_master(),
+                device_info.as_ref(),
+            ));
+            if d.is_master() {
+                master = Some(result);
+            }
+        }
+
+        if let (Some(kube), Some(_)) = (&call.kube, &pod) {
+            let value = to_status_annotation(&statuses).map_err(|e| Error::Serialize {
+                what: "network-status",
+                message: e.to_string(),
+            })?;
+            if let Err(e) = kube
+                .set_network_status(&pod_ref.namespace, &pod_ref.name, &pod_ref.uid, &value)
+                .await
+            {
+                self.rollback(call, &list.delegates, &pod_ref).await;
+                return Err(e);
+            }
+        }
+        Ok(master.unwrap_or_else(|| CniResult::new(call.version)))
+    }
+
+    async fn add_one(&self, call: &Call<'_>, d: &Delegate, pod: Option<&Pod>) -> Result<CniResult> {
+        let inv = call.inv;
+        let list = parse_delegate(d)?;
+        call.cache
+            .write_result(d, &inv.container_id, &inv.netns, None)?;
+        let exists = netns::link_exists(&inv.netns, &d.ifname).map_err(|source| Error::Netns {
+            netns: inv.netns.clone(),
+            source,
+        })?;
+        if exists {
+            return Err(Error::InterfaceExists {
+                ifname: d.ifname.clone(),
+                netns: inv.netns.clone(),
+            });
+        }
+        copy_device_info(&self.options.devinfo_dir, d);
+        let rt = runtime_conf(inv, d);
+        let mut result = self.runner(call).add(&list, &rt).await?;
+        self.default_routes(inv, d, &mut result)?;
+        call.cache
+            .write_result(d, &inv.container_id, &inv.netns, Some(&result))?;
+        if let (Some(kube), Some(pod)) = (&call.kube, pod)
+            && (!result.interfaces.is_empty() || !result.ips.is_empty())
+        {
+            let ips: Vec<String> = result.ips.iter().map(|ip| ip.address.to_string()).collect();
+            let msg = format!(
+                "Add {} [{}] from {}",
+                d.ifname,
+                ips.join(","),
+                d.status_name
+            );
+            kube.event(pod, false, "AddedInterface", &msg).await;
+        }
+        Ok(result)
+    }
+
+    /// Default-route handling after a delegate's ADD (multus-spec §3.6): drop the default routes
+    /// of filtered families, or install the requested gateway; the cached result follows.
+    fn default_routes(&self, inv: &Invocation, d: &Delegate, result: &mut CniResult) -> Result<()> {
+        if result.interfaces.is_empty() && result.ips.is_empty() {
+            return Ok(());
+        }
+        let err = |source| Error::Netns {
+            netns: inv.netns.clone(),
+            source,
+        };
+        for (filter, v6) in [(d.filter_v4, false), (d.filter_v6, true)] {
+            if filter {
+                netns::delete_default_routes(&inv.netns, &d.ifname, v6).map_err(err)?;
+                result
+                    .routes
+                    .retain(|r| !(r.dst.prefix == 0 && r.dst.addr.is_ipv6() == v6));
+            }
+        }
+        for gw in d.gateways.iter().flatten() {
+            netns::set_default_route(&inv.netns, &d.ifname, *gw).map_err(err)?;
+            let dst = if gw.is_ipv6() { "::/0" } else { "0.0.0.0/0" };
+            if let Ok(dst) = dst.parse() {
+                result
+                    .routes
+                    .retain(|r| !(r.dst.prefix == 0 && r.dst.addr.is_ipv6() == gw.is_ipv6()));
+                result
+                    .routes
+                    .push(multus_crds::cni::Route::new(dst, Some(*gw)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Undo a failed ADD: DEL every delegate tried so far, newest first. When everything was
+    /// released the cache goes too; otherwise it stays for the runtime's DEL to retry.
+    async fn rollback(&self, call: &Call<'_>, tried: &[Delegate], pod: &PodRef) {
+        match self.del_delegates(call, &reversed(tried), pod).await {
+            Ok(()) => {
+                if let Err(e) = call.cache.remove_list(&call.inv.container_id) {
+                    tracing::warn!(error = %e, "removing the delegate list after rollback");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "rollback left attachments for DEL"),
+        }
+    }
+
+    // === DEL ===
+
+    /// DEL `delegates` in the order given, continuing past failures; every record of a released
+    /// attachment is removed.
+    async fn del_delegates(
+        &self,
+        call: &Call<'_>,
+        delegates: &[Delegate],
+        pod: &PodRef,
+    ) -> Result<()> {
+        let inv = call.inv;
+        let mut errors = Vec::new();
+        for d in delegates {
+            let outcome = async {
+                let list = parse_delegate(d)?;
+                let cached = call
+                    .cache
+                    .read_result(d, &inv.container_id)
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.cached_result());
+                let rt = runtime_conf(inv, d);
+                self.runner(call).del(&list, &rt, cached.as_ref()).await?;
+                call.cache.remove_result(d, &inv.container_id)?;
+                if let Some(f) = &d.devinfo_file {
+                    let _ = std::fs::remove_file(f);
+                }
+                Ok::<(), Error>(())
+            }
+            .await;
+            if let Err(source) = outcome {
+                errors.push(Error::attachment(
+                    Error::DelNetwork,
+                    pod,
+                    &d.status_name,
+                    &d.ifname,
+                    source,
+                ));
+            }
+        }
+        several(errors)
+    }
+
+    async fn del(&self, call: &Call<'_>) -> Result<()> {
+        let inv = call.inv;
+        let pod_ref = inv.pod().unwrap_or_default();
+        // The pod only matters when the cache is gone; an unreachable API must not block DEL.
+        let pod = match self.lookup_pod(call).await {
+            Ok(Some(p)) if uid_matches(&p, &pod_ref.uid) => Some(p),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "pod lookup on DEL");
+                None
+            }
+        };
+        let mut delegates = match call
+            .cache
+            .read_list(&inv.container_id, &inv.ifname, &inv.args)?
+        {
+            CachedList::Found(list) => list.delegates.into_iter().rev().collect(),
+            CachedList::Missing => Vec::new(),
+            CachedList::Corrupt(why) => {
+                tracing::warn!(reason = %why, "delegate list unreadable; using result records");
+                Vec::new()
+            }
+        };
+        if delegates.is_empty() {
+            delegates = call.cache.delegates_from_results(&inv.container_id);
+        }
+        if delegates.is_empty() {
+            // Nothing cached: what the current config and pod say the attachments are.
+            delegates = resolve(&self.context(call, pod.as_ref()))
+                .await?
+                .into_iter()
+                .rev()
+                .collect();
+        }
+        let outcome = self.del_delegates(call, &delegates, &pod_ref).await;
+        let keep = outcome.is_err() && call.config.retry_delete_on_error();
+        if !keep {
+            call.cache.remove_list(&inv.container_id)?;
+        }
+        outcome
+    }
+
+    // === CHECK ===
+
+    async fn check(&self, call: &Call<'_>) -> Result<()> {
+        let inv = call.inv;
+        let pod_ref = inv.pod().unwrap_or_default();
+        let delegates = match call
+            .cache
+            .read_list(&inv.container_id, &inv.ifname, &inv.args)?
+        {
+            CachedList::Found(list) => list.delegates,
+            _ => {
+                let mut d = call.cache.delegates_from_results(&inv.container_id);
+                d.reverse();
+                d
+            }
+        };
+        if delegates.is_empty() {
+            return Err(Error::NoCachedAttachments {
+                container_id: inv.container_id.clone(),
+            });
+        }
+        for d in &delegates {
+            let outcome = async {
+                let list = parse_delegate(d)?;
+                let cached = call
+                    .cache
+                    .read_result(d, &inv.container_id)?
+                    .and_then(|r| r.cached_result())
+                    .ok_or_else(|| Error::NoCachedAttachments {
+                        container_id: inv.container_id.clone(),
+                    })?;
+                self.runner(call)
+                    .check(&list, &runtime_conf(inv, d), &cached)
+                    .await
+            }
+            .await;
+            outcome.map_err(|source| {
+                Error::attachment(
+                    Error::CheckNetwork,
+                    &pod_ref,
+                    &d.status_name,
+                    &d.ifname,
+                    source,
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    // === GC and STATUS ===
+
+    /// Release every cached attachment of a container the runtime no longer lists in
+    /// `cni.dev/valid-attachments`, whatever its network; then let every network's plugins
+    /// collect their own garbage.
+    async fn gc(&self, call: &Call<'_>) -> Result<()> {
+        self.wait_readiness(call.config).await?;
+        let valid: BTreeSet<String> = call
+            .config
+            .extra
+            .get("cni.dev/valid-attachments")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.get("containerID").and_then(Value::as_str))
+            .map(str::to_owned)
+            .collect();
+        let mut containers: BTreeSet<String> = call.cache.listed_containers().into_iter().collect();
+        containers.extend(call.cache.all_results().into_iter().map(|r| r.container_id));
+        let mut errors = Vec::new();
+        for cid in containers.iter().filter(|c| !valid.contains(*c)) {
+            let inv = Invocation {
+                command: Command::Del,
+                container_id: cid.clone(),
+                netns: String::new(),
+                ifname: call.inv.ifname.clone(),
+                args: String::new(),
+                path: call.inv.path.clone(),
+                config: Vec::new(),
+            };
+            let sub = Call {
+                inv: &inv,
+                config: call.config,
+                version: call.version,
+                cache: call.cache.clone(),
+                path: call.path.clone(),
+                kube: None,
+            };
+            let delegates = match call.cache.read_list(cid, &inv.ifname, "")? {
+                CachedList::Found(list) => list.delegates.into_iter().rev().collect(),
+                _ => call.cache.delegates_from_results(cid),
+            };
+            if let Err(e) = self
+                .del_delegates(&sub, &delegates, &PodRef::default())
+                .await
+            {
+                errors.push(e);
+                continue;
+            }
+            call.cache.remove_list(cid)?;
+        }
+        // Plugin-level GC, once per network, with the attachments that remain.
+        let mut networks: BTreeMap<String, (NetworkConfigList, Vec<(String, String)>)> =
+            BTreeMap::new();
+        for record in call.cache.all_results() {
+            let Some(d) = record.delegate else { continue };
+            let Ok(list) = parse_delegate(&d) else {
+                continue;
+            };
+            networks
+                .entry(list.name().to_owned())
+                .or_insert_with(|| (list, Vec::new()))
+                .1
+                .push((record.container_id, record.ifname));
+        }
+        for (list, attachments) in networks.values() {
+            if let Err(e) = self.runner(call).gc(list, attachments).await {
+                errors.push(e);
+            }
+        }
+        several(errors)
+    }
+
+    /// STATUS of the cluster network's plugins.
+    async fn status(&self, call: &Call<'_>) -> Result<()> {
+        self.wait_readiness(call.config).await?;
+        let delegates = resolve(&self.context(call, None)).await?;
+        let Some(master) = delegates.first() else {
+            return Ok(());
+        };
+        self.runner(call).status(&parse_delegate(master)?).await
+    }
+}
+
+fn reversed(delegates: &[Delegate]) -> Vec<Delegate> {
+    delegates.iter().rev().cloned().collect()
+}
+
+fn parse_delegate(d: &Delegate) -> Result<NetworkConfigList> {
+    NetworkConfigList::from_value_any(d.config.clone()).map_err(|e| Error::ParseDelegate {
+        what: format!("of network {}", d.status_name),
+        message: e.message(),
+    })
+}
+
+fn runtime_conf<'a>(inv: &'a Invocation, d: &'a Delegate) -> RuntimeConf<'a> {
+    RuntimeConf {
+        container_id: &inv.container_id,
+        netns: &inv.netns,
+        ifname: &d.ifname,
+        cni_args: &d.cni_args,
+        capability_args: &d.capability_args,
+    }
+}
+
+/// Copy the device plugin's device-info file to the attachment's CNI device-info file.
+fn copy_device_info(devinfo_dir: &Path, d: &Delegate) {
+    let (Some(target), Some(id), Some(resource)) =
+        (&d.devinfo_file, &d.device_id, &d.resource_name)
+    else {
+        return;
+    };
+    let source = devinfo_dir
+        .join("dp")
+        .join(format!("{resource}-{id}-device.json").replace('/', "-"));
+    if let Ok(bytes) = std::fs::read(source) {
+        let _ = crate::cache::write_atomic(target, &bytes);
+    }
+}
+
+/// What ADD returns for a pod that no longer exists (as Multus does): the runtime's interface
+/// with an unspecified address.
+fn empty_result(inv: &Invocation) -> CniResult {
+    let mut r = CniResult::new(CniVersion::V1_0_0);
+    r.interfaces.push(Interface {
+        name: inv.ifname.clone(),
+        sandbox: inv.netns.clone(),
+        ..Interface::default()
+    });
+    if let (Ok(address), Ok(gateway)) = ("0.0.0.0/0".parse(), "0.0.0.0".parse()) {
+        r.ips.push(IpConfig {
+            address,
+            gateway: Some(gateway),
+            interface: Some(0),
+        });
+    }
+    r
+}
+
+/// The VERSION answer.
+pub fn version_text() -> String {
+    let versions: Vec<String> = CniVersion::SUPPORTED
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    serde_json::json!({"cniVersion": CniVersion::CURRENT.to_string(), "supportedVersions": versions})
+        .to_string()
+}

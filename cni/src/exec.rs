@@ -1,0 +1,155 @@
+//! Running one CNI plugin binary (libcni `invoke`): find it in `binDir` then `CNI_PATH`, give it
+//! the `CNI_*` environment and its config on stdin, and read its result or error object.
+//!
+//! A plugin `type` is checked to be a bare binary name before any lookup: a NAD is written by
+//! namespace users, and a path there would run any file on the node as root.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use multus_crds::cni::CniError;
+use multus_crds::names::validate_plugin_type;
+use tokio::io::AsyncWriteExt;
+
+use crate::env::Command;
+use crate::error::{Error, Result};
+
+/// The environment of one plugin call.
+#[derive(Clone, Debug)]
+pub struct PluginEnv<'a> {
+    pub command: Command,
+    pub container_id: &'a str,
+    pub netns: &'a str,
+    pub ifname: &'a str,
+    pub args: &'a str,
+    /// Directories searched for plugins, in order (`binDir` first).
+    pub path: &'a [PathBuf],
+}
+
+/// Time spent inside plugin processes, so the meta-plugin's own overhead can be measured.
+#[derive(Debug, Default)]
+pub struct ExecStats {
+    nanos: AtomicU64,
+    calls: AtomicU64,
+}
+
+impl ExecStats {
+    pub fn record(&self, started: Instant) {
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Total nanoseconds inside plugins and the number of calls so far.
+    pub fn snapshot(&self) -> (u64, u64) {
+        (
+            self.nanos.load(Ordering::Relaxed),
+            self.calls.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Find the binary for `plugin_type` in `dirs`, refusing anything that is not a bare name.
+pub fn find_plugin(plugin_type: &str, dirs: &[PathBuf]) -> Result<PathBuf> {
+    validate_plugin_type(plugin_type).map_err(|reason| Error::UnsafeName {
+        name: "plugin type",
+        value: plugin_type.to_owned(),
+        reason,
+    })?;
+    dirs.iter()
+        .map(|d| d.join(plugin_type))
+        .find(|p| p.is_file())
+        .ok_or_else(|| Error::FindPlugin {
+            plugin: plugin_type.to_owned(),
+            dirs: dirs.to_vec(),
+        })
+}
+
+/// Run `binary` and return its stdout. A non-zero exit is a [`Error::PluginFailed`] with the
+/// plugin's error object (or one built from its stderr when it printed none).
+pub async fn run_plugin(
+    binary: &Path,
+    env: &PluginEnv<'_>,
+    stdin: &[u8],
+    stats: &ExecStats,
+) -> Result<Vec<u8>> {
+    let plugin = binary
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let exec_err = |source| Error::ExecPlugin {
+        plugin: plugin.clone(),
+        source,
+    };
+    let path = env
+        .path
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(":");
+    let mut cmd = tokio::process::Command::new(binary);
+    cmd.env("CNI_COMMAND", env.command.as_str())
+        .env("CNI_PATH", path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if env.command.is_per_container() {
+        cmd.env("CNI_CONTAINERID", env.container_id)
+            .env("CNI_NETNS", env.netns)
+            .env("CNI_IFNAME", env.ifname)
+            .env("CNI_ARGS", env.args);
+    } else {
+        for var in ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS"] {
+            cmd.env_remove(var);
+        }
+    }
+    let started = Instant::now();
+    let mut child = cmd.spawn().map_err(exec_err)?;
+    if let Some(mut pipe) = child.stdin.take() {
+        // A plugin that exits without reading stdin closes the pipe; its exit status tells.
+        let _ = pipe.write_all(stdin).await;
+        drop(pipe);
+    }
+    let output = child.wait_with_output().await.map_err(exec_err)?;
+    stats.record(started);
+    if output.status.success() {
+        return Ok(output.stdout);
+    }
+    let error = CniError::parse(&String::from_utf8_lossy(&output.stdout)).unwrap_or_else(|_| {
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        CniError::new(
+            multus_crds::cni::ErrorCode::Plugin(100),
+            format!("exited with {}: {stdout}{stderr}", output.status),
+        )
+    });
+    Err(Error::PluginFailed {
+        plugin,
+        error: Box::new(error),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_path_like_types_before_looking() {
+        let dirs = [PathBuf::from("/usr/bin")];
+        for bad in ["../bin/sh", "/bin/sh", "a b", "..", ""] {
+            let e = find_plugin(bad, &dirs).unwrap_err();
+            assert!(matches!(e, Error::UnsafeName { .. }), "{bad}: {e}");
+        }
+        assert!(matches!(
+            find_plugin("surely-not-a-plugin", &dirs),
+            Err(Error::FindPlugin { .. })
+        ));
+        assert_eq!(
+            find_plugin("env", &dirs).unwrap(),
+            PathBuf::from("/usr/bin/env")
+        );
+    }
+}

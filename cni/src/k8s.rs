@@ -1,0 +1,208 @@
+//! The Kubernetes API calls the plugin makes: the pod, NADs, the network-status write-back and
+//! events. Field manager and event source are `multus-cni`.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Event, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use multus_crds::NetworkAttachmentDefinition;
+use multus_crds::constants::{NETWORK_STATUS_ANNOTATION, field_manager};
+
+use crate::error::{Error, Result};
+
+/// Annotation the kubelet puts on pods; anything but `api` is a static pod, whose mirror pod has
+/// another UID than the one the runtime passes.
+const CONFIG_SOURCE_ANNOTATION: &str = "kubernetes.io/config.source";
+
+/// Build a client from a kubeconfig file (the thin plugin's `kubeconfig` key).
+pub async fn client_from_kubeconfig(path: &str) -> Result<Client> {
+    let err = |message: String| Error::BuildKubeClient {
+        path: path.to_owned(),
+        message,
+    };
+    let kubeconfig = Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
+    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    config.connect_timeout = Some(Duration::from_secs(2));
+    config.read_timeout = Some(Duration::from_secs(10));
+    Client::try_from(config).map_err(|e| err(e.to_string()))
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.is_not_found())
+}
+
+fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.is_conflict())
+}
+
+/// Worth retrying: the server is unreachable or says it is unavailable.
+fn is_transient(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => matches!(s.code, 500 | 503 | 429),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+/// Whether the runtime's UID is the pod's (static pods are exempt).
+pub fn uid_matches(pod: &Pod, expected: &str) -> bool {
+    let is_static = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(CONFIG_SOURCE_ANNOTATION))
+        .is_some_and(|s| s != "api");
+    expected.is_empty() || is_static || pod.metadata.uid.as_deref() == Some(expected)
+}
+
+/// The Kubernetes calls, over one client.
+#[derive(Clone)]
+pub struct Kube {
+    client: Client,
+}
+
+impl Kube {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+
+    /// Get a pod; `None` when it does not exist. Unavailability is retried every 250 ms until
+    /// `patience` has passed (multus-spec §3.17).
+    pub async fn get_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        patience: Duration,
+    ) -> Result<Option<Pod>> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            match api.get(name).await {
+                Ok(pod) => return Ok(Some(pod)),
+                Err(e) if is_not_found(&e) => return Ok(None),
+                Err(e) if is_transient(&e) && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(source) => {
+                    return Err(Error::GetPod {
+                        namespace: namespace.into(),
+                        name: name.into(),
+                        source: Box::new(source),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Get a NAD; `None` when it does not exist. Read as a dynamic object so that a NAD without
+    /// `spec` (legal) still reads.
+    pub async fn get_nad(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<NetworkAttachmentDefinition>> {
+        let ar = ApiResource::erase::<NetworkAttachmentDefinition>(&());
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &ar);
+        let err = |source| Error::GetNetwork {
+            namespace: namespace.into(),
+            name: name.into(),
+            source: Box::new(source),
+        };
+        let Some(obj) = api.get_opt(name).await.map_err(err)? else {
+            return Ok(None);
+        };
+        let value = serde_json::to_value(obj).map_err(|e| err(kube::Error::SerdeError(e)))?;
+        NetworkAttachmentDefinition::from_value(value)
+            .map(Some)
+            .map_err(|e| err(kube::Error::SerdeError(e)))
+    }
+
+    /// Set the pod's network-status annotation: live GET, set, `UpdateStatus`, retried on
+    /// conflict. A pod that is gone (or replaced by one with another UID) is not an error.
+    pub async fn set_network_status(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        value: &str,
+    ) -> Result<()> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let err = |source| Error::UpdateStatus {
+            namespace: namespace.into(),
+            name: name.into(),
+            source: Box::new(source),
+        };
+        let pp = PostParams {
+            field_manager: Some(field_manager::CNI.into()),
+            ..PostParams::default()
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let Some(mut pod) = api.get_opt(name).await.map_err(err)? else {
+                return Ok(());
+            };
+            if !uid_matches(&pod, uid) {
+                return Ok(());
+            }
+            pod.metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(NETWORK_STATUS_ANNOTATION.into(), value.into());
+            match api.replace_status(name, &pp, &pod).await {
+                Ok(_) => return Ok(()),
+                Err(e) if is_not_found(&e) => return Ok(()),
+                Err(e) if is_conflict(&e) && attempt < 5 => {
+                    tokio::time::sleep(Duration::from_millis(10 * attempt)).await;
+                }
+                Err(e) => return Err(err(e)),
+            }
+        }
+    }
+
+    /// Record an event on the pod (source `multus`). Best effort: a failed event never fails a
+    /// CNI command.
+    pub async fn event(&self, pod: &Pod, warning: bool, reason: &str, message: &str) {
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        let now = jiff::Timestamp::now();
+        let event = Event {
+            metadata: ObjectMeta {
+                name: Some(format!("{pod_name}.{:x}", now.as_nanosecond())),
+                namespace: Some(namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(pod_name),
+                namespace: Some(namespace.clone()),
+                uid: pod.metadata.uid.clone(),
+                resource_version: pod.metadata.resource_version.clone(),
+                ..ObjectReference::default()
+            },
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            type_: Some(if warning { "Warning" } else { "Normal" }.into()),
+            source: Some(k8s_openapi::api::core::v1::EventSource {
+                component: Some("multus".into()),
+                host: None,
+            }),
+            reporting_component: Some("multus".into()),
+            first_timestamp: Some(Time(now)),
+            last_timestamp: Some(Time(now)),
+            event_time: Some(MicroTime(now)),
+            count: Some(1),
+            ..Event::default()
+        };
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
+        if let Err(e) = api.create(&PostParams::default(), &event).await {
+            tracing::debug!(reason, error = %e, "event not recorded");
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! # multus-cni: the `multus` meta-plugin
+//!
+//! The CNI engine as a library, and the three ways it is run:
+//!
+//! - **thin**: the `multus` binary runs [`engine::Engine`] in-process for each CNI call;
+//! - **shim**: with `type: multus-shim`, the same binary forwards the call over a unix socket
+//!   ([`shim`]) to the **daemon** ([`server::DaemonServer`], hosted by the node agent), which runs
+//!   the same engine with a shared Kubernetes client and bounded concurrency.
+//!
+//! Data flow of an ADD: [`env::Invocation`] (environment + stdin) → [`resolve`] (config, pod and
+//! NADs → ordered [`cache::Delegate`]s, using `multus_crds::attachments` for order and names) →
+//! [`cache`] (delegate list written before anything runs) → [`chain`] (each delegate's plugin list
+//! run as libcni does, through [`exec`]) → [`status`] (network-status entries) → the cluster
+//! network's result. Any failure rolls back what was added, newest first. DEL replays the cache in
+//! reverse, falling back to per-attachment records and then to the current config.
+
+pub mod cache;
+pub mod chain;
+pub mod engine;
+pub mod env;
+pub mod error;
+pub mod exec;
+pub mod k8s;
+pub mod netns;
+pub mod plugin;
+pub mod resolve;
+pub mod server;
+pub mod shim;
+pub mod status;
+
+pub use engine::{Engine, EngineOptions};
+pub use env::{Command, Invocation};
+pub use error::{Error, PodRef, Result};
+pub use server::{DaemonServer, ServerOptions};

@@ -1,0 +1,110 @@
+//! The `multus` binary's behaviour as a CNI plugin: read the request, pick thin or shim from the
+//! config's `type`, print the result or the CNI error object, and choose the exit status.
+
+use std::io::Write;
+
+use multus_crds::cni::CniVersion;
+use multus_crds::multus_config::{LogLevel, MultusConfig};
+
+use crate::engine::{Engine, EngineOptions, version_text};
+use crate::env::{Command, Invocation};
+use crate::error::Error;
+
+/// What to print and how to exit.
+#[derive(Debug)]
+pub struct Outcome {
+    pub stdout: String,
+    pub success: bool,
+}
+
+/// Set up logging from the Multus keys: `logLevel` (`panic` — the default — is silent,
+/// `error`, `verbose`, `debug`), `logToStderr` and `logFile` (appended to; rotation is left to
+/// the node's logrotate).
+pub fn init_logging(config: &MultusConfig) {
+    let level = match config.log_level() {
+        LogLevel::Panic => return,
+        LogLevel::Error => tracing::Level::ERROR,
+        LogLevel::Verbose => tracing::Level::INFO,
+        LogLevel::Debug => tracing::Level::DEBUG,
+    };
+    let file = config
+        .log_file
+        .as_deref()
+        .filter(|f| !f.is_empty())
+        .and_then(|f| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(f)
+                .ok()
+        });
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(false)
+        .with_target(false);
+    let _ = match (file, config.log_to_stderr()) {
+        (Some(file), _) => builder.with_writer(std::sync::Mutex::new(file)).try_init(),
+        (None, true) => builder.with_writer(std::io::stderr).try_init(),
+        (None, false) => return,
+    };
+}
+
+/// Serve one CNI call from this process's environment and the given stdin.
+pub async fn run(stdin: Vec<u8>) -> Outcome {
+    let config = std::str::from_utf8(&stdin)
+        .ok()
+        .and_then(|t| MultusConfig::parse(t).ok());
+    let version = config
+        .as_ref()
+        .and_then(|c| c.cni_version.clone())
+        .unwrap_or_else(|| CniVersion::CURRENT.to_string());
+    let fail = |e: Error| Outcome {
+        stdout: e.to_cni_error(&version).to_json_string(),
+        success: false,
+    };
+    let inv = match Invocation::from_env(|k| std::env::var(k).ok(), stdin) {
+        Ok(inv) => inv,
+        Err(e) => return fail(e),
+    };
+    if inv.command == Command::Version {
+        return Outcome {
+            stdout: version_text(),
+            success: true,
+        };
+    }
+    let config = match config {
+        Some(c) => c,
+        None => {
+            let text = String::from_utf8_lossy(&inv.config);
+            return match MultusConfig::parse(&text) {
+                Err(e) => fail(Error::parse_config(&e)),
+                Ok(_) => fail(Error::ParseConfig("unreadable".into())),
+            };
+        }
+    };
+    init_logging(&config);
+    let outcome = if config.is_shim() {
+        crate::shim::forward(&inv, &config).await
+    } else {
+        Engine::new(EngineOptions::default(), None)
+            .run_config(&inv, &config)
+            .await
+    };
+    match outcome {
+        Ok(out) => Outcome {
+            stdout: out.unwrap_or_default(),
+            success: true,
+        },
+        Err(e) => {
+            tracing::error!(error = %e, command = %inv.command, "CNI command failed");
+            fail(e)
+        }
+    }
+}
+
+/// Print the outcome; the process exits 0 on success, 1 otherwise.
+pub fn print(outcome: &Outcome) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(outcome.stdout.as_bytes())?;
+    out.flush()
+}

@@ -1,0 +1,586 @@
+//! From the Multus configuration and the pod to the ordered list of [`Delegate`]s
+//! (multus-spec §2.2, §3.2–§3.6): which networks, in which order, with which interface names,
+//! configurations, `CNI_ARGS` and capability arguments.
+//!
+//! The order and the interface names come from [`plan_attachments`], the same function the
+//! webhook and `multusctl` use, so what they predict is what the plugin does.
+
+use std::collections::HashMap;
+use std::fs;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::Pod;
+use multus_crds::annotations::{NetworkSelection, parse_default_network, parse_networks};
+use multus_crds::attachments::{AttachmentInputs, AttachmentOrigin, NetworkRef, plan_attachments};
+use multus_crds::cni::NetworkConfigList;
+use multus_crds::cni::capabilities::declared_capabilities;
+use multus_crds::cni::delegate::effective_delegate_config;
+use multus_crds::constants::{DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION};
+use multus_crds::multus_config::MultusConfig;
+use multus_crds::rules::isolation::{GlobalNamespaces, check_namespace_isolation};
+use multus_crds::rules::pod::validate_selection_fields;
+use multus_crds::{FieldPath, NetworkAttachmentDefinition};
+use serde_json::{Map, Value};
+
+use crate::cache::Delegate;
+use crate::env::{Invocation, format_cni_args};
+use crate::error::{Error, Result};
+use crate::k8s::Kube;
+
+/// The `runtimeConfig` keys Multus takes from the runtime (multus-spec §2.1).
+const RUNTIME_KEYS: [&str; 7] = [
+    "portMappings",
+    "bandwidth",
+    "ips",
+    "mac",
+    "infinibandGUID",
+    "deviceID",
+    "CNIDeviceInfoFile",
+];
+
+/// Device IDs a pod was given, per resource name, handed out in order (multus-spec §3.14).
+pub trait DeviceSource: Send + Sync {
+    /// The device IDs allocated to the pod for `resource`, sorted.
+    fn device_ids(&self, namespace: &str, pod: &str, resource: &str) -> Vec<String>;
+}
+
+/// What resolution needs besides the config.
+pub struct Context<'a> {
+    pub config: &'a MultusConfig,
+    pub invocation: &'a Invocation,
+    pub kube: Option<&'a Kube>,
+    pub pod: Option<&'a Pod>,
+    pub devices: Option<&'a dyn DeviceSource>,
+    /// Device-info directory (`/var/run/k8s.cni.cncf.io/devinfo`).
+    pub devinfo_dir: &'a Path,
+}
+
+/// A network configuration and the name its status entry carries.
+struct Network {
+    list: NetworkConfigList,
+    status_name: String,
+    resource_name: Option<String>,
+}
+
+fn annotation<'p>(pod: Option<&'p Pod>, key: &str) -> Option<&'p str> {
+    pod?.metadata
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
+        .filter(|v| !v.trim().is_empty())
+}
+
+fn check_selection(annotation: &'static str, s: &NetworkSelection) -> Result<()> {
+    let d = validate_selection_fields(s, &FieldPath::root());
+    if d.has_errors() {
+        let message = d
+            .errors()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(Error::ParseAnnotation {
+            annotation,
+            message,
+        });
+    }
+    Ok(())
+}
+
+/// Resolve every attachment of the pod (or, without a pod, of the configuration alone).
+pub async fn resolve(ctx: &Context<'_>) -> Result<Vec<Delegate>> {
+    let config = ctx.config;
+    let selections = match annotation(ctx.pod, NETWORKS_ANNOTATION) {
+        Some(v) => parse_networks(v).map_err(|e| Error::ParseAnnotation {
+            annotation: NETWORKS_ANNOTATION,
+            message: e.to_string(),
+        })?,
+        None => Vec::new(),
+    };
+    for s in &selections {
+        check_selection(NETWORKS_ANNOTATION, s)?;
+    }
+    let override_sel = annotation(ctx.pod, DEFAULT_NETWORK_ANNOTATION)
+        .map(parse_default_network)
+        .transpose()
+        .map_err(|e| Error::ParseAnnotation {
+            annotation: DEFAULT_NETWORK_ANNOTATION,
+            message: e.to_string(),
+        })?;
+    if let Some(s) = &override_sel {
+        check_selection(DEFAULT_NETWORK_ANNOTATION, s)?;
+    }
+
+    let statics = config.delegates();
+    let static_mode = config.cluster_network.as_deref().is_none_or(str::is_empty);
+    if static_mode && statics.is_empty() {
+        return Err(Error::ParseConfig(
+            multus_crds::multus_config::NO_DELEGATE_MESSAGE.into(),
+        ));
+    }
+    // Static delegates take the places of the cluster network and `defaultNetworks` in the plan.
+    let static_names: Vec<String> = (1..statics.len())
+        .map(|i| format!("delegates[{i}]"))
+        .collect();
+    let pod_namespace = ctx
+        .pod
+        .and_then(|p| p.metadata.namespace.as_deref())
+        .unwrap_or_default();
+    let system_namespaces: Vec<String> = config
+        .system_namespaces()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let inputs = AttachmentInputs {
+        pod_namespace,
+        runtime_ifname: &ctx.invocation.ifname,
+        cluster_network: config.cluster_network.as_deref().unwrap_or_default(),
+        default_network_override: override_sel.as_ref(),
+        default_networks: if static_mode {
+            &static_names
+        } else {
+            config.default_networks()
+        },
+        system_namespaces: if static_mode { &[] } else { &system_namespaces },
+        multus_namespace: config.multus_namespace(),
+        selections: &selections,
+    };
+    let plan = plan_attachments(&inputs);
+
+    let globals = GlobalNamespaces::from_setting(config.global_namespaces.as_deref());
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut device_cursor: HashMap<String, usize> = HashMap::new();
+    let mut delegates = Vec::with_capacity(plan.len());
+    for attachment in &plan {
+        let network = match (attachment.origin, attachment.network) {
+            (AttachmentOrigin::ClusterNetwork, _) if static_mode => static_network(&statics[0]),
+            (AttachmentOrigin::DefaultNetworks(i), _) if static_mode => {
+                static_network(&statics[i + 1])
+            }
+            (_, NetworkRef::Configured { value }) => configured_network(ctx, value).await?,
+            (origin, NetworkRef::Nad { namespace, name }) => {
+                if config.namespace_isolation()
+                    && matches!(origin, AttachmentOrigin::NetworksAnnotation(_))
+                {
+                    check_namespace_isolation(pod_namespace, namespace, name, &globals)?;
+                }
+                nad_network(ctx, namespace, name).await?
+            }
+        };
+        let label = network.status_name.clone();
+        if let Some(first) = seen.insert(attachment.ifname.clone(), label.clone()) {
+            return Err(Error::DuplicateInterface {
+                ifname: attachment.ifname.clone(),
+                first,
+                second: label,
+            });
+        }
+        delegates.push(build_delegate(
+            ctx,
+            attachment.index,
+            &attachment.ifname,
+            attachment.selection,
+            network,
+            &mut device_cursor,
+        )?);
+    }
+    apply_default_routes(&mut delegates, &plan_gateways(&plan))?;
+    Ok(delegates)
+}
+
+fn plan_gateways(plan: &[multus_crds::attachments::Attachment<'_>]) -> Vec<Option<Vec<String>>> {
+    plan.iter()
+        .map(|a| a.selection.and_then(|s| s.default_route.clone()))
+        .collect()
+}
+
+fn static_network(list: &NetworkConfigList) -> Network {
+    Network {
+        status_name: list.name().to_owned(),
+        list: list.clone(),
+        resource_name: None,
+    }
+}
+
+/// A `clusterNetwork` / `defaultNetworks` entry: a path, else a NAD in `multusNamespace`, else a
+/// file in `confDir` with that CNI name (multus-spec §2.2).
+async fn configured_network(ctx: &Context<'_>, value: &str) -> Result<Network> {
+    if value.contains('/') {
+        let path = Path::new(value);
+        let file = if path.is_dir() {
+            conf_files(path)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::FindNetworkFile {
+                    name: value.into(),
+                    dir: path.to_owned(),
+                })?
+        } else {
+            path.to_owned()
+        };
+        let list = load_file(&file)?;
+        return Ok(Network {
+            status_name: list.name().to_owned(),
+            list,
+            resource_name: None,
+        });
+    }
+    let namespace = ctx.config.multus_namespace();
+    if let Some(kube) = ctx.kube {
+        match kube.get_nad(namespace, value).await {
+            Ok(Some(nad)) => return nad_to_network(ctx, &nad, namespace, value),
+            Ok(None) => {}
+            // Unreachable API: the file of that name, if the node has one.
+            Err(e) => {
+                return conf_dir_network(ctx, value).map_err(|_| e);
+            }
+        }
+    }
+    conf_dir_network(ctx, value)
+}
+
+fn conf_dir_network(ctx: &Context<'_>, name: &str) -> Result<Network> {
+    let list = find_in_conf_dir(Path::new(ctx.config.conf_dir()), name)?;
+    Ok(Network {
+        status_name: list.name().to_owned(),
+        list,
+        resource_name: None,
+    })
+}
+
+async fn nad_network(ctx: &Context<'_>, namespace: &str, name: &str) -> Result<Network> {
+    let Some(kube) = ctx.kube else {
+        return Err(Error::NetworkNotFound {
+            namespace: namespace.into(),
+            name: name.into(),
+        });
+    };
+    match kube.get_nad(namespace, name).await {
+        Ok(Some(nad)) => nad_to_network(ctx, &nad, namespace, name),
+        Ok(None) => {
+            if let Some(pod) = ctx.pod {
+                let msg = format!(
+                    "cannot find a network-attachment-definition ({name}) in namespace ({namespace})"
+                );
+                kube.event(pod, true, "NoNetworkFound", &msg).await;
+            }
+            Err(Error::NetworkNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            })
+        }
+        Err(e) => find_in_conf_dir(Path::new(ctx.config.conf_dir()), name)
+            .map(|list| Network {
+                list,
+                status_name: format!("{namespace}/{name}"),
+                resource_name: None,
+            })
+            .map_err(|_| e),
+    }
+}
+
+fn nad_to_network(
+    ctx: &Context<'_>,
+    nad: &NetworkAttachmentDefinition,
+    namespace: &str,
+    name: &str,
+) -> Result<Network> {
+    let list = match effective_delegate_config(nad) {
+        Some(parsed) => parsed.map_err(|e| Error::ParseDelegate {
+            what: format!("of NetworkAttachmentDefinition {namespace}/{name}"),
+            message: e.message(),
+        })?,
+        None => find_in_conf_dir(Path::new(ctx.config.conf_dir()), name)?,
+    };
+    Ok(Network {
+        list,
+        status_name: format!("{namespace}/{name}"),
+        resource_name: nad.resource_name().map(str::to_owned),
+    })
+}
+
+/// `.conf`, `.json` and `.conflist` files of `dir`, in lexical order.
+fn conf_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = fs::read_dir(dir).map_err(|e| Error::ReadNetworkFile {
+        path: dir.to_owned(),
+        message: e.to_string(),
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("conf" | "json" | "conflist")
+                )
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn load_file(path: &Path) -> Result<NetworkConfigList> {
+    let err = |message: String| Error::ReadNetworkFile {
+        path: path.to_owned(),
+        message,
+    };
+    let text = fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    if path.extension().is_some_and(|e| e == "conflist") {
+        NetworkConfigList::parse(&text)
+    } else {
+        NetworkConfigList::parse_any(&text)
+    }
+    .map_err(|e| err(e.message()))
+}
+
+/// The first file of `dir` whose CNI `name` is `name` (lexical order, as Multus reads).
+pub fn find_in_conf_dir(dir: &Path, name: &str) -> Result<NetworkConfigList> {
+    let not_found = || Error::FindNetworkFile {
+        name: name.into(),
+        dir: dir.to_owned(),
+    };
+    for file in conf_files(dir).map_err(|_| not_found())? {
+        if let Ok(list) = load_file(&file)
+            && list.name() == name
+        {
+            return Ok(list);
+        }
+    }
+    Err(not_found())
+}
+
+/// Insert `key: value` into every plugin of a list, or at the top of a single config.
+fn set_in_plugins(config: &mut Value, f: &dyn Fn(&mut Map<String, Value>)) {
+    if let Some(Value::Array(plugins)) = config.get_mut("plugins") {
+        for p in plugins.iter_mut().filter_map(Value::as_object_mut) {
+            f(p);
+        }
+    } else if let Some(top) = config.as_object_mut() {
+        f(top);
+    }
+}
+
+fn build_delegate(
+    ctx: &Context<'_>,
+    index: usize,
+    ifname: &str,
+    selection: Option<&NetworkSelection>,
+    network: Network,
+    device_cursor: &mut HashMap<String, usize>,
+) -> Result<Delegate> {
+    let mut config = network.list.to_value();
+    let declared = declared_capabilities(&config);
+    // Runtime-provided values go to the cluster network only (multi-net-spec §7.5).
+    let mut caps: Map<String, Value> = if index == 0 {
+        ctx.config
+            .runtime_config
+            .iter()
+            .flatten()
+            .filter(|(k, _)| RUNTIME_KEYS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    } else {
+        Map::new()
+    };
+    let mut extra_args: Vec<(String, String)> = Vec::new();
+    if let Some(s) = selection {
+        for cap in s.requested_capabilities().iter() {
+            if !declared.contains(cap.cni_key()) {
+                return Err(Error::UndeclaredCapability {
+                    network: network.status_name.clone(),
+                    capability: cap.cni_key().into(),
+                });
+            }
+        }
+        if let Some(ips) = s.ips.as_ref().filter(|v| !v.is_empty()) {
+            caps.insert("ips".into(), serde_json::json!(ips));
+            extra_args.push(("IP".into(), ips.join(",")));
+        }
+        if let Some(mac) = s.mac() {
+            caps.insert("mac".into(), Value::String(mac.into()));
+            extra_args.push(("MAC".into(), mac.into()));
+        }
+        if let Some(pm) = s.port_mappings.as_ref().filter(|v| !v.is_empty()) {
+            caps.insert(
+                "portMappings".into(),
+                serde_json::to_value(pm).unwrap_or(Value::Null),
+            );
+        }
+        if let Some(bw) = &s.bandwidth {
+            caps.insert(
+                "bandwidth".into(),
+                serde_json::to_value(bw).unwrap_or(Value::Null),
+            );
+        }
+        if let Some(guid) = s.infiniband_guid() {
+            caps.insert("infinibandGUID".into(), Value::String(guid.into()));
+        }
+        if let Some(args) = s.cni_args.as_ref().filter(|a| !a.is_empty()) {
+            set_in_plugins(&mut config, &|plugin| {
+                let args_obj = plugin
+                    .entry("args")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if !args_obj.is_object() {
+                    *args_obj = Value::Object(Map::new());
+                }
+                if let Some(obj) = args_obj.as_object_mut() {
+                    let cni = obj
+                        .entry("cni")
+                        .or_insert_with(|| Value::Object(Map::new()));
+                    if !cni.is_object() {
+                        *cni = Value::Object(Map::new());
+                    }
+                    if let Some(cni) = cni.as_object_mut() {
+                        cni.extend(args.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    }
+                }
+            });
+        }
+    }
+
+    // deviceID: the next device of the NAD's resource, else the one the element names.
+    let mut device_id = None;
+    if let (Some(resource), Some(devices), Some(pod)) =
+        (&network.resource_name, ctx.devices, ctx.pod)
+    {
+        let ids = devices.device_ids(
+            pod.metadata.namespace.as_deref().unwrap_or_default(),
+            pod.metadata.name.as_deref().unwrap_or_default(),
+            resource,
+        );
+        let cursor = device_cursor.entry(resource.clone()).or_default();
+        device_id = ids.get(*cursor).cloned();
+        *cursor += 1;
+    }
+    let from_resource = device_id.is_some();
+    if device_id.is_none() {
+        device_id = selection
+            .and_then(NetworkSelection::device_id)
+            .map(str::to_owned);
+    }
+    let mut devinfo_file = None;
+    if let Some(id) = &device_id {
+        caps.insert("deviceID".into(), Value::String(id.clone()));
+        if from_resource {
+            let id_value = Value::String(id.clone());
+            set_in_plugins(&mut config, &|plugin| {
+                plugin.insert("deviceID".into(), id_value.clone());
+                plugin.insert("pciBusID".into(), id_value.clone());
+            });
+            let file_name = format!(
+                "{}-{}_{ifname}",
+                network.list.name(),
+                ctx.invocation.container_id
+            )
+            .replace('/', "-");
+            let path = ctx.devinfo_dir.join("cni").join(file_name);
+            caps.insert(
+                "CNIDeviceInfoFile".into(),
+                Value::String(path.to_string_lossy().into_owned()),
+            );
+            devinfo_file = Some(path);
+        }
+    }
+
+    Ok(Delegate {
+        index,
+        status_name: network.status_name,
+        ifname: ifname.to_owned(),
+        config,
+        cni_args: delegate_cni_args(ctx, &extra_args),
+        capability_args: caps,
+        filter_v4: false,
+        filter_v6: false,
+        gateways: None,
+        device_id,
+        resource_name: network.resource_name,
+        devinfo_file,
+    })
+}
+
+/// `CNI_ARGS` for a delegate: the pod keys (in Multus' order), the runtime's other keys, then
+/// `MAC=` / `IP=` requests.
+fn delegate_cni_args(ctx: &Context<'_>, extra: &[(String, String)]) -> String {
+    let inv = ctx.invocation;
+    let runtime = inv.cni_args();
+    let mut pairs: Vec<(String, String)> = Vec::with_capacity(runtime.len() + 6);
+    if let Some(pod) = inv.pod() {
+        pairs.push(("IgnoreUnknown".into(), "true".into()));
+        pairs.push(("K8S_POD_NAMESPACE".into(), pod.namespace));
+        pairs.push(("K8S_POD_NAME".into(), pod.name));
+        pairs.push((
+            "K8S_POD_INFRA_CONTAINER_ID".into(),
+            inv.container_id.clone(),
+        ));
+        pairs.push(("K8S_POD_UID".into(), pod.uid));
+    }
+    for (k, v) in runtime {
+        if let Some(existing) = pairs.iter_mut().find(|(ek, _)| *ek == k) {
+            if existing.1.is_empty() {
+                existing.1 = v;
+            }
+        } else {
+            pairs.push((k, v));
+        }
+    }
+    for (k, v) in extra {
+        pairs.retain(|(ek, _)| ek != k);
+        pairs.push((k.clone(), v.clone()));
+    }
+    format_cni_args(&pairs)
+}
+
+/// Validate `default-route` requests and mark which attachments lose their default routes
+/// (multus-spec §3.6).
+fn apply_default_routes(
+    delegates: &mut [Delegate],
+    requests: &[Option<Vec<String>>],
+) -> Result<()> {
+    if requests.iter().all(Option::is_none) {
+        return Ok(());
+    }
+    let mut parsed: Vec<Option<Vec<IpAddr>>> = Vec::with_capacity(requests.len());
+    let (mut v4, mut v6) = (0, 0);
+    for r in requests {
+        let Some(list) = r else {
+            parsed.push(None);
+            continue;
+        };
+        let mut ips = Vec::with_capacity(list.len());
+        for g in list {
+            let ip: IpAddr = g
+                .parse()
+                .map_err(|_| Error::DefaultRoute(format!("{g:?} is not an IP address")))?;
+            if ip.is_ipv4() {
+                v4 += 1;
+            } else {
+                v6 += 1;
+            }
+            ips.push(ip);
+        }
+        parsed.push(Some(ips));
+    }
+    if v4 > 1 || v6 > 1 {
+        return Err(Error::DefaultRoute(format!(
+            "{v4} IPv4 and {v6} IPv6 gateways requested; at most one of each"
+        )));
+    }
+    for (d, gws) in delegates.iter_mut().zip(parsed) {
+        match &gws {
+            // An empty list keeps the plugin's own default route.
+            Some(list) if list.is_empty() => {}
+            Some(list) => {
+                d.filter_v4 = !list.iter().any(IpAddr::is_ipv4);
+                d.filter_v6 = !list.iter().any(IpAddr::is_ipv6);
+            }
+            None => {
+                d.filter_v4 = v4 > 0;
+                d.filter_v6 = v6 > 0;
+            }
+        }
+        d.gateways = gws;
+    }
+    Ok(())
+}

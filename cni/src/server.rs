@@ -1,0 +1,336 @@
+//! The daemon side of thick mode (multus-spec §3.16): HTTP/1.1 over a unix socket, hosted by the
+//! node agent (tests run it in-process).
+//!
+//! | path | answer |
+//! |---|---|
+//! | `POST /cni` | a CNI call from the shim: `{"env": {...}, "config": base64}` → `{"Result": ...}` for ADD, empty for the rest; 400 with a CNI error object on failure |
+//! | `/healthz` | 200 |
+//! | `/readyz` | 200, 500 once shutting down |
+//! | `/metrics` | Prometheus text: requests by command and outcome, in flight, queued, rejected |
+//!
+//! A burst of pods cannot exhaust memory (multus-spec §5 item 1): at most `max_concurrent` calls
+//! run, at most `max_queued` more wait (each holding at most `max_body` bytes), and beyond that a
+//! call is refused at once with CNI error 11 so the runtime retries it later.
+
+use std::convert::Infallible;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{Method, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use multus_crds::multus_config::MultusConfig;
+use serde_json::{Map, Value, json};
+use tokio::net::UnixListener;
+use tokio::sync::Semaphore;
+
+use crate::engine::Engine;
+use crate::env::{Command, Invocation};
+use crate::error::Error;
+use crate::shim::SOCKET_NAME;
+
+/// How the daemon serves.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Directory of `multus.sock`; wiped and recreated 0700 at bind.
+    pub socket_dir: PathBuf,
+    /// CNI calls run at once.
+    pub max_concurrent: usize,
+    /// CNI calls waiting for a slot; more are refused with CNI error 11.
+    pub max_queued: usize,
+    /// Largest request body accepted.
+    pub max_body: usize,
+    /// Daemon configuration merged over every request's config (daemon keys win), as Multus'
+    /// `daemon-config.json` is.
+    pub overlay: Map<String, Value>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            socket_dir: PathBuf::from(multus_crds::multus_config::DEFAULT_DAEMON_SOCKET_DIR),
+            max_concurrent: 16,
+            max_queued: 256,
+            max_body: 1 << 20,
+            overlay: Map::new(),
+        }
+    }
+}
+
+/// Command × outcome counters, plus gauges.
+#[derive(Default)]
+struct Metrics {
+    /// Indexed by command (6) × outcome (ok, error).
+    requests: [[AtomicU64; 2]; 6],
+    rejected: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+const COMMANDS: [Command; 6] = [
+    Command::Add,
+    Command::Del,
+    Command::Check,
+    Command::Gc,
+    Command::Status,
+    Command::Version,
+];
+
+impl Metrics {
+    fn count(&self, command: Command, ok: bool) {
+        if let Some(i) = COMMANDS.iter().position(|c| *c == command) {
+            self.requests[i][usize::from(!ok)].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn render(&self, queued: usize) -> String {
+        let mut out = String::from(
+            "# HELP multus_cni_requests_total CNI calls served by the daemon.\n# TYPE multus_cni_requests_total counter\n",
+        );
+        for (i, c) in COMMANDS.iter().enumerate() {
+            for (j, outcome) in ["ok", "error"].iter().enumerate() {
+                out.push_str(&format!(
+                    "multus_cni_requests_total{{command=\"{c}\",outcome=\"{outcome}\"}} {}\n",
+                    self.requests[i][j].load(Ordering::Relaxed)
+                ));
+            }
+        }
+        out.push_str(&format!(
+            "# HELP multus_cni_requests_rejected_total CNI calls refused because the queue was full.\n# TYPE multus_cni_requests_rejected_total counter\nmultus_cni_requests_rejected_total {}\n",
+            self.rejected.load(Ordering::Relaxed)
+        ));
+        out.push_str(&format!(
+            "# HELP multus_cni_requests_in_flight CNI calls running.\n# TYPE multus_cni_requests_in_flight gauge\nmultus_cni_requests_in_flight {}\n",
+            self.in_flight.load(Ordering::Relaxed)
+        ));
+        out.push_str(&format!(
+            "# HELP multus_cni_requests_queued CNI calls admitted (running or waiting).\n# TYPE multus_cni_requests_queued gauge\nmultus_cni_requests_queued {queued}\n"
+        ));
+        out
+    }
+}
+
+/// The daemon: an engine behind the socket.
+pub struct DaemonServer {
+    engine: Arc<Engine>,
+    options: ServerOptions,
+    ready: AtomicBool,
+    slots: Semaphore,
+    admitted: AtomicUsize,
+    metrics: Metrics,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, body: impl Into<Bytes>) -> Reply {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r
+}
+
+impl DaemonServer {
+    pub fn new(engine: Engine, options: ServerOptions) -> Arc<Self> {
+        Arc::new(Self {
+            engine: Arc::new(engine),
+            slots: Semaphore::new(options.max_concurrent.max(1)),
+            options,
+            ready: AtomicBool::new(true),
+            admitted: AtomicUsize::new(0),
+            metrics: Metrics::default(),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn socket_path(&self) -> PathBuf {
+        self.options.socket_dir.join(SOCKET_NAME)
+    }
+
+    /// From now on `/readyz` answers 500 (call at the start of shutdown).
+    pub fn set_not_ready(&self) {
+        self.ready.store(false, Ordering::SeqCst);
+    }
+
+    /// Recreate the socket directory (0700) and listen on `multus.sock` (0600).
+    pub fn bind(&self) -> std::io::Result<UnixListener> {
+        let dir = &self.options.socket_dir;
+        if dir.exists() {
+            fs::remove_dir_all(dir)?;
+        }
+        crate::cache::create_private_dir(dir)?;
+        let path = self.socket_path();
+        let listener = UnixListener::bind(&path)?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+        Ok(listener)
+    }
+
+    /// Serve until `shutdown` completes; calls in progress finish first.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: UnixListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => {
+                    let (stream, _) = accepted?;
+                    let server = Arc::clone(&self);
+                    tasks.spawn(async move {
+                        let service = service_fn(move |req| {
+                            let server = Arc::clone(&server);
+                            async move { Ok::<_, Infallible>(server.handle(req).await) }
+                        });
+                        let conn = hyper::server::conn::http1::Builder::new()
+                            .keep_alive(false)
+                            .serve_connection(TokioIo::new(stream), service);
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, "daemon connection");
+                        }
+                    });
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        self.set_not_ready();
+        while tasks.join_next().await.is_some() {}
+        let _ = fs::remove_file(self.socket_path());
+        Ok(())
+    }
+
+    async fn handle(&self, req: hyper::Request<Incoming>) -> Reply {
+        match (req.method(), req.uri().path()) {
+            (_, "/healthz") => reply(StatusCode::OK, ""),
+            (_, "/readyz") if self.ready.load(Ordering::SeqCst) => reply(StatusCode::OK, ""),
+            (_, "/readyz") => reply(StatusCode::INTERNAL_SERVER_ERROR, "shutting down"),
+            (_, "/metrics") => reply(
+                StatusCode::OK,
+                self.metrics.render(self.admitted.load(Ordering::Relaxed)),
+            ),
+            (&Method::POST, "/cni") => self.cni(req).await,
+            (_, "/cni") => reply(StatusCode::METHOD_NOT_ALLOWED, ""),
+            _ => reply(StatusCode::NOT_FOUND, ""),
+        }
+    }
+
+    fn refuse(e: &Error) -> Reply {
+        reply(
+            StatusCode::BAD_REQUEST,
+            e.to_cni_error(multus_crds::cni::CniVersion::CURRENT.to_string().as_str())
+                .to_json_string(),
+        )
+    }
+
+    async fn cni(&self, req: hyper::Request<Incoming>) -> Reply {
+        let limit = self.options.max_concurrent.max(1) + self.options.max_queued;
+        let admitted = self.admitted.fetch_add(1, Ordering::SeqCst);
+        let _admission = Admission(&self.admitted);
+        if admitted >= limit {
+            self.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+            return Self::refuse(&Error::Overloaded { queued: admitted });
+        }
+        let body = match Limited::new(req.into_body(), self.options.max_body)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return Self::refuse(&Error::ParseConfig(format!("request body: {e}"))),
+        };
+        let Ok(_slot) = self.slots.acquire().await else {
+            return Self::refuse(&Error::Overloaded { queued: admitted });
+        };
+        self.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        let answer = self.run(&body).await;
+        self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        match answer {
+            Ok((command, out)) => {
+                self.metrics.count(command, true);
+                let body = match (command, out) {
+                    (Command::Add, Some(text)) => {
+                        let result: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                        json!({ "Result": result }).to_string()
+                    }
+                    (_, out) => out.unwrap_or_default(),
+                };
+                reply(StatusCode::OK, body)
+            }
+            Err((command, e)) => {
+                if let Some(c) = command {
+                    self.metrics.count(c, false);
+                }
+                Self::refuse(&e)
+            }
+        }
+    }
+
+    async fn run(
+        &self,
+        body: &[u8],
+    ) -> Result<(Command, Option<String>), (Option<Command>, Error)> {
+        let bad = |m: String| (None, Error::ParseConfig(m));
+        let request: Value =
+            serde_json::from_slice(body).map_err(|e| bad(format!("request: {e}")))?;
+        let env: Map<String, Value> = request
+            .get("env")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let config = request
+            .get("config")
+            .and_then(Value::as_str)
+            .map(|c| base64::engine::general_purpose::STANDARD.decode(c))
+            .transpose()
+            .map_err(|e| bad(format!("config: {e}")))?
+            .unwrap_or_default();
+        let inv = Invocation::from_env(
+            |k| env.get(k).and_then(Value::as_str).map(str::to_owned),
+            config,
+        )
+        .map_err(|e| (None, e))?;
+        let command = inv.command;
+        let config = self.overlaid(&inv.config).map_err(|e| (Some(command), e))?;
+        self.engine
+            .run_config(&inv, &config)
+            .await
+            .map(|out| (command, out))
+            .map_err(|e| (Some(command), e))
+    }
+
+    /// The request's config with the daemon's keys over it.
+    fn overlaid(&self, config: &[u8]) -> Result<MultusConfig, Error> {
+        let mut value: Value = serde_json::from_slice(config)
+            .map_err(|e| Error::ParseConfig(format!("config: {e}")))?;
+        if let Some(map) = value.as_object_mut() {
+            for (k, v) in &self.options.overlay {
+                map.insert(k.clone(), v.clone());
+            }
+            // The daemon runs the engine itself: the request is no longer a shim request.
+            map.insert("type".into(), Value::String("multus".into()));
+        }
+        MultusConfig::from_value(&value).map_err(|e| Error::ParseConfig(e.message()))
+    }
+}
+
+/// Gives the admission back when the call ends, however it ends.
+struct Admission<'a>(&'a AtomicUsize);
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Whether `path` is a socket some daemon listens on (for the shim's diagnostics and tests).
+pub fn is_listening(path: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(path).is_ok()
+}
