@@ -133,7 +133,7 @@ async fn route(
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 header::HeaderValue::from_static(
-                    "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+                    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
                 ),
             );
             return Ok(r);
@@ -201,6 +201,11 @@ async fn route(
         subresource: sub.map(str::to_owned),
     };
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
+    // Only JSON (and YAML for apply) bodies are understood; protobuf is refused as a server
+    // without that codec would.
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        return Err(ApiStatus::unsupported_media_type(content_type));
+    }
     match (method, &t.name) {
         (&Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             watch(state, &t, query)

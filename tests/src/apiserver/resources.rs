@@ -92,6 +92,38 @@ pub fn builtins() -> Vec<ResourceDef> {
             false,
             &["ev"],
         ),
+        // Workloads are stored only (no controllers run them): the webhook validates their pod
+        // templates and examples include them.
+        builtin(
+            "apps",
+            "v1",
+            "deployments",
+            "Deployment",
+            true,
+            true,
+            &["deploy"],
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "statefulsets",
+            "StatefulSet",
+            true,
+            true,
+            &["sts"],
+        ),
+        builtin("apps", "v1", "daemonsets", "DaemonSet", true, true, &["ds"]),
+        builtin(
+            "apps",
+            "v1",
+            "replicasets",
+            "ReplicaSet",
+            true,
+            true,
+            &["rs"],
+        ),
+        builtin("batch", "v1", "jobs", "Job", true, true, &[]),
+        builtin("batch", "v1", "cronjobs", "CronJob", true, true, &["cj"]),
         builtin(
             "coordination.k8s.io",
             "v1",
