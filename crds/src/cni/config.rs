@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer, ser::SerializeMap}
 use serde_json::{Map, Value};
 
 use super::{
-    json::{Fields, json_type, wrong_type},
+    json::{json_type, wrong_type},
     plugin::PluginConfig,
     version::{CniVersion, VersionError, select_version},
 };
@@ -136,9 +136,22 @@ impl NetworkConfigList {
             other => return Err(wrong_type(FieldPath::root(), "a JSON object", &other)),
         };
         let root = FieldPath::root();
-        let f = Fields::new(&top, &root);
+        // One pass over the keys instead of a hashed lookup per key: this runs for every config.
+        let mut keys = ListKeys::default();
+        for (k, v) in &top {
+            match k.as_str() {
+                "name" => keys.name = Some(v),
+                "cniVersion" => keys.cni_version = Some(v),
+                "cniVersions" => keys.cni_versions = Some(v),
+                "disableCheck" => keys.disable_check = Some(v),
+                "disableGC" => keys.disable_gc = Some(v),
+                "loadOnlyInlinedPlugins" => keys.load_only_inlined_plugins = Some(v),
+                PLUGINS => keys.has_plugins = true,
+                _ => {}
+            }
+        }
         // libcni type-asserts these without a null check, so `null` is an error here.
-        let name = match top.get("name") {
+        let name = match keys.name {
             None => {
                 return Err(ConfigError::new(
                     root.field("name"),
@@ -150,10 +163,12 @@ impl NetworkConfigList {
             Some(Value::String(s)) => s.clone(),
             Some(other) => return Err(wrong_type(root.field("name"), "a string", other)),
         };
-        if let Some(v) = top.get("cniVersion").filter(|v| !v.is_string()) {
-            return Err(wrong_type(root.field("cniVersion"), "a string", v));
-        }
-        if let Some(v) = top.get("cniVersions") {
+        let cni_version = match keys.cni_version {
+            None => None,
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(other) => return Err(wrong_type(root.field("cniVersion"), "a string", other)),
+        };
+        if let Some(v) = keys.cni_versions {
             let Value::Array(items) = v else {
                 return Err(wrong_type(
                     root.field("cniVersions"),
@@ -162,25 +177,32 @@ impl NetworkConfigList {
                 ));
             };
             for (i, item) in items.iter().enumerate() {
-                let path = root.field("cniVersions").index(i);
+                let path = || root.field("cniVersions").index(i);
                 let text = item
                     .as_str()
-                    .ok_or_else(|| wrong_type(path.clone(), "a string", item))?;
+                    .ok_or_else(|| wrong_type(path(), "a string", item))?;
                 CniVersion::parse(text)
-                    .map_err(|e| ConfigError::new(path, ConfigErrorKind::Version(e)))?;
+                    .map_err(|e| ConfigError::new(path(), ConfigErrorKind::Version(e)))?;
             }
             // With `cniVersions`, libcni also parses `cniVersion` to sort it in.
-            if let Some(v) = f.str("cniVersion")?.filter(|v| !v.is_empty()) {
+            if let Some(v) = cni_version.filter(|v| !v.is_empty()) {
                 CniVersion::parse(v).map_err(|e| {
                     ConfigError::new(root.field("cniVersion"), ConfigErrorKind::Version(e))
                 })?;
             }
         }
-        let disable_check = read_bool(&top, "disableCheck")?;
-        let disable_gc = read_bool(&top, "disableGC")?;
-        let load_only_inlined_plugins = read_bool(&top, "loadOnlyInlinedPlugins")?;
+        let disable_check = read_bool(keys.disable_check, "disableCheck")?;
+        let disable_gc = read_bool(keys.disable_gc, "disableGC")?;
+        let load_only_inlined_plugins =
+            read_bool(keys.load_only_inlined_plugins, "loadOnlyInlinedPlugins")?;
+        let has_plugins = keys.has_plugins;
 
-        let plugins = match top.get_mut(PLUGINS) {
+        let slot = if has_plugins {
+            top.iter_mut().find(|(k, _)| *k == PLUGINS).map(|(_, v)| v)
+        } else {
+            None
+        };
+        let plugins = match slot {
             None if load_only_inlined_plugins => {
                 return Err(ConfigError::new(
                     root.field("loadOnlyInlinedPlugins"),
@@ -207,11 +229,13 @@ impl NetworkConfigList {
                         ConfigErrorKind::NoPlugins,
                     ));
                 }
-                let base = root.field(PLUGINS);
                 items
                     .into_iter()
                     .enumerate()
-                    .map(|(i, item)| PluginConfig::from_value_at(item, &base.index(i)))
+                    .map(|(i, item)| {
+                        PluginConfig::from_value(item)
+                            .map_err(|e| e.under(&root.field(PLUGINS).index(i)))
+                    })
                     .collect::<Result<Vec<_>, _>>()?
             }
         };
@@ -365,17 +389,32 @@ impl NetworkConfigList {
     }
 }
 
+/// The list-level keys of a document, found in one pass.
+#[derive(Default)]
+struct ListKeys<'a> {
+    name: Option<&'a Value>,
+    cni_version: Option<&'a Value>,
+    cni_versions: Option<&'a Value>,
+    disable_check: Option<&'a Value>,
+    disable_gc: Option<&'a Value>,
+    load_only_inlined_plugins: Option<&'a Value>,
+    has_plugins: bool,
+}
+
 /// libcni's `readBool`: a boolean, or the string "true"/"false" in any case; absent is false.
-fn read_bool(top: &Map<String, Value>, key: &str) -> Result<bool, ConfigError> {
-    let path = FieldPath::new(key);
-    match top.get(key) {
+fn read_bool(value: Option<&Value>, key: &str) -> Result<bool, ConfigError> {
+    let path = || FieldPath::new(key);
+    match value {
         None => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
         Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(true),
         Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(false),
-        Some(Value::String(s)) => Err(ConfigError::new(path, ConfigErrorKind::NotABool(s.clone()))),
+        Some(Value::String(s)) => Err(ConfigError::new(
+            path(),
+            ConfigErrorKind::NotABool(s.clone()),
+        )),
         Some(other) => Err(ConfigError::new(
-            path,
+            path(),
             ConfigErrorKind::NotABool(json_type(other).to_owned()),
         )),
     }

@@ -32,7 +32,102 @@ pub(crate) fn wrong_type(path: FieldPath, expected: &'static str, found: &Value)
     )
 }
 
-/// A view of one JSON object at a known path.
+/// Where a value sits: the key `name` of the object at `parent`. The full path is built only
+/// when an error needs it, since these checks run on every parse.
+#[derive(Clone, Copy)]
+pub(crate) struct At<'a> {
+    pub parent: &'a FieldPath,
+    pub name: &'a str,
+}
+
+impl At<'_> {
+    pub fn path(&self) -> FieldPath {
+        self.parent.field(self.name)
+    }
+}
+
+pub(crate) fn as_str<'v>(value: &'v Value, at: At<'_>) -> Result<Option<&'v str>, ConfigError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        other => Err(wrong_type(at.path(), "a string", other)),
+    }
+}
+
+pub(crate) fn as_bool(value: &Value, at: At<'_>) -> Result<Option<bool>, ConfigError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::Bool(b) => Ok(Some(*b)),
+        other => Err(wrong_type(at.path(), "a boolean", other)),
+    }
+}
+
+/// An integer that fits `i64` (Go `int`).
+pub(crate) fn as_int(value: &Value, at: At<'_>) -> Result<Option<i64>, ConfigError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::Number(n) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| wrong_type(at.path(), "an integer", value)),
+        other => Err(wrong_type(at.path(), "an integer", other)),
+    }
+}
+
+pub(crate) fn as_object<'v>(
+    value: &'v Value,
+    at: At<'_>,
+) -> Result<Option<&'v Map<String, Value>>, ConfigError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::Object(m) => Ok(Some(m)),
+        other => Err(wrong_type(at.path(), "an object", other)),
+    }
+}
+
+/// A list of strings; `null` entries are rejected (Go would turn them into `""`, which no reader
+/// of these lists can use).
+pub(crate) fn as_str_list<'v>(
+    value: &'v Value,
+    at: At<'_>,
+) -> Result<Option<Vec<&'v str>>, ConfigError> {
+    let items = match value {
+        Value::Null => return Ok(None),
+        Value::Array(items) => items,
+        other => return Err(wrong_type(at.path(), "a list of strings", other)),
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Value::String(s) => Ok(s.as_str()),
+            other => Err(wrong_type(at.path().index(i), "a string", other)),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// A map of capability names to booleans (`null` values read as `false`, like Go).
+pub(crate) fn as_bool_map<'v>(
+    value: &'v Value,
+    at: At<'_>,
+) -> Result<Option<Vec<(&'v str, bool)>>, ConfigError> {
+    let map = match value {
+        Value::Null => return Ok(None),
+        Value::Object(m) => m,
+        other => return Err(wrong_type(at.path(), "a map of names to booleans", other)),
+    };
+    map.iter()
+        .map(|(name, v)| match v {
+            Value::Bool(b) => Ok((name.as_str(), *b)),
+            Value::Null => Ok((name.as_str(), false)),
+            other => Err(wrong_type(at.path().key(name), "a boolean", other)),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// A view of one JSON object at a known path, reading keys by name.
 pub(crate) struct Fields<'a> {
     pub map: &'a Map<String, Value>,
     pub path: &'a FieldPath,
@@ -48,90 +143,45 @@ impl<'a> Fields<'a> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
-    pub fn str(&self, key: &str) -> Result<Option<&'a str>, ConfigError> {
-        match self.present(key) {
+    fn read<T>(
+        &self,
+        key: &str,
+        read: impl FnOnce(&'a Value, At<'_>) -> Result<Option<T>, ConfigError>,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.map.get(key) {
             None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(wrong_type(self.path.field(key), "a string", other)),
+            Some(v) => read(
+                v,
+                At {
+                    parent: self.path,
+                    name: key,
+                },
+            ),
         }
+    }
+
+    pub fn str(&self, key: &str) -> Result<Option<&'a str>, ConfigError> {
+        self.read(key, as_str)
     }
 
     pub fn bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
-        match self.present(key) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(other) => Err(wrong_type(self.path.field(key), "a boolean", other)),
-        }
+        self.read(key, as_bool)
     }
 
-    /// An integer that fits `i64` (Go `int`).
     pub fn int(&self, key: &str) -> Result<Option<i64>, ConfigError> {
-        match self.present(key) {
-            None => Ok(None),
-            Some(v @ Value::Number(n)) => n
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| wrong_type(self.path.field(key), "an integer", v)),
-            Some(other) => Err(wrong_type(self.path.field(key), "an integer", other)),
-        }
+        self.read(key, as_int)
     }
 
     pub fn object(&self, key: &str) -> Result<Option<&'a Map<String, Value>>, ConfigError> {
-        match self.present(key) {
-            None => Ok(None),
-            Some(Value::Object(m)) => Ok(Some(m)),
-            Some(other) => Err(wrong_type(self.path.field(key), "an object", other)),
-        }
+        self.read(key, as_object)
     }
 
-    /// A list of strings; `null` entries are rejected (Go would turn them into `""`, which no
-    /// reader of these lists can use).
     pub fn str_list(&self, key: &str) -> Result<Option<Vec<&'a str>>, ConfigError> {
-        let items = match self.present(key) {
-            None => return Ok(None),
-            Some(Value::Array(items)) => items,
-            Some(other) => {
-                return Err(wrong_type(self.path.field(key), "a list of strings", other));
-            }
-        };
-        let path = self.path.field(key);
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| match item {
-                Value::String(s) => Ok(s.as_str()),
-                other => Err(wrong_type(path.index(i), "a string", other)),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+        self.read(key, as_str_list)
     }
 
-    /// A map of capability names to booleans (`null` values read as `false`, like Go).
     pub fn bool_map(&self, key: &str) -> Result<Option<Vec<(&'a str, bool)>>, ConfigError> {
-        let Some(map) = self.object(key).map_err(|e| {
-            ConfigError::new(
-                e.path,
-                ConfigErrorKind::WrongType {
-                    expected: "a map of names to booleans",
-                    found: match e.kind {
-                        ConfigErrorKind::WrongType { found, .. } => found,
-                        _ => "another type",
-                    },
-                },
-            )
-        })?
-        else {
-            return Ok(None);
-        };
-        let path = self.path.field(key);
-        map.iter()
-            .map(|(name, v)| match v {
-                Value::Bool(b) => Ok((name.as_str(), *b)),
-                Value::Null => Ok((name.as_str(), false)),
-                other => Err(wrong_type(path.key(name), "a boolean", other)),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+        self.read(key, as_bool_map)
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::{
     config::{ConfigError, ConfigErrorKind},
-    json::{Fields, wrong_type},
+    json::{At, Fields, as_bool, as_bool_map, as_object, as_str, as_str_list, wrong_type},
 };
 use crate::FieldPath;
 
@@ -51,6 +51,26 @@ impl Dns {
             search: owned(f.str_list("search")?),
             options: owned(f.str_list("options")?),
         })
+    }
+
+    /// The type checks of [`from_map`](Self::from_map) without building the value.
+    pub(crate) fn check(map: &Map<String, Value>, path: &FieldPath) -> Result<(), ConfigError> {
+        for (key, value) in map {
+            let at = At {
+                parent: path,
+                name: key,
+            };
+            match key.as_str() {
+                "nameservers" | "search" | "options" => {
+                    as_str_list(value, at)?;
+                }
+                "domain" => {
+                    as_str(value, at)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -166,12 +186,10 @@ impl PluginConfig {
     /// Set a key. Spec-defined keys are checked as at parse time, so the invariants hold; on error
     /// the config is unchanged.
     pub fn insert(&mut self, key: &str, value: Value) -> Result<Option<Value>, ConfigError> {
-        let mut single = Map::new();
-        single.insert(key.to_owned(), value.clone());
-        if key == "type" {
-            check_type(&single, &FieldPath::root())?;
-        } else {
-            check_spec_keys_except_type(&single, &FieldPath::root())?;
+        let root = FieldPath::root();
+        check_spec_key(key, &value, &root)?;
+        if key == "type" && value.as_str().is_none_or(str::is_empty) {
+            return Err(missing_type(&root));
         }
         Ok(self.map.insert(key.to_owned(), value))
     }
@@ -179,12 +197,7 @@ impl PluginConfig {
     /// Remove a key. `type` cannot be removed.
     pub fn remove(&mut self, key: &str) -> Result<Option<Value>, ConfigError> {
         if key == "type" {
-            return Err(ConfigError::new(
-                FieldPath::new("type"),
-                ConfigErrorKind::Missing {
-                    hint: "every plugin configuration needs the plugin binary to run",
-                },
-            ));
+            return Err(missing_type(&FieldPath::root()));
         }
         Ok(self.map.shift_remove(key))
     }
@@ -216,40 +229,63 @@ pub fn is_reserved_key(key: &str) -> bool {
     RESERVED_PLUGIN_KEYS.contains(&key) || key.starts_with(RESERVED_KEY_PREFIX)
 }
 
-/// libcni's rule: a plugin without a (non-empty) `type` is not a plugin.
-fn check_type(map: &Map<String, Value>, path: &FieldPath) -> Result<(), ConfigError> {
-    match Fields::new(map, path).str("type")? {
-        Some(t) if !t.is_empty() => Ok(()),
-        _ => Err(ConfigError::new(
-            path.field("type"),
-            ConfigErrorKind::Missing {
-                hint: "every plugin configuration needs the plugin binary to run",
-            },
-        )),
-    }
+fn missing_type(path: &FieldPath) -> ConfigError {
+    ConfigError::new(
+        path.field("type"),
+        ConfigErrorKind::Missing {
+            hint: "every plugin configuration needs the plugin binary to run",
+        },
+    )
 }
 
-/// The keys of libcni's `types.NetConf`, typed as Go would decode them.
+/// The keys of libcni's `types.NetConf`, typed as Go decodes them, in document order (so the
+/// first error is the one Go reports); then libcni's rule that a plugin without a non-empty `type`
+/// is not a plugin. One pass over the entries: this runs for every plugin of every config read.
 fn check_spec_keys(map: &Map<String, Value>, path: &FieldPath) -> Result<(), ConfigError> {
-    check_type(map, path)?;
-    check_spec_keys_except_type(map, path)
+    let mut has_type = false;
+    for (key, value) in map {
+        check_spec_key(key, value, path)?;
+        if key == "type" {
+            has_type = value.as_str().is_some_and(|t| !t.is_empty());
+        }
+    }
+    if has_type {
+        Ok(())
+    } else {
+        Err(missing_type(path))
+    }
 }
 
-fn check_spec_keys_except_type(
-    map: &Map<String, Value>,
-    path: &FieldPath,
-) -> Result<(), ConfigError> {
-    let f = Fields::new(map, path);
-    f.str("name")?;
-    f.str("cniVersion")?;
-    f.bool_map("capabilities")?;
-    f.bool("ipMasq")?;
-    f.object("prevResult")?;
-    if let Some(ipam) = f.object("ipam")? {
-        Fields::new(ipam, &path.field("ipam")).str("type")?;
-    }
-    if let Some(dns) = f.object("dns")? {
-        Dns::from_map(dns, &path.field("dns"))?;
+/// One key of a plugin object; keys the spec does not define are the plugin's business.
+fn check_spec_key(key: &str, value: &Value, path: &FieldPath) -> Result<(), ConfigError> {
+    let at = At {
+        parent: path,
+        name: key,
+    };
+    match key {
+        "type" | "name" | "cniVersion" => {
+            as_str(value, at)?;
+        }
+        "capabilities" => {
+            as_bool_map(value, at)?;
+        }
+        "ipMasq" => {
+            as_bool(value, at)?;
+        }
+        "prevResult" => {
+            as_object(value, at)?;
+        }
+        "ipam" => {
+            if let Some(ipam) = as_object(value, at)? {
+                Fields::new(ipam, &at.path()).str("type")?;
+            }
+        }
+        "dns" => {
+            if let Some(dns) = as_object(value, at)? {
+                Dns::check(dns, &at.path())?;
+            }
+        }
+        _ => {}
     }
     Ok(())
 }

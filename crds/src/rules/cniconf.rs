@@ -72,12 +72,13 @@ pub fn validate_network_config(
         );
     }
     for (i, plugin) in list.plugins().iter().enumerate() {
-        // A single config is its own plugin object: its keys sit at the top.
-        let path = match list.form() {
+        // A single config is its own plugin object: its keys sit at the top. The path is built
+        // only for a finding; this runs for every delegate of every pod.
+        let path = || match list.form() {
             ConfigForm::Single => base.clone(),
             ConfigForm::List => base.field("plugins").index(i),
         };
-        check_plugin(plugin, &path, &mut d);
+        check_plugin(plugin, path, &mut d);
     }
     d
 }
@@ -88,34 +89,34 @@ fn check_name(
     names: NameSource<'_>,
     d: &mut Diagnostics,
 ) {
-    let path = base.field("name");
+    let path = || base.field("name");
     match (list.name(), names) {
         ("", NameSource::Required) => d.error(
-            path,
+            path(),
             "is required: the network name, letters, digits, '_', '.' and '-'",
         ),
         ("", NameSource::InjectedIfMissing(_)) => {}
         (name, _) => {
             if let Err(e) = validate_cni_name(name) {
-                d.error(path, format!("is not a valid CNI network name: {e}"));
+                d.error(path(), format!("is not a valid CNI network name: {e}"));
             }
         }
     }
 }
 
 fn check_version(list: &NetworkConfigList, base: &FieldPath, d: &mut Diagnostics) {
-    let path = base.field("cniVersion");
+    let path = || base.field("cniVersion");
     let declared = list.cni_version().filter(|v| !v.is_empty());
     if declared.is_none() && list.cni_versions().is_empty() {
         d.warning(
-            path.clone(),
+            path(),
             "is not set, so runtimes use 0.1.0 (no CHECK, no GC); set the version the plugins \
              support, e.g. \"1.0.0\"",
         );
     }
     match list.effective_version() {
-        Err(e) => d.error(path.clone(), e.to_string()),
-        Ok(v) if !v.is_supported() => d.error(path.clone(), unsupported(v)),
+        Err(e) => d.error(path(), e.to_string()),
+        Ok(v) if !v.is_supported() => d.error(path(), unsupported(v)),
         Ok(_) => {}
     }
     // "1.0" means 1.0.0 to libcni's parser, but Go plugins compare version strings exactly and
@@ -126,7 +127,7 @@ fn check_version(list: &NetworkConfigList, base: &FieldPath, d: &mut Diagnostics
         && text != v.to_string()
     {
         d.warning(
-            path,
+            path(),
             format!(
                 "write \"{v}\" in full: plugins match version strings exactly and reject {text:?}"
             ),
@@ -146,23 +147,27 @@ pub(crate) fn unsupported(v: CniVersion) -> String {
     )
 }
 
-fn check_plugin(plugin: &crate::cni::PluginConfig, path: &FieldPath, d: &mut Diagnostics) {
+fn check_plugin(
+    plugin: &crate::cni::PluginConfig,
+    path: impl Fn() -> FieldPath,
+    d: &mut Diagnostics,
+) {
     if let Err(e) = validate_plugin_type(plugin.plugin_type()) {
-        d.error(path.field("type"), e);
+        d.error(path().field("type"), e);
     }
     // `"ipam": {}` is the usual way to say "no IPAM" (SR-IOV, host-device), so only a type that
     // is present is checked; it names a binary just like `type`.
     if let Some(ipam_type) = plugin.ipam_type().filter(|t| !t.is_empty())
         && let Err(e) = validate_plugin_type(ipam_type)
     {
-        d.error(path.field("ipam").field("type"), e);
+        d.error(path().field("ipam").field("type"), e);
     }
     for key in plugin.reserved_keys() {
         // `cni.dev/...` is a map key, not a nested field: bracket it.
         let key_path = if key.contains(['.', '/']) {
-            path.key(key)
+            path().key(key)
         } else {
-            path.field(key)
+            path().field(key)
         };
         d.warning(
             key_path,
