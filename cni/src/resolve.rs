@@ -18,6 +18,7 @@ use multus_crds::cni::capabilities::declared_capabilities;
 use multus_crds::cni::delegate::effective_delegate_config;
 use multus_crds::constants::{DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION};
 use multus_crds::multus_config::MultusConfig;
+use multus_crds::names::validate_plugin_type;
 use multus_crds::rules::isolation::{GlobalNamespaces, check_namespace_isolation};
 use multus_crds::rules::pod::validate_selection_fields;
 use multus_crds::{FieldPath, NetworkAttachmentDefinition};
@@ -370,6 +371,7 @@ fn build_delegate(
     network: Network,
     device_cursor: &mut HashMap<String, usize>,
 ) -> Result<Delegate> {
+    refuse_unsafe_types(&network.list)?;
     let mut config = network.list.to_value();
     let declared = declared_capabilities(&config);
     // Runtime-provided values go to the cluster network only (multi-net-spec §7.5).
@@ -498,6 +500,21 @@ fn build_delegate(
         resource_name: network.resource_name,
         devinfo_file,
     })
+}
+
+/// Every plugin `type` and IPAM `type` of a chain must be a bare binary name. Checked for all
+/// attachments before any delegate runs, so a bad NAD cannot half-attach a pod.
+fn refuse_unsafe_types(list: &NetworkConfigList) -> Result<()> {
+    for plugin in list.plugins() {
+        for t in std::iter::once(plugin.plugin_type()).chain(plugin.ipam_type()) {
+            validate_plugin_type(t).map_err(|reason| Error::UnsafeName {
+                name: "plugin type",
+                value: t.to_owned(),
+                reason: format!("network {:?}: {reason}", list.name()),
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// `CNI_ARGS` for a delegate: the pod keys (in Multus' order), the runtime's other keys, then

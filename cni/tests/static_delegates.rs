@@ -1,0 +1,142 @@
+//! The `multus` binary with static `delegates` (no Kubernetes) in a real network namespace with
+//! Debian's plugins. Needs root (CI is root); fails, never skips, without it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+const PLUGINS: &str = "/usr/lib/cni";
+
+/// A named network namespace and the links the test made, removed even when the test fails.
+struct Guard {
+    netns: String,
+    links: Vec<String>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .output();
+        for l in &self.links {
+            let _ = Command::new("ip").args(["link", "del", l]).output();
+        }
+    }
+}
+
+fn setup(netns: &str, links: &[&str]) -> Guard {
+    assert_eq!(
+        std::fs::metadata("/proc/self").unwrap().uid(),
+        0,
+        "needs root"
+    );
+    for p in ["bridge", "host-local"] {
+        assert!(
+            Path::new(PLUGINS).join(p).is_file(),
+            "install containernetworking-plugins"
+        );
+    }
+    let _ = Command::new("ip").args(["netns", "del", netns]).output();
+    let out = Command::new("ip")
+        .args(["netns", "add", netns])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    Guard {
+        netns: netns.into(),
+        links: links.iter().map(|l| (*l).to_owned()).collect(),
+    }
+}
+
+fn multus(command: &str, netns: &str, cid: &str, config: &Value) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_multus"))
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", cid)
+        .env("CNI_NETNS", format!("/var/run/netns/{netns}"))
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", PLUGINS)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(config.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn links_in(netns: &str) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-n", netns, "-j", "link"])
+        .output()
+        .unwrap();
+    let v: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut names: Vec<String> = v
+        .iter()
+        .map(|l| l["ifname"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn config(dir: &Path, second_type: &str) -> Value {
+    json!({
+        "cniVersion": "0.4.0",
+        "name": "multus-cni-network",
+        "type": "multus",
+        "cniDir": dir.join("cache"),
+        "binDir": PLUGINS,
+        "delegates": [
+            {"cniVersion":"1.0.0","name":"sd-cluster","plugins":[{"type":"bridge","bridge":"sdbr0","isGateway":true,
+              "ipam":{"type":"host-local","dataDir":dir.join("ipam"),"subnet":"10.151.0.0/24"}}]},
+            {"cniVersion":"1.0.0","name":"sd-second","type":second_type,"bridge":"sdbr1",
+              "ipam":{"type":"host-local","dataDir":dir.join("ipam"),"subnet":"10.152.0.0/24"}}
+        ]
+    })
+}
+
+#[test]
+fn static_delegates_add_del_and_refusals() {
+    let _g = setup("sd-pod", &["sdbr0", "sdbr1"]);
+    let dir = tempfile::tempdir().unwrap();
+
+    let (ok, out) = multus("VERSION", "sd-pod", "", &json!({}));
+    assert!(ok);
+    assert!(out.contains("\"1.1.0\""), "{out}");
+
+    // The result comes back in the Multus config's version (0.4.0), converted from 1.0.0.
+    let (ok, out) = multus("ADD", "sd-pod", "sd1", &config(dir.path(), "bridge"));
+    assert!(ok, "{out}");
+    let result: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(result["cniVersion"], "0.4.0");
+    assert_eq!(result["ips"][0]["version"], "4");
+    assert_eq!(links_in("sd-pod"), ["eth0", "lo", "net1"]);
+    let (ok, out) = multus("CHECK", "sd-pod", "sd1", &config(dir.path(), "bridge"));
+    assert!(ok, "{out}");
+    let (ok, out) = multus("DEL", "sd-pod", "sd1", &config(dir.path(), "bridge"));
+    assert!(ok, "{out}");
+    assert_eq!(links_in("sd-pod"), ["lo"]);
+
+    // A path as `type` is refused before anything runs: not even the first delegate.
+    let (ok, out) = multus(
+        "ADD",
+        "sd-pod",
+        "sd2",
+        &config(dir.path(), "../../../bin/true"),
+    );
+    assert!(!ok);
+    let err: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(err["code"], 7, "{err}");
+    assert_eq!(links_in("sd-pod"), ["lo"]);
+}
