@@ -306,6 +306,32 @@ impl MultusConfig {
         })
     }
 
+    /// The Multus config a runtime passes when Multus is the one plugin of a configuration list
+    /// (upstream writes `00-multus.conflist` this way from CNI 1.0.0 on): that plugin object with
+    /// the list's `name` and selected `cniVersion`, as libcni builds it.
+    pub fn from_network_config(list: &NetworkConfigList) -> Result<Self, ConfigError> {
+        let not_multus = || {
+            ConfigError::new(
+                FieldPath::new("plugins"),
+                crate::cni::ConfigErrorKind::Missing {
+                    hint: "a plugin of type \"multus\" or \"multus-shim\"",
+                },
+            )
+        };
+        let plugin = list
+            .plugins()
+            .iter()
+            .find(|p| matches!(p.plugin_type(), TYPE_THIN | TYPE_SHIM))
+            .ok_or_else(not_multus)?;
+        let version = list.effective_version().map_err(|e| {
+            ConfigError::new(
+                FieldPath::new("cniVersion"),
+                crate::cni::ConfigErrorKind::Version(e),
+            )
+        })?;
+        Self::from_value(&Value::Object(list.request_config(plugin, version)))
+    }
+
     /// The config as a JSON value.
     pub fn to_value(&self) -> Value {
         // Strings, numbers, booleans and JSON maps always serialise.
@@ -721,6 +747,31 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn reads_the_multus_plugin_of_a_conflist() {
+        let list = NetworkConfigList::parse(
+            r#"{"cniVersion":"1.0.0","name":"multus-cni-network","plugins":[{"type":"multus-shim","clusterNetwork":"/etc/cni/net.d/10-calico.conflist"}]}"#,
+        )
+        .unwrap();
+        let c = MultusConfig::from_network_config(&list).unwrap();
+        assert!(c.is_shim());
+        assert_eq!(c.name.as_deref(), Some("multus-cni-network"));
+        assert_eq!(c.cni_version.as_deref(), Some("1.0.0"));
+        assert_eq!(
+            c.cluster_network.as_deref(),
+            Some("/etc/cni/net.d/10-calico.conflist")
+        );
+        let other =
+            NetworkConfigList::parse(r#"{"name":"n","plugins":[{"type":"bridge"}]}"#).unwrap();
+        assert_eq!(
+            MultusConfig::from_network_config(&other)
+                .unwrap_err()
+                .path
+                .as_str(),
+            "plugins"
+        );
     }
 
     #[test]

@@ -117,7 +117,22 @@ fn check_version(list: &NetworkConfigList, base: &FieldPath, d: &mut Diagnostics
     match list.effective_version() {
         Err(e) => d.error(path(), e.to_string()),
         Ok(v) if !v.is_supported() => d.error(path(), unsupported(v)),
-        Ok(_) => {}
+        Ok(v) => {
+            // Switches for operations the version does not have do nothing; say so rather than
+            // let someone believe they turned something off.
+            if list.disable_check() && !v.supports_check() {
+                d.warning(
+                    base.field("disableCheck"),
+                    format!("has no effect: version {v} has no CHECK (it exists from 0.4.0)"),
+                );
+            }
+            if list.disable_gc() && !v.supports_gc() {
+                d.warning(
+                    base.field("disableGC"),
+                    format!("has no effect: version {v} has no GC (it exists from 1.1.0)"),
+                );
+            }
+        }
     }
     // "1.0" means 1.0.0 to libcni's parser, but Go plugins compare version strings exactly and
     // reject it; say so before a pod fails.
@@ -297,6 +312,26 @@ mod tests {
         let (_, d) = at(r#"{"cniVersion":"1.0","name":"n","type":"a"}"#, "");
         assert!(!d.has_errors());
         assert!(d.iter().next().unwrap().message.contains("\"1.0.0\""));
+    }
+
+    #[test]
+    fn switches_for_missing_operations_are_warnings() {
+        let (_, d) = at(
+            r#"{"cniVersion":"1.0.0","name":"n","disableGC":true,"disableCheck":true,"plugins":[{"type":"a"}]}"#,
+            "",
+        );
+        assert!(!d.has_errors());
+        assert_eq!(paths(&d), vec!["disableGC"]);
+        let (_, d) = at(
+            r#"{"cniVersion":"0.3.1","name":"n","disableCheck":"true","plugins":[{"type":"a"}]}"#,
+            "",
+        );
+        assert_eq!(paths(&d), vec!["disableCheck"]);
+        let (_, d) = at(
+            r#"{"cniVersion":"1.1.0","name":"n","disableGC":true,"disableCheck":true,"plugins":[{"type":"a"}]}"#,
+            "",
+        );
+        assert!(d.is_empty());
     }
 
     #[test]
