@@ -102,15 +102,90 @@ impl Attachment<'_> {
 /// The interface name for the attachment at `index`: an explicit request wins, else the
 /// runtime's name for the master, else `net<index>`.
 pub fn interface_name(index: usize, requested: Option<&str>, runtime_ifname: &str) -> String {
-    match requested {
-        Some(name) => name.to_owned(),
-        None if index == 0 => runtime_ifname.to_owned(),
-        None => format!("net{index}"),
+    IfName::of(index, requested, runtime_ifname).to_string()
+}
+
+/// An interface name as the plan assigns it, before it is written out. The pod rules compare
+/// every pair of names on each admission review; this lets them do so without allocating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IfName<'a> {
+    /// Asked for, or the runtime's name for the master.
+    Named(&'a str),
+    /// `net<index>`.
+    Generated(usize),
+}
+
+impl<'a> IfName<'a> {
+    pub(crate) fn of(index: usize, requested: Option<&'a str>, runtime_ifname: &'a str) -> Self {
+        match requested {
+            Some(name) => IfName::Named(name),
+            None if index == 0 => IfName::Named(runtime_ifname),
+            None => IfName::Generated(index),
+        }
     }
+
+    /// Whether both render to the same text.
+    pub(crate) fn same_as(self, other: IfName<'_>) -> bool {
+        match (self, other) {
+            (IfName::Named(a), IfName::Named(b)) => a == b,
+            (IfName::Generated(i), IfName::Generated(j)) => i == j,
+            (IfName::Named(name), IfName::Generated(i))
+            | (IfName::Generated(i), IfName::Named(name)) => name
+                .strip_prefix("net")
+                .is_some_and(|digits| is_decimal_of(digits, i)),
+        }
+    }
+
+    pub(crate) fn is(self, name: &str) -> bool {
+        self.same_as(IfName::Named(name))
+    }
+}
+
+/// `digits` is `index` written in decimal as `format!` writes it (no sign, no leading zero).
+fn is_decimal_of(digits: &str, index: usize) -> bool {
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits.len() == 1 || !digits.starts_with('0'))
+        && digits.parse::<usize>() == Ok(index)
+}
+
+impl fmt::Display for IfName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IfName::Named(name) => f.write_str(name),
+            IfName::Generated(index) => write!(f, "net{index}"),
+        }
+    }
+}
+
+/// One attachment of the plan with its name not yet written out.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Slot<'a> {
+    pub(crate) index: usize,
+    pub(crate) ifname: IfName<'a>,
+    pub(crate) ifname_requested: bool,
+    pub(crate) network: NetworkRef<'a>,
+    pub(crate) origin: AttachmentOrigin,
+    pub(crate) selection: Option<&'a NetworkSelection>,
 }
 
 /// The ordered attachments of a pod.
 pub fn plan_attachments<'a>(inputs: &AttachmentInputs<'a>) -> Vec<Attachment<'a>> {
+    plan_slots(inputs)
+        .into_iter()
+        .map(|slot| Attachment {
+            index: slot.index,
+            ifname: slot.ifname.to_string(),
+            ifname_requested: slot.ifname_requested,
+            network: slot.network,
+            origin: slot.origin,
+            selection: slot.selection,
+        })
+        .collect()
+}
+
+/// The plan, in the form the pod rules use. [`plan_attachments`] is this, written out.
+pub(crate) fn plan_slots<'a>(inputs: &AttachmentInputs<'a>) -> Vec<Slot<'a>> {
     let in_system_namespace = inputs
         .system_namespaces
         .iter()
@@ -124,9 +199,9 @@ pub fn plan_attachments<'a>(inputs: &AttachmentInputs<'a>) -> Vec<Attachment<'a>
     let mut push = |network, origin, selection: Option<&'a NetworkSelection>| {
         let index = plan.len();
         let requested = selection.and_then(NetworkSelection::requested_interface);
-        plan.push(Attachment {
+        plan.push(Slot {
             index,
-            ifname: interface_name(index, requested, inputs.runtime_ifname),
+            ifname: IfName::of(index, requested, inputs.runtime_ifname),
             ifname_requested: requested.is_some(),
             network,
             origin,
@@ -275,5 +350,26 @@ mod tests {
         let mut inp = inputs(&[]);
         inp.runtime_ifname = "eth9";
         assert_eq!(plan_attachments(&inp)[0].ifname, "eth9");
+    }
+
+    #[test]
+    fn unrendered_names_compare_like_their_text() {
+        let names = [
+            IfName::Named("net2"),
+            IfName::Named("net02"),
+            IfName::Named("net+2"),
+            IfName::Named("net"),
+            IfName::Named("eth0"),
+            IfName::Named("net12"),
+            IfName::Generated(2),
+            IfName::Generated(12),
+            IfName::Generated(0),
+            IfName::Named("net0"),
+        ];
+        for a in names {
+            for b in names {
+                assert_eq!(a.same_as(b), a.to_string() == b.to_string(), "{a} vs {b}");
+            }
+        }
     }
 }

@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -357,7 +357,13 @@ fn parse_json_form(text: &str) -> Result<Vec<NetworkSelection>, SelectionParseEr
     // Fast path: straight into the types. Only when that fails is the text read again as a
     // generic value, element by element, to say which element and field is wrong. Both paths
     // share `FieldSeed`, so they accept exactly the same inputs.
-    if let Ok(selections) = serde_json::from_str::<Vec<NetworkSelection>>(text) {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let fast = SelectionList {
+        capacity: estimated_elements(text),
+    }
+    .deserialize(&mut de)
+    .and_then(|selections| de.end().map(|()| selections));
+    if let Ok(selections) = fast {
         return Ok(selections);
     }
     let value: Value = serde_json::from_str(text).map_err(|e| SelectionParseError::Json {
@@ -375,6 +381,49 @@ fn parse_json_form(text: &str) -> Result<Vec<NetworkSelection>, SelectionParseEr
         .collect()
 }
 
+/// An upper bound of the element count (every element opens a `{`), so the list is allocated
+/// once instead of being regrown and copied; capped so a value full of braces cannot make it
+/// allocate much.
+fn estimated_elements(text: &str) -> usize {
+    text.bytes().filter(|b| *b == b'{').count().min(64)
+}
+
+/// A JSON list of selections, read into a vector of a given capacity.
+struct SelectionList {
+    capacity: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for SelectionList {
+    type Value = Vec<NetworkSelection>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        struct ListVisitor(usize);
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = Vec<NetworkSelection>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of network selection objects")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                // Each element is read straight into its slot: a selection is a large struct, and
+                // building it elsewhere and moving it in costs more than parsing its fields.
+                let mut out: Vec<NetworkSelection> = Vec::with_capacity(self.0);
+                loop {
+                    out.push(NetworkSelection::default());
+                    let more = match out.last_mut() {
+                        Some(slot) => seq.next_element_seed(SelectionInto(slot))?.is_some(),
+                        None => false,
+                    };
+                    if !more {
+                        out.pop();
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        d.deserialize_seq(ListVisitor(self.capacity))
+    }
+}
+
 fn selection_from_value(
     index: usize,
     element: &Value,
@@ -386,7 +435,11 @@ fn selection_from_value(
             format!("must be an object, not {}", json_kind(element)),
         ));
     };
-    let mut partial = Partial::default();
+    let mut selection = NetworkSelection::default();
+    let mut partial = Partial {
+        selection: &mut selection,
+        has_name: false,
+    };
     for (key, value) in object {
         match Field::from_key(key) {
             Some(field) => FieldSeed {
@@ -402,17 +455,20 @@ fn selection_from_value(
     }
     partial
         .finish()
-        .map_err(|(field, message)| SelectionParseError::element(index, Some(field), message))
+        .map_err(|(field, message)| SelectionParseError::element(index, Some(field), message))?;
+    Ok(selection)
 }
 
 fn parse_comma_form(text: &str) -> Result<Vec<NetworkSelection>, SelectionParseError> {
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    text.split(',')
-        .enumerate()
-        .map(|(index, item)| parse_comma_item(index, item.trim()))
-        .collect()
+    // Sized once (capped, like the JSON estimate) rather than regrown: elements are large.
+    let mut out = Vec::with_capacity((text.bytes().filter(|b| *b == b',').count() + 1).min(64));
+    for (index, item) in text.split(',').enumerate() {
+        out.push(parse_comma_item(index, item.trim())?);
+    }
+    Ok(out)
 }
 
 /// `[namespace/]name[@ifname]`. An empty namespace or ifname part (`/name`, `name@`) means "not
@@ -534,7 +590,24 @@ impl Field {
     }
 
     fn from_key(key: &str) -> Option<Field> {
-        Field::ALL.into_iter().find(|f| f.key() == key)
+        // A `match` compiles to a dispatch on length and bytes: this runs for every key of every
+        // element, so no linear scan over `ALL`.
+        Some(match key {
+            "name" => Field::Name,
+            "namespace" => Field::Namespace,
+            "ips" => Field::Ips,
+            "mac" => Field::Mac,
+            "interface" => Field::Interface,
+            "interfaceRequest" => Field::InterfaceRequest,
+            "cni-args" => Field::CniArgs,
+            "portMappings" => Field::PortMappings,
+            "bandwidth" => Field::Bandwidth,
+            "default-route" => Field::DefaultRoute,
+            "infiniband-guid" => Field::InfinibandGuid,
+            "ipam-claim-reference" => Field::IpamClaimReference,
+            "deviceID" => Field::DeviceId,
+            _ => return None,
+        })
     }
 }
 
@@ -543,33 +616,33 @@ pub fn known_keys() -> impl Iterator<Item = &'static str> {
     Field::ALL.into_iter().map(Field::key)
 }
 
-#[derive(Default)]
-struct Partial {
-    selection: NetworkSelection,
+/// A selection being read, and whether `name` was seen.
+struct Partial<'a> {
+    selection: &'a mut NetworkSelection,
     has_name: bool,
 }
 
-impl Partial {
-    fn finish(self) -> Result<NetworkSelection, (&'static str, &'static str)> {
+impl Partial<'_> {
+    fn finish(&self) -> Result<(), (&'static str, &'static str)> {
         if !self.has_name {
             return Err(("name", "missing: every element must name a network"));
         }
-        Ok(self.selection)
+        Ok(())
     }
 }
 
 /// Reads the value of one known key into the selection. Duplicate keys: the last one wins, as in
 /// Go's decoder and in `serde_json::Value`, so both parse paths agree.
-struct FieldSeed<'a> {
-    partial: &'a mut Partial,
+struct FieldSeed<'a, 'b> {
+    partial: &'a mut Partial<'b>,
     field: Field,
 }
 
-impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
+impl<'de> DeserializeSeed<'de> for FieldSeed<'_, '_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        let s = &mut self.partial.selection;
+        let s = &mut *self.partial.selection;
         match self.field {
             Field::Name => {
                 let name = Option::<String>::deserialize(d)?;
@@ -617,19 +690,24 @@ impl<'de> Deserialize<'de> for Key {
     }
 }
 
-impl<'de> Deserialize<'de> for NetworkSelection {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct SelectionVisitor;
-        impl<'de> Visitor<'de> for SelectionVisitor {
-            type Value = NetworkSelection;
+/// Reads one selection object into an existing (default) selection.
+struct SelectionInto<'a>(&'a mut NetworkSelection);
+
+impl<'de> DeserializeSeed<'de> for SelectionInto<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        struct SelectionVisitor<'a>(&'a mut NetworkSelection);
+        impl<'de> Visitor<'de> for SelectionVisitor<'_> {
+            type Value = ();
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a network selection object")
             }
-            fn visit_map<A: MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<NetworkSelection, A::Error> {
-                let mut partial = Partial::default();
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+                let mut partial = Partial {
+                    selection: self.0,
+                    has_name: false,
+                };
                 while let Some(key) = map.next_key::<Key>()? {
                     match key {
                         Key::Known(field) => map.next_value_seed(FieldSeed {
@@ -647,7 +725,15 @@ impl<'de> Deserialize<'de> for NetworkSelection {
                 })
             }
         }
-        d.deserialize_map(SelectionVisitor)
+        d.deserialize_map(SelectionVisitor(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for NetworkSelection {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut selection = NetworkSelection::default();
+        SelectionInto(&mut selection).deserialize(d)?;
+        Ok(selection)
     }
 }
 

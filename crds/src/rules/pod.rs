@@ -7,14 +7,14 @@
 //!
 //! - each annotation parses, and every field of every element is valid;
 //! - interface names are unique in the pod, computed with the same
-//!   [`plan_attachments`] the plugin uses, and no secondary network takes the cluster network's
+//!   [`crate::attachments::plan_attachments`] the plugin uses, and no secondary network takes the cluster network's
 //!   interface;
 //! - at most one `default-route` gateway per IP family; `ips` not combined with
 //!   `ipam-claim-reference`;
 //! - every referenced NAD exists (via [`NetworkLookup`]), is allowed by namespace isolation, and
 //!   declares the capabilities the element requests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::annotations::networks::{CapabilitySet, known_keys};
@@ -22,7 +22,7 @@ use crate::annotations::{
     DefaultNetworkError, NetworkSelection, SelectionParseError, parse_default_network,
     parse_networks,
 };
-use crate::attachments::{Attachment, AttachmentInputs, AttachmentOrigin, plan_attachments};
+use crate::attachments::{AttachmentInputs, AttachmentOrigin, Slot, plan_slots};
 use crate::cni::capabilities::declared_capabilities;
 use crate::constants::{DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION};
 use crate::names::{
@@ -59,9 +59,12 @@ pub fn chain_capabilities(nad: &NetworkAttachmentDefinition) -> Option<Capabilit
 }
 
 /// NADs by namespace and name, with their declared capabilities parsed once at insert.
+///
+/// Ordered maps rather than hash maps: a lookup by `&str` costs a few short comparisons instead
+/// of hashing the name twice, and names chosen by users cannot degrade it.
 #[derive(Clone, Debug, Default)]
 pub struct NadIndex {
-    by_namespace: HashMap<String, HashMap<String, IndexedNad>>,
+    by_namespace: BTreeMap<String, BTreeMap<String, IndexedNad>>,
 }
 
 #[derive(Clone, Debug)]
@@ -103,7 +106,7 @@ impl NadIndex {
     }
 
     pub fn len(&self) -> usize {
-        self.by_namespace.values().map(HashMap::len).sum()
+        self.by_namespace.values().map(BTreeMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -196,7 +199,6 @@ pub fn validate_pod_networks_at(
     opts: &PodRuleOptions,
 ) -> Diagnostics {
     let mut d = Diagnostics::new();
-    let annotations_path = metadata_path.field("annotations");
     let mut rules = Rules {
         pod_namespace,
         lookup,
@@ -204,25 +206,31 @@ pub fn validate_pod_networks_at(
         d: &mut d,
     };
 
-    let default_path = annotations_path.key(DEFAULT_NETWORK_ANNOTATION);
+    let default_path = Base::Annotation {
+        metadata: metadata_path,
+        key: DEFAULT_NETWORK_ANNOTATION,
+    };
     let default_network = annotations
         .get(DEFAULT_NETWORK_ANNOTATION)
-        .and_then(|value| rules.default_network(value, &default_path));
+        .and_then(|value| rules.default_network(value, default_path));
 
-    let networks_path = annotations_path.key(NETWORKS_ANNOTATION);
+    let networks_path = Base::Annotation {
+        metadata: metadata_path,
+        key: NETWORKS_ANNOTATION,
+    };
     let selections = match annotations.get(NETWORKS_ANNOTATION) {
         None => Vec::new(),
         Some(value) => match parse_networks(value) {
             Ok(selections) => selections,
             Err(e) => {
-                report_parse_error(rules.d, &networks_path, &e);
+                report_parse_error(rules.d, &networks_path.path(), &e);
                 Vec::new()
             }
         },
     };
     for (i, selection) in selections.iter().enumerate() {
         let at = Element {
-            base: &networks_path,
+            base: networks_path,
             index: Some(i),
         };
         validate_selection(selection, &at, rules.d);
@@ -230,7 +238,8 @@ pub fn validate_pod_networks_at(
         rules.reference(selection, namespace, &at, true);
     }
 
-    let plan = plan_attachments(&AttachmentInputs {
+    // The plan the plugin will follow, without writing out the names (no allocation per name).
+    let plan = plan_slots(&AttachmentInputs {
         pod_namespace,
         runtime_ifname: &opts.runtime_ifname,
         cluster_network: "",
@@ -242,11 +251,11 @@ pub fn validate_pod_networks_at(
     });
     let element_of = |origin: AttachmentOrigin| match origin {
         AttachmentOrigin::NetworksAnnotation(i) => Some(Element {
-            base: &networks_path,
+            base: networks_path,
             index: Some(i),
         }),
         AttachmentOrigin::DefaultNetworkAnnotation => Some(Element {
-            base: &default_path,
+            base: default_path,
             index: None,
         }),
         _ => None,
@@ -265,7 +274,7 @@ pub fn validate_selection_fields(
     validate_selection(
         selection,
         &Element {
-            base: element_path,
+            base: Base::Path(element_path),
             index: None,
         },
         &mut d,
@@ -275,18 +284,39 @@ pub fn validate_selection_fields(
 
 // === Paths ===
 
+/// An annotation's path (`<metadata>.annotations[<key>]`) or a given path. Paths are built only
+/// when a finding is reported: a valid pod costs no path allocation at all.
+#[derive(Clone, Copy)]
+enum Base<'p> {
+    Annotation {
+        metadata: &'p FieldPath,
+        key: &'static str,
+    },
+    Path(&'p FieldPath),
+}
+
+impl Base<'_> {
+    fn path(&self) -> FieldPath {
+        match self {
+            Base::Annotation { metadata, key } => metadata.field("annotations").key(key),
+            Base::Path(path) => (*path).clone(),
+        }
+    }
+}
+
 /// Where an element sits: `<annotation path>[index]`, or the annotation itself for the
-/// single-element default-network annotation. Paths are built only when a finding is reported.
+/// single-element default-network annotation.
 struct Element<'p> {
-    base: &'p FieldPath,
+    base: Base<'p>,
     index: Option<usize>,
 }
 
 impl Element<'_> {
     fn path(&self) -> FieldPath {
+        let base = self.base.path();
         match self.index {
-            Some(i) => self.base.index(i),
-            None => self.base.clone(),
+            Some(i) => base.index(i),
+            None => base,
         }
     }
 
@@ -331,15 +361,15 @@ struct Rules<'a> {
 
 impl Rules<'_> {
     /// Parse, check and resolve the default-network annotation; its selection if it parsed.
-    fn default_network(&mut self, value: &str, path: &FieldPath) -> Option<NetworkSelection> {
+    fn default_network(&mut self, value: &str, path: Base<'_>) -> Option<NetworkSelection> {
         let selection = match parse_default_network(value) {
             Ok(selection) => selection,
             Err(DefaultNetworkError::Parse(e)) => {
-                report_parse_error(self.d, path, &e);
+                report_parse_error(self.d, &path.path(), &e);
                 return None;
             }
             Err(e) => {
-                self.d.error(path.clone(), e.to_string());
+                self.d.error(path.path(), e.to_string());
                 return None;
             }
         };
@@ -447,26 +477,38 @@ fn validate_selection(s: &NetworkSelection, at: &Element<'_>, d: &mut Diagnostic
         }
     }
     if let Some(mac) = s.mac() {
-        check_hardware_addr(mac, MAC_OCTETS, "a MAC address", &at.field("mac"), d);
+        check_hardware_addr(mac, MAC_OCTETS, "a MAC address", at, "mac", d);
     }
     if let Some(guid) = s.infiniband_guid() {
         check_hardware_addr(
             guid,
             GUID_OCTETS,
             "an InfiniBand GUID",
-            &at.field("infiniband-guid"),
+            at,
+            "infiniband-guid",
             d,
         );
     }
     if let Some(mappings) = &s.port_mappings {
         for (j, m) in mappings.iter().enumerate() {
-            validate_port_mapping(m, &at.field("portMappings").index(j), d);
+            validate_port_mapping(m, at, j, d);
         }
     }
     if let Some(bw) = &s.bandwidth {
-        let path = at.field("bandwidth");
-        validate_shaping(bw.ingress_rate, bw.ingress_burst, "ingress", &path, d);
-        validate_shaping(bw.egress_rate, bw.egress_burst, "egress", &path, d);
+        validate_shaping(
+            bw.ingress_rate,
+            bw.ingress_burst,
+            ("ingressRate", "ingressBurst"),
+            at,
+            d,
+        );
+        validate_shaping(
+            bw.egress_rate,
+            bw.egress_burst,
+            ("egressRate", "egressBurst"),
+            at,
+            d,
+        );
     }
     if let Some(gateways) = &s.default_route {
         for (j, gw) in gateways.iter().enumerate() {
@@ -531,17 +573,19 @@ fn check_hardware_addr(
     value: &str,
     octets: usize,
     what: &str,
-    path: &FieldPath,
+    at: &Element<'_>,
+    key: &str,
     d: &mut Diagnostics,
 ) {
+    let path = || at.field(key);
     match parse_hardware_addr(value) {
-        Err(e) => d.error(path.clone(), e),
+        Err(e) => d.error(path(), e),
         Ok(bytes) if bytes.len() != octets => d.error(
-            path.clone(),
+            path(),
             format!("{value:?} has {} octets; {what} has {octets}", bytes.len()),
         ),
         Ok(bytes) if octets == MAC_OCTETS && bytes.first().is_some_and(|b| b & 1 == 1) => d.warning(
-            path.clone(),
+            path(),
             format!("{value:?} is a multicast address; the kernel refuses it as an interface address"),
         ),
         Ok(_) => {}
@@ -550,17 +594,19 @@ fn check_hardware_addr(
 
 fn validate_port_mapping(
     m: &crate::annotations::PortMapping,
-    path: &FieldPath,
+    at: &Element<'_>,
+    j: usize,
     d: &mut Diagnostics,
 ) {
+    let path = |key: &str| at.field("portMappings").index(j).field(key);
     for (key, port) in [
         ("hostPort", m.host_port),
         ("containerPort", m.container_port),
     ] {
         match port {
-            None => d.error(path.field(key), "missing: a port 1-65535 is required"),
+            None => d.error(path(key), "missing: a port 1-65535 is required"),
             Some(p) if !(1..=65535).contains(&p) => {
-                d.error(path.field(key), format!("{p} is not a port: use 1-65535"))
+                d.error(path(key), format!("{p} is not a port: use 1-65535"))
             }
             Some(_) => {}
         }
@@ -571,14 +617,14 @@ fn validate_port_mapping(
             .any(|known| protocol.eq_ignore_ascii_case(known))
     {
         d.error(
-            path.field("protocol"),
+            path("protocol"),
             format!("{protocol:?} is not a protocol: use tcp, udp or sctp"),
         );
     }
     if let Some(ip) = m.host_ip.as_deref().filter(|p| !p.is_empty())
         && ip.parse::<IpAddr>().is_err()
     {
-        d.error(path.field("hostIP"), format!("{ip:?} is not an IP address"));
+        d.error(path("hostIP"), format!("{ip:?} is not an IP address"));
     }
 }
 
@@ -588,29 +634,25 @@ fn validate_port_mapping(
 fn validate_shaping(
     rate: Option<i64>,
     burst: Option<i64>,
-    direction: &str,
-    path: &FieldPath,
+    (rate_key, burst_key): (&str, &str),
+    at: &Element<'_>,
     d: &mut Diagnostics,
 ) {
-    let rate_key = format!("{direction}Rate");
-    let burst_key = format!("{direction}Burst");
+    let path = |key: &str| at.field("bandwidth").field(key);
     let unset = |v: Option<i64>| v.unwrap_or(0) == 0;
     if unset(rate) && unset(burst) {
         return;
     }
-    for (key, value) in [(&rate_key, rate), (&burst_key, burst)] {
+    for (key, value) in [(rate_key, rate), (burst_key, burst)] {
         if value.is_some_and(|v| v <= 0) {
             d.error(
-                path.field(key),
+                path(key),
                 "must be greater than 0 (omit it to leave it unset)",
             );
         }
     }
     if burst.is_some_and(|b| b > 0) && rate.is_none_or(|r| r <= 0) {
-        d.error(
-            path.field(&burst_key),
-            format!("a burst requires {rate_key}"),
-        );
+        d.error(path(burst_key), format!("a burst requires {rate_key}"));
     }
 }
 
@@ -635,7 +677,7 @@ fn validate_unknown_keys(s: &NetworkSelection, at: &Element<'_>, d: &mut Diagnos
 
 // === Cross-element rules ===
 
-fn describe_attachment(a: &Attachment<'_>) -> String {
+fn describe_attachment(a: &Slot<'_>) -> String {
     match a.origin {
         AttachmentOrigin::ClusterNetwork => "the cluster network".to_owned(),
         AttachmentOrigin::DefaultNetworkAnnotation => {
@@ -649,13 +691,13 @@ fn describe_attachment(a: &Attachment<'_>) -> String {
 /// Interface names must be unique in the pod; the cluster network's name (`eth0`) is reserved to
 /// whatever replaces the cluster network.
 fn check_interface_names<'p>(
-    plan: &[Attachment<'_>],
+    plan: &[Slot<'_>],
     runtime_ifname: &str,
     element_of: &dyn Fn(AttachmentOrigin) -> Option<Element<'p>>,
     d: &mut Diagnostics,
 ) {
     for (j, later) in plan.iter().enumerate() {
-        if later.index > 0 && later.ifname_requested && later.ifname == runtime_ifname {
+        if later.index > 0 && later.ifname_requested && later.ifname.is(runtime_ifname) {
             if let Some(at) = element_of(later.origin) {
                 d.error(
                     at.field(interface_key(later)),
@@ -667,7 +709,7 @@ fn check_interface_names<'p>(
             }
             continue;
         }
-        let Some(earlier) = plan[..j].iter().find(|a| a.ifname == later.ifname) else {
+        let Some(earlier) = plan[..j].iter().find(|a| a.ifname.same_as(later.ifname)) else {
             continue;
         };
         // Report at the element whose explicit request caused the clash: the later one if it
@@ -689,7 +731,7 @@ fn check_interface_names<'p>(
             path,
             format!(
                 "interface {:?} is already used by {}; interface names must be unique in the pod",
-                culprit.ifname,
+                culprit.ifname.to_string(),
                 describe_attachment(other)
             ),
         );
@@ -697,7 +739,7 @@ fn check_interface_names<'p>(
 }
 
 /// `interface`, or `interfaceRequest` when the name came from the deprecated key.
-fn interface_key(a: &Attachment<'_>) -> &'static str {
+fn interface_key(a: &Slot<'_>) -> &'static str {
     match a.selection {
         Some(s) if s.interface.as_deref().is_none_or(str::is_empty) => "interfaceRequest",
         _ => "interface",
@@ -707,13 +749,13 @@ fn interface_key(a: &Attachment<'_>) -> &'static str {
 /// At most one default-route gateway per IP family across the pod (Multus: "does not support
 /// ECMP"). The spec's stricter "one element only" becomes a warning.
 fn check_default_routes<'p>(
-    plan: &[Attachment<'_>],
+    plan: &[Slot<'_>],
     element_of: &dyn Fn(AttachmentOrigin) -> Option<Element<'p>>,
     d: &mut Diagnostics,
 ) {
-    let mut first_v4: Option<&Attachment<'_>> = None;
-    let mut first_v6: Option<&Attachment<'_>> = None;
-    let mut first_carrier: Option<&Attachment<'_>> = None;
+    let mut first_v4: Option<&Slot<'_>> = None;
+    let mut first_v6: Option<&Slot<'_>> = None;
+    let mut first_carrier: Option<&Slot<'_>> = None;
     for a in plan {
         let Some(gateways) = a.selection.and_then(|s| s.default_route.as_ref()) else {
             continue;
