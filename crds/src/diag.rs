@@ -235,6 +235,9 @@ mod tests {
         assert!(d.has_errors());
         assert_eq!(d.errors().count(), 1);
         assert_eq!(d.warnings().count(), 1);
-        assert_eq!(d.iter().nth(1).map(ToString::to_string).as_deref(), Some("spec.config: not JSON"));
+        assert_eq!(
+            d.iter().nth(1).map(ToString::to_string).as_deref(),
+            Some("spec.config: not JSON")
+        );
     }
 }

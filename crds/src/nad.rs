@@ -5,8 +5,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// The NAD spec. `config` is optional: an empty NAD refers to a CNI file of the same name in the
-/// Multus `confDir` (multi-net-spec §3.4.1). Kept as `Option` so `spec: {}` round-trips unchanged.
+/// The network's CNI configuration. Without `config`, the NAD refers to the CNI config file of
+/// the same name in the node's Multus `confDir` (multi-net-spec §3.4.1).
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "k8s.cni.cncf.io",
@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
     derive = "Default",
     doc = "A network a pod may attach to: a CNI configuration (multi-net-spec v1.3)."
 )]
+// `config` is an `Option` so that `spec: {}` round-trips unchanged.
 pub struct NetworkAttachmentDefinitionSpec {
     /// A CNI network configuration (single plugin or `plugins` list), as JSON text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,7 +62,8 @@ mod tests {
     #[test]
     fn nad_without_spec_or_config_round_trips() {
         let y = r#"{"apiVersion":"k8s.cni.cncf.io/v1","kind":"NetworkAttachmentDefinition","metadata":{"name":"a"}}"#;
-        let nad = NetworkAttachmentDefinition::from_value(serde_json::from_str(y).unwrap()).unwrap();
+        let nad =
+            NetworkAttachmentDefinition::from_value(serde_json::from_str(y).unwrap()).unwrap();
         assert_eq!(nad.config(), None);
         let back = serde_json::to_value(&nad).unwrap();
         assert_eq!(back["spec"], serde_json::json!({}));

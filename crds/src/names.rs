@@ -27,9 +27,7 @@ pub fn validate_dns1123_label(value: &str) -> Result<(), String> {
     let bytes = value.as_bytes();
     let ok_inner = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
     let ok_edge = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    if !bytes.iter().all(|&b| ok_inner(b))
-        || !ok_edge(bytes[0])
-        || !ok_edge(bytes[bytes.len() - 1])
+    if !bytes.iter().all(|&b| ok_inner(b)) || !ok_edge(bytes[0]) || !ok_edge(bytes[bytes.len() - 1])
     {
         return Err(format!(
             "{value:?} is not a DNS-1123 label: use lower-case letters, digits and '-', starting and ending with a letter or digit"
@@ -82,9 +80,7 @@ pub fn validate_ifname(value: &str) -> Result<(), String> {
         .chars()
         .find(|c| *c == '/' || *c == ':' || c.is_whitespace() || *c == '\0')
     {
-        return Err(format!(
-            "interface name {value:?} must not contain {c:?}"
-        ));
+        return Err(format!("interface name {value:?} must not contain {c:?}"));
     }
     Ok(())
 }
@@ -145,7 +141,7 @@ pub fn parse_hardware_addr(value: &str) -> Result<Vec<u8>, String> {
     let hex = |b: u8| -> Option<u8> { (b as char).to_digit(16).map(|d| d as u8) };
     if bytes[2] == b':' || bytes[2] == b'-' {
         let sep = bytes[2];
-        if (value.len() + 1) % 3 != 0 {
+        if !(value.len() + 1).is_multiple_of(3) {
             return Err(bad());
         }
         let n = (value.len() + 1) / 3;
@@ -165,7 +161,7 @@ pub fn parse_hardware_addr(value: &str) -> Result<Vec<u8>, String> {
         return Ok(out);
     }
     if bytes[4] == b'.' {
-        if (value.len() + 1) % 5 != 0 {
+        if !(value.len() + 1).is_multiple_of(5) {
             return Err(bad());
         }
         let n = 2 * (value.len() + 1) / 5;
@@ -206,13 +202,9 @@ pub fn parse_ip_or_cidr(value: &str) -> Result<(IpAddr, Option<u8>), String> {
                 .parse()
                 .map_err(|_| format!("{value:?} is not a CIDR: {addr:?} is not an IP address"))?;
             let max = if ip.is_ipv4() { 32 } else { 128 };
-            let len: u8 = prefix
-                .parse()
-                .ok()
-                .filter(|l| *l <= max)
-                .ok_or_else(|| {
-                    format!("{value:?} is not a CIDR: prefix length must be 0..={max}")
-                })?;
+            let len: u8 = prefix.parse().ok().filter(|l| *l <= max).ok_or_else(|| {
+                format!("{value:?} is not a CIDR: prefix length must be 0..={max}")
+            })?;
             Ok((ip, Some(len)))
         }
     }
@@ -258,7 +250,9 @@ mod tests {
     fn plugin_types_are_bare_binary_names() {
         assert!(validate_plugin_type("macvlan").is_ok());
         assert!(validate_plugin_type("host-local").is_ok());
-        for bad in ["", "/bin/sh", "../sh", "..", "a\\b", "a b", "a\0b", "x/..", "sh\n"] {
+        for bad in [
+            "", "/bin/sh", "../sh", "..", "a\\b", "a b", "a\0b", "x/..", "sh\n",
+        ] {
             assert!(validate_plugin_type(bad).is_err(), "{bad:?}");
         }
     }
@@ -271,12 +265,26 @@ mod tests {
         );
         assert_eq!(parse_hardware_addr("02-00-5E-10-00-01").unwrap().len(), 6);
         assert_eq!(parse_hardware_addr("0200.5e10.0001").unwrap().len(), 6);
-        assert_eq!(parse_hardware_addr("00:11:22:33:44:55:66:77").unwrap().len(), 8);
         assert_eq!(
-            parse_hardware_addr(&vec!["aa"; 20].join(":")).unwrap().len(),
+            parse_hardware_addr("00:11:22:33:44:55:66:77")
+                .unwrap()
+                .len(),
+            8
+        );
+        assert_eq!(
+            parse_hardware_addr(&vec!["aa"; 20].join(":"))
+                .unwrap()
+                .len(),
             20
         );
-        for bad in ["", "02:00:5e:10:00", "02:00:5e:10:00:0g", "02:00-5e:10:00:01", "0200.5e10.00011", "zz:zz:zz:zz:zz:zz"] {
+        for bad in [
+            "",
+            "02:00:5e:10:00",
+            "02:00:5e:10:00:0g",
+            "02:00-5e:10:00:01",
+            "0200.5e10.00011",
+            "zz:zz:zz:zz:zz:zz",
+        ] {
             assert!(parse_hardware_addr(bad).is_err(), "{bad}");
         }
     }

@@ -1,0 +1,10 @@
+//! # multus-operator
+//!
+//! The operator's library: today `multusctl`, the offline checker that runs the same rule
+//! functions as the admission webhook and the controllers (all of them live in `multus-crds`).
+//! The controller and the node agent arrive with their issues.
+
+pub mod error;
+pub mod multusctl;
+
+pub use error::Error;
