@@ -62,9 +62,8 @@ async fn pod_resources_list_and_get_over_unix_socket() {
     let path = dir.path().join("kubelet.sock");
     let listener = unix::bind(&path).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let router = tonic::transport::Server::builder().add_service(
-        pr::pod_resources_lister_server::PodResourcesListerServer::new(Lister),
-    );
+    let router = tonic::transport::Server::builder()
+        .add_service(pr::pod_resources_lister_server::PodResourcesListerServer::new(Lister));
     let server = tokio::spawn(unix::serve(router, listener, path.clone(), async {
         let _ = stopped.await;
     }));

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 pub mod apiserver;
 pub mod harness;
+pub mod kubelet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
