@@ -441,15 +441,24 @@ impl Engine {
         if delegates.is_empty() {
             delegates = call.cache.delegates_from_results(&inv.container_id);
         }
+        let mut guessed = false;
         if delegates.is_empty() {
-            // Nothing cached: what the current config and pod say the attachments are.
+            // Nothing cached: what the current config and pod say the attachments are. If even
+            // that cannot be resolved, the error says what could not be released.
             delegates = resolve(&self.context(call, pod.as_ref()))
                 .await?
                 .into_iter()
                 .rev()
                 .collect();
+            guessed = true;
         }
-        let outcome = self.del_delegates(call, &delegates, &pod_ref).await;
+        let mut outcome = self.del_delegates(call, &delegates, &pod_ref).await;
+        if guessed && let Err(e) = &outcome {
+            // These attachments may never have existed (or a DEL already released them): a
+            // plugin that is not idempotent must not block sandbox removal forever.
+            tracing::warn!(error = %e, "DEL without a cache: releasing the configured networks failed");
+            outcome = Ok(());
+        }
         let keep = outcome.is_err() && call.config.retry_delete_on_error();
         if !keep {
             call.cache.remove_list(&inv.container_id)?;

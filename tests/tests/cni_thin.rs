@@ -18,7 +18,8 @@ async fn a_pod_gets_every_interface_and_del_releases_everything() {
     let t = Cluster::start("ta", 41).await;
     let parent = t.veth_parent("taP", "taq");
     let hostdev = t.veth_parent("taH", "tah");
-    t.nad("team", "macnet", &macvlan_nad(parent.host_name())).await;
+    t.nad("team", "macnet", &macvlan_nad(parent.host_name()))
+        .await;
     t.nad(
         "team",
         "hostdev",
@@ -56,7 +57,14 @@ async fn a_pod_gets_every_interface_and_del_releases_everything() {
     assert_eq!(status[1]["mac"], "02:00:5e:10:00:01");
     assert_eq!(status[1]["ips"], json!(["10.141.5.10"]));
     assert_eq!(status[2]["interface"], "hd0");
-    assert!(t.events(&pod).await.iter().filter(|r| *r == "AddedInterface").count() == 3);
+    assert!(
+        t.events(&pod)
+            .await
+            .iter()
+            .filter(|r| *r == "AddedInterface")
+            .count()
+            == 3
+    );
 
     t.cni("DEL", &pod, &t.thin_config(json!({}))).expect_ok();
     assert_eq!(pod.netns_addrs().names(), vec!["lo"]);
@@ -72,16 +80,21 @@ async fn a_pod_gets_every_interface_and_del_releases_everything() {
 async fn a_failed_add_rolls_back_and_a_retry_succeeds() {
     let t = Cluster::start("tb", 42).await;
     let parent = t.veth_parent("tbP", "tbq");
-    t.nad("team", "macnet", &macvlan_nad("tb-no-such-link")).await;
+    t.nad("team", "macnet", &macvlan_nad("tb-no-such-link"))
+        .await;
     let annotation = json!([{"name":"macnet","ips":["10.142.5.10/24"]}]).to_string();
     let pod = t.pod("team", "db", Some(&annotation)).await;
     let err = t.cni("ADD", &pod, &t.thin_config(json!({}))).expect_err();
     let msg = err["msg"].as_str().unwrap();
-    assert!(msg.contains("team/db/") && msg.contains("team/macnet") && msg.contains("net1"), "{msg}");
+    assert!(
+        msg.contains("team/db/") && msg.contains("team/macnet") && msg.contains("net1"),
+        "{msg}"
+    );
     assert_eq!(pod.netns_addrs().names(), vec!["lo"]);
     assert!(t.host_local_allocations().is_empty());
 
-    t.nad("team", "macnet", &macvlan_nad(parent.host_name())).await;
+    t.nad("team", "macnet", &macvlan_nad(parent.host_name()))
+        .await;
     t.cni("ADD", &pod, &t.thin_config(json!({}))).expect_ok();
     assert_eq!(pod.netns_addrs().ipv4("net1"), vec!["10.142.5.10/24"]);
     t.cni("DEL", &pod, &t.thin_config(json!({}))).expect_ok();
@@ -95,7 +108,8 @@ async fn a_failed_add_rolls_back_and_a_retry_succeeds() {
 async fn del_releases_everything_without_api_pod_or_cache() {
     let t = Cluster::start("tc", 43).await;
     let parent = t.veth_parent("tcP", "tcq");
-    t.nad("team", "macnet", &macvlan_nad(parent.host_name())).await;
+    t.nad("team", "macnet", &macvlan_nad(parent.host_name()))
+        .await;
     let conf = t.thin_config(json!({}));
     let mut pods = Vec::new();
     for (i, name) in ["gone", "corrupt", "noapi"].iter().enumerate() {
@@ -136,10 +150,34 @@ async fn refusals_are_clear_cni_errors() {
     )
     .await;
     let cases = [
-        ("isolated", json!([{"name":"private","namespace":"other"}]), json!({"namespaceIsolation":true}), 7, "namespace isolation"),
-        ("unknown", json!([{"name":"nope"}]), json!({}), 7, "team/nope not found"),
-        ("pathlike", json!([{"name":"evil"}]), json!({}), 7, "must be a bare binary name"),
-        ("notready", json!([]), json!({"readinessindicatorfile":"/nonexistent/ready","readinessIndicatorTimeoutSeconds":0.3}), 11, "is the default network ready"),
+        (
+            "isolated",
+            json!([{"name":"private","namespace":"other"}]),
+            json!({"namespaceIsolation":true}),
+            7,
+            "namespace isolation",
+        ),
+        (
+            "unknown",
+            json!([{"name":"nope"}]),
+            json!({}),
+            7,
+            "team/nope not found",
+        ),
+        (
+            "pathlike",
+            json!([{"name":"evil"}]),
+            json!({}),
+            7,
+            "must be a bare binary name",
+        ),
+        (
+            "notready",
+            json!([]),
+            json!({"readinessindicatorfile":"/nonexistent/ready","readinessIndicatorTimeoutSeconds":0.3}),
+            11,
+            "is the default network ready",
+        ),
     ];
     for (name, ann, extra, code, text) in cases {
         let pod = t.pod("team", name, Some(&ann.to_string())).await;
@@ -150,5 +188,8 @@ async fn refusals_are_clear_cni_errors() {
     }
     assert!(t.host_local_allocations().is_empty());
     let reasons = t.all_event_reasons().await;
-    assert!(reasons.contains(&"NoNetworkFound".to_owned()), "{reasons:?}");
+    assert!(
+        reasons.contains(&"NoNetworkFound".to_owned()),
+        "{reasons:?}"
+    );
 }

@@ -195,6 +195,20 @@ pub fn prepare_update(t: &Target, old: &Value, mut new: Value) -> Result<Value, 
                 }
             }
         }
+        // Pods: the real pod status strategy keeps label and annotation changes made through
+        // /status (Multus writes network-status with UpdateStatus).
+        if def.group.is_empty() && def.plural == "pods" {
+            for key in ["labels", "annotations"] {
+                match new.pointer(&format!("/metadata/{key}")) {
+                    Some(v) => merged["metadata"][key] = v.clone(),
+                    None => {
+                        if let Some(m) = merged["metadata"].as_object_mut() {
+                            m.remove(key);
+                        }
+                    }
+                }
+            }
+        }
         new = merged;
     } else if def.status_subresource {
         match old.get("status") {

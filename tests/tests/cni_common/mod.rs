@@ -1,0 +1,380 @@
+//! Shared setup of the CNI end-to-end tests: a "node" (temporary CNI directories, a cluster
+//! network of bridge + host-local), the fake API server with the NAD CRD, pods as network
+//! namespaces, and the `multus` binary run as the runtime runs it.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use multus_crds::NetworkAttachmentDefinition;
+use multus_tests::apiserver::FakeApiServer;
+use multus_tests::harness::netns::{Netns, Veth};
+use multus_tests::harness::process::workspace_binary;
+use serde_json::{Value, json};
+
+pub const PLUGINS: &str = "/usr/lib/cni";
+
+/// A node with its CNI directories and an API server.
+pub struct Cluster {
+    pub prefix: String,
+    pub dir: tempfile::TempDir,
+    pub cni_dir: PathBuf,
+    pub conf_dir: PathBuf,
+    pub cluster_file: PathBuf,
+    pub ipam_dir: PathBuf,
+    pub api: FakeApiServer,
+    pub client: kube::Client,
+    pub binary: PathBuf,
+    bridge: String,
+}
+
+/// A pod: its API object and the namespace standing in for its sandbox.
+pub struct PodHandle {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub container_id: String,
+    pub netns: Netns,
+}
+
+/// What one run of the binary printed.
+pub struct Outcome {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    #[track_caller]
+    pub fn expect_ok(self) -> String {
+        assert!(
+            self.success,
+            "multus failed: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self.stdout
+    }
+
+    #[track_caller]
+    pub fn expect_err(self) -> Value {
+        assert!(!self.success, "multus succeeded: {}", self.stdout);
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not a CNI error ({e}): {}", self.stdout))
+    }
+}
+
+/// A macvlan NAD on `master` with `static` IPAM (capability `ips`) and `tuning` (capability `mac`).
+pub fn macvlan_nad(master: &str) -> String {
+    json!({"cniVersion":"1.0.0","name":"macnet","plugins":[
+        {"type":"macvlan","master":master,"mode":"bridge","capabilities":{"ips":true},"ipam":{"type":"static"}},
+        {"type":"tuning","capabilities":{"mac":true}}]})
+    .to_string()
+}
+
+/// Fail loudly when the environment cannot run these tests.
+pub fn require_root_and_plugins() {
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata("/proc/self").unwrap().uid(),
+        0,
+        "the CNI end-to-end tests need root (network namespaces)"
+    );
+    for p in [
+        "bridge",
+        "host-local",
+        "macvlan",
+        "static",
+        "tuning",
+        "host-device",
+    ] {
+        assert!(
+            Path::new(PLUGINS).join(p).is_file(),
+            "CNI plugin {p} missing from {PLUGINS}: install containernetworking-plugins"
+        );
+    }
+}
+
+impl Cluster {
+    /// `prefix` keeps names of this test apart from others running at once; the cluster network
+    /// is 10.(100+octet).1.0/24.
+    pub async fn start(prefix: &str, octet: u8) -> Self {
+        require_root_and_plugins();
+        let binary = workspace_binary("multus")
+            .expect("the multus binary is built by `cargo test --workspace` (cni's tests need it)");
+        let dir = tempfile::tempdir().unwrap();
+        let conf_dir = dir.path().join("multus.d");
+        let cni_dir = dir.path().join("cache");
+        let ipam_dir = dir.path().join("ipam");
+        std::fs::create_dir_all(&conf_dir).unwrap();
+        let bridge = format!("{prefix}br0");
+        let cluster_file = dir.path().join("10-cluster.conflist");
+        let cluster = json!({"cniVersion":"1.0.0","name":format!("{prefix}-cluster"),"plugins":[
+            {"type":"bridge","bridge":bridge,"isGateway":true,
+             "ipam":{"type":"host-local","dataDir":ipam_dir,"ranges":[[{"subnet":format!("10.{}.1.0/24", 100 + u32::from(octet))}]],
+                     "routes":[{"dst":"0.0.0.0/0"}]}}]});
+        std::fs::write(&cluster_file, cluster.to_string()).unwrap();
+        let api = FakeApiServer::start().await.unwrap();
+        let client = api.client().await.unwrap();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        crds.create(&PostParams::default(), &multus_crds::crdgen::nad_crd())
+            .await
+            .unwrap();
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        for ns in ["team", "other"] {
+            let obj: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+            namespaces
+                .create(&PostParams::default(), &obj)
+                .await
+                .unwrap();
+        }
+        Self {
+            prefix: prefix.to_owned(),
+            dir,
+            cni_dir,
+            conf_dir,
+            cluster_file,
+            ipam_dir,
+            api,
+            client,
+            binary,
+            bridge,
+        }
+    }
+
+    /// The thin plugin's config with `extra` keys over it.
+    pub fn thin_config(&self, extra: Value) -> Value {
+        let mut c = json!({
+            "cniVersion": "1.0.0",
+            "name": "multus-cni-network",
+            "type": "multus",
+            "kubeconfig": self.api.kubeconfig_path(),
+            "clusterNetwork": self.cluster_file,
+            "confDir": self.conf_dir,
+            "cniDir": self.cni_dir,
+            "binDir": PLUGINS,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    }
+
+    /// A veth pair left in the host namespace (macvlan parent, host-device source).
+    pub fn veth_parent(&self, host: &str, peer: &str) -> Veth {
+        let _ = Command::new("ip").args(["link", "del", host]).output();
+        Veth::create(host, peer, None).unwrap()
+    }
+
+    pub async fn nad(&self, namespace: &str, name: &str, config: &str) {
+        let api: Api<NetworkAttachmentDefinition> = Api::namespaced(self.client.clone(), namespace);
+        let mut nad = NetworkAttachmentDefinition::new(name, Default::default());
+        nad.spec.config = Some(config.to_owned());
+        if let Some(old) = api.get_opt(name).await.unwrap() {
+            nad.metadata.resource_version = old.metadata.resource_version;
+            api.replace(name, &PostParams::default(), &nad)
+                .await
+                .unwrap();
+        } else {
+            api.create(&PostParams::default(), &nad).await.unwrap();
+        }
+    }
+
+    pub async fn pod(&self, namespace: &str, name: &str, networks: Option<&str>) -> PodHandle {
+        let mut pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+        }))
+        .unwrap();
+        if let Some(n) = networks {
+            pod.metadata.annotations = Some(
+                [(
+                    multus_crds::constants::NETWORKS_ANNOTATION.to_owned(),
+                    n.to_owned(),
+                )]
+                .into(),
+            );
+        }
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let created = api.create(&PostParams::default(), &pod).await.unwrap();
+        let ns_name = format!("{}-{name}", self.prefix);
+        let _ = Command::new("ip").args(["netns", "del", &ns_name]).output();
+        PodHandle {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            uid: created.metadata.uid.unwrap_or_default(),
+            container_id: format!("{}-{name}-cid", self.prefix),
+            netns: Netns::create(&ns_name).unwrap(),
+        }
+    }
+
+    pub async fn delete_pod(&self, pod: &PodHandle) {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace);
+        api.delete(&pod.name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+
+    /// Run the binary as the runtime would for `pod`.
+    pub fn cni(&self, command: &str, pod: &PodHandle, config: &Value) -> Outcome {
+        run_multus(&self.binary, command, pod, config)
+    }
+
+    pub async fn network_status(&self, pod: &PodHandle) -> Vec<Value> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace);
+        let p = api.get(&pod.name).await.unwrap();
+        let text = p
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .get(multus_crds::constants::NETWORK_STATUS_ANNOTATION)
+            .cloned()
+            .expect("no network-status annotation");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub async fn events(&self, pod: &PodHandle) -> Vec<String> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &pod.namespace);
+        api.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some(pod.name.as_str()))
+            .filter_map(|e| e.reason)
+            .collect()
+    }
+
+    pub async fn all_event_reasons(&self) -> Vec<String> {
+        let api: Api<Event> = Api::all(self.client.clone());
+        api.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|e| e.reason)
+            .collect()
+    }
+
+    /// Addresses host-local still holds (files named after IPs in its data directory).
+    pub fn host_local_allocations(&self) -> Vec<String> {
+        let Ok(networks) = std::fs::read_dir(&self.ipam_dir) else {
+            return Vec::new();
+        };
+        networks
+            .flatten()
+            .flat_map(|n| std::fs::read_dir(n.path()).unwrap().flatten())
+            .map(|f| f.file_name().to_string_lossy().into_owned())
+            .filter(|f| !f.starts_with("last_reserved_ip") && f != "lock")
+            .collect()
+    }
+
+    /// Files left in the plugin cache (delegate lists and result records).
+    pub fn cache_files(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for dir in [self.cni_dir.clone(), self.cni_dir.join("results")] {
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                out.extend(
+                    entries
+                        .flatten()
+                        .filter(|e| e.file_type().unwrap().is_file())
+                        .map(|e| e.path().to_string_lossy().into_owned()),
+                );
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .output();
+    }
+}
+
+pub fn run_multus(binary: &Path, command: &str, pod: &PodHandle, config: &Value) -> Outcome {
+    let args = format!(
+        "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={};K8S_POD_UID={}",
+        pod.namespace, pod.name, pod.container_id, pod.uid
+    );
+    let mut child = Command::new(binary)
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", &pod.container_id)
+        .env("CNI_NETNS", pod.netns.path())
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_ARGS", args)
+        .env("CNI_PATH", PLUGINS)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(config.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Outcome {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `ip -j addr` of a namespace.
+pub struct Addrs(Vec<Value>);
+
+impl PodHandle {
+    pub fn netns_addrs(&self) -> Addrs {
+        let out = Command::new("ip")
+            .args(["-n", self.netns.name(), "-j", "addr"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Addrs(serde_json::from_slice(&out.stdout).unwrap())
+    }
+}
+
+impl Addrs {
+    pub fn names(&self) -> Vec<String> {
+        let mut n: Vec<String> = self
+            .0
+            .iter()
+            .map(|l| l["ifname"].as_str().unwrap().to_owned())
+            .collect();
+        n.sort();
+        n
+    }
+
+    fn link(&self, ifname: &str) -> &Value {
+        self.0
+            .iter()
+            .find(|l| l["ifname"] == ifname)
+            .unwrap_or_else(|| panic!("no {ifname} in {:?}", self.names()))
+    }
+
+    pub fn ipv4(&self, ifname: &str) -> Vec<String> {
+        self.link(ifname)["addr_info"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["family"] == "inet")
+            .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
+            .collect()
+    }
+
+    pub fn mac(&self, ifname: &str) -> String {
+        self.link(ifname)["address"].as_str().unwrap().to_owned()
+    }
+}

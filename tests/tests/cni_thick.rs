@@ -1,0 +1,113 @@
+//! Thick mode end to end: the `multus` binary as `multus-shim` forwarding to the daemon server
+//! (started in-process, as the node agent hosts it), 50 pods at once, and what happens when the
+//! daemon is gone. Needs root; fails, never skips, without it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cni_common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cni_common::*;
+use multus_cni::{DaemonServer, Engine, EngineOptions, ServerOptions};
+use serde_json::{Value, json};
+
+const PODS: usize = 50;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_pods_through_the_daemon_then_the_daemon_stops() {
+    let t = Arc::new(Cluster::start("tt", 46).await);
+    let parent = t.veth_parent("ttP", "ttq");
+    t.nad("team", "macnet", &macvlan_nad(parent.host_name()))
+        .await;
+
+    let socket_dir = t.dir.path().join("run");
+    let server = DaemonServer::new(
+        Engine::new(EngineOptions::default(), Some(t.client.clone())),
+        ServerOptions {
+            socket_dir: socket_dir.clone(),
+            max_concurrent: 8,
+            max_queued: 64,
+            ..ServerOptions::default()
+        },
+    );
+    let listener = server.bind().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(Arc::clone(&server).serve(listener, async {
+        let _ = stopped.await;
+    }));
+
+    let shim = json!({
+        "cniVersion": "1.0.0",
+        "name": "multus-cni-network",
+        "type": "multus-shim",
+        "daemonSocketDir": socket_dir,
+        "clusterNetwork": t.cluster_file,
+        "confDir": t.conf_dir,
+        "cniDir": t.cni_dir,
+        "binDir": PLUGINS,
+        "daemonWaitSeconds": 1,
+    });
+
+    let mut pods = Vec::with_capacity(PODS);
+    for i in 0..PODS {
+        let ann = json!([{"name":"macnet","ips":[format!("10.146.5.{}/24", 10 + i)]}]).to_string();
+        pods.push(Arc::new(t.pod("team", &format!("p{i}"), Some(&ann)).await));
+    }
+    let run_all = |command: &'static str| {
+        let handles: Vec<_> = pods
+            .iter()
+            .map(|pod| {
+                let (t, pod, shim) = (Arc::clone(&t), Arc::clone(pod), shim.clone());
+                tokio::task::spawn_blocking(move || t.cni(command, &pod, &shim))
+            })
+            .collect();
+        futures::future::join_all(handles)
+    };
+    let outcomes = run_all("ADD").await;
+    let mut eth0 = BTreeSet::new();
+    for (i, o) in outcomes.into_iter().enumerate() {
+        let out = o.unwrap().expect_ok();
+        let result: Value = serde_json::from_str(&out).unwrap();
+        let addrs = pods[i].netns_addrs();
+        assert_eq!(
+            addrs.ipv4("eth0"),
+            vec![result["ips"][0]["address"].as_str().unwrap()]
+        );
+        assert_eq!(addrs.ipv4("net1"), vec![format!("10.146.5.{}/24", 10 + i)]);
+        eth0.insert(addrs.ipv4("eth0")[0].clone());
+        let status = t.network_status(&pods[i]).await;
+        assert_eq!(status.len(), 2);
+        assert_eq!(status[1]["name"], "team/macnet");
+    }
+    assert_eq!(eth0.len(), PODS, "every pod has its own address");
+    assert_eq!(t.host_local_allocations().len(), PODS);
+
+    for o in run_all("DEL").await {
+        o.unwrap().expect_ok();
+    }
+    assert!(t.host_local_allocations().is_empty());
+    assert!(pods.iter().all(|p| p.netns_addrs().names() == ["lo"]));
+
+    // One pod attached while the daemon runs, then the daemon goes away.
+    t.cni("ADD", &pods[0], &shim).expect_ok();
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+
+    // ADD: a bounded wait, then "try again later" with nothing attached.
+    let started = Instant::now();
+    let err = t.cni("ADD", &pods[1], &shim).expect_err();
+    assert_eq!(err["code"], 11, "{err}");
+    assert!(
+        err["msg"].as_str().unwrap().contains("unreachable"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(pods[1].netns_addrs().names(), ["lo"]);
+
+    // DEL: runs in-process from the cache and releases everything.
+    t.cni("DEL", &pods[0], &shim).expect_ok();
+    assert_eq!(pods[0].netns_addrs().names(), ["lo"]);
+    assert!(t.host_local_allocations().is_empty());
+}
