@@ -22,4 +22,6 @@ pub enum Error {
     GenerateCrds(String),
     #[error("writing output: {0}")]
     WriteOutput(#[source] std::io::Error),
+    #[error(transparent)]
+    Sriov(#[from] crate::agent::sriov::SriovError),
 }

@@ -4,6 +4,8 @@
 //! functions as the admission webhook and the controllers (all of them live in `multus-crds`).
 //! The controller and the node agent arrive with their issues.
 
+pub mod agent;
+pub mod deviceplugin;
 pub mod error;
 pub mod multusctl;
 
