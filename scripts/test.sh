@@ -10,12 +10,10 @@ cd "$(dirname "$0")/.."
 #   containernetworking-plugins: real bridge/macvlan/host-device/host-local/static/tuning plugins
 #   kubernetes-client:           kubectl, run against the fake API server
 #   iproute2:                    `ip netns`, `ip link` for namespaces that stand in for pods
-#   protobuf-compiler:           protoc, for the kubelet gRPC APIs (device plugin, pod resources)
 declare -A needs=(
   [containernetworking-plugins]=/usr/lib/cni/bridge
   [kubernetes-client]=/usr/bin/kubectl
   [iproute2]=/usr/sbin/ip
-  [protobuf-compiler]=/usr/bin/protoc
 )
 missing=()
 for pkg in "${!needs[@]}"; do
