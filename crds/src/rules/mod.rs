@@ -7,3 +7,4 @@ pub mod isolation;
 pub mod nad;
 pub mod pod;
 pub mod sriov;
+pub mod sriov_cluster;
