@@ -4,10 +4,12 @@
 //! settings and the supported-NIC list.
 
 pub mod bridge;
+pub mod merge;
 pub mod network;
 pub mod nics;
 pub mod nodestate;
 pub mod policy;
+pub mod render;
 pub mod values;
 pub mod vfrange;
 

@@ -190,9 +190,13 @@ pub struct SriovNetworkNicSelector {
     pub net_filter: String,
 }
 
-/// Upstream's policy status is an empty object; kept for the status subresource.
+/// Upstream's policy status is an empty object; multus-rs adds the controller's conditions
+/// (`Ready`, `Degraded`: nodes and NICs selected, VF-range conflicts), which upstream tools ignore.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-pub struct SriovNetworkNodePolicyStatus {}
+pub struct SriovNetworkNodePolicyStatus {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+}
 
 impl SriovNetworkNicSelector {
     /// Whether no field is set (such a selector matches nothing and is rejected).
