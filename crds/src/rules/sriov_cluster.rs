@@ -78,6 +78,23 @@ impl SriovClusterIndex {
         self.policies.remove(name);
     }
 
+    /// Replace every node (after a full list).
+    pub fn replace_nodes(&mut self, nodes: impl IntoIterator<Item = (String, NodeFacts)>) {
+        self.nodes = nodes.into_iter().collect();
+    }
+
+    /// Replace every NodeState (after a full list).
+    pub fn replace_states(&mut self, states: impl IntoIterator<Item = SriovNetworkNodeState>) {
+        self.states.clear();
+        states.into_iter().for_each(|s| self.insert_state(s));
+    }
+
+    /// Replace every policy (after a full list).
+    pub fn replace_policies(&mut self, policies: impl IntoIterator<Item = SriovNetworkNodePolicy>) {
+        self.policies.clear();
+        policies.into_iter().for_each(|p| self.insert_policy(p));
+    }
+
     /// Counts of nodes, node states and policies (for readiness and metrics).
     pub fn sizes(&self) -> (usize, usize, usize) {
         (self.nodes.len(), self.states.len(), self.policies.len())
