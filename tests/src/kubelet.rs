@@ -161,7 +161,7 @@ impl FakeKubelet {
         timeout: Duration,
     ) -> Option<RegisterRequest> {
         let mut rx = self.registrations.subscribe();
-        let seen = tokio::time::timeout(
+        tokio::time::timeout(
             timeout,
             rx.wait_for(|all| all.iter().filter(|r| r.resource_name == resource).count() >= times),
         )
@@ -171,8 +171,7 @@ impl FakeKubelet {
         .iter()
         .rev()
         .find(|r| r.resource_name == resource)
-        .cloned();
-        seen
+        .cloned()
     }
 
     /// Dial the plugin that registered `request`, as kubelet does.
