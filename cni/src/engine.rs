@@ -85,6 +85,14 @@ impl Engine {
         self
     }
 
+    /// Look pods and NADs up in `cache` before asking the API server (the daemon hosted by the
+    /// node agent, fed by its watches). Without a client the cache is not used.
+    #[must_use]
+    pub fn with_cache(mut self, cache: std::sync::Arc<dyn crate::k8s::ObjectCache>) -> Self {
+        self.kube = self.kube.map(|k| k.with_cache(cache));
+        self
+    }
+
     /// Time spent inside delegate processes so far.
     pub fn exec_stats(&self) -> &ExecStats {
         &self.stats

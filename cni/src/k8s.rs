@@ -1,6 +1,7 @@
 //! The Kubernetes API calls the plugin makes: the pod, NADs, the network-status write-back and
 //! events. Field manager and event source are `multus-cni`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, ObjectReference, Pod};
@@ -60,15 +61,33 @@ pub fn uid_matches(pod: &Pod, expected: &str) -> bool {
     expected.is_empty() || is_static || pod.metadata.uid.as_deref() == Some(expected)
 }
 
+/// Objects the caller already holds (the node agent's watch caches), consulted before the API.
+/// A miss falls through to a live GET, so a cache that lags never loses an object.
+pub trait ObjectCache: Send + Sync {
+    fn pod(&self, namespace: &str, name: &str) -> Option<Pod>;
+    fn nad(&self, namespace: &str, name: &str) -> Option<NetworkAttachmentDefinition>;
+}
+
 /// The Kubernetes calls, over one client.
 #[derive(Clone)]
 pub struct Kube {
     client: Client,
+    cache: Option<Arc<dyn ObjectCache>>,
 }
 
 impl Kube {
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            cache: None,
+        }
+    }
+
+    /// Answer pod and NAD lookups from `cache` first.
+    #[must_use]
+    pub fn with_cache(mut self, cache: Arc<dyn ObjectCache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// Get a pod; `None` when it does not exist. Unavailability is retried every 250 ms until
@@ -79,6 +98,9 @@ impl Kube {
         name: &str,
         patience: Duration,
     ) -> Result<Option<Pod>> {
+        if let Some(pod) = self.cache.as_ref().and_then(|c| c.pod(namespace, name)) {
+            return Ok(Some(pod));
+        }
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let deadline = tokio::time::Instant::now() + patience;
         loop {
@@ -106,6 +128,9 @@ impl Kube {
         namespace: &str,
         name: &str,
     ) -> Result<Option<NetworkAttachmentDefinition>> {
+        if let Some(nad) = self.cache.as_ref().and_then(|c| c.nad(namespace, name)) {
+            return Ok(Some(nad));
+        }
         let ar = ApiResource::erase::<NetworkAttachmentDefinition>(&());
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &ar);
         let err = |source| Error::GetNetwork {

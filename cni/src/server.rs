@@ -154,6 +154,17 @@ impl DaemonServer {
         self.options.socket_dir.join(SOCKET_NAME)
     }
 
+    /// The `/metrics` text (requests, in flight, queued), for a host that serves its own
+    /// `/metrics` on another port.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render(self.admitted.load(Ordering::Relaxed))
+    }
+
+    /// CNI calls admitted and not finished (running or waiting for a slot).
+    pub fn queue_depth(&self) -> usize {
+        self.admitted.load(Ordering::Relaxed)
+    }
+
     /// From now on `/readyz` answers 500 (call at the start of shutdown).
     pub fn set_not_ready(&self) {
         self.ready.store(false, Ordering::SeqCst);

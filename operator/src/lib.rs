@@ -8,5 +8,6 @@ pub mod agent;
 pub mod deviceplugin;
 pub mod error;
 pub mod multusctl;
+pub mod source;
 
 pub use error::Error;

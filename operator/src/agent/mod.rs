@@ -9,4 +9,5 @@
 //! The CNI side of the agent (rendering NADs into CNI config files, the Multus daemon) joins this
 //! module later.
 
+pub mod cni;
 pub mod sriov;

@@ -1,0 +1,308 @@
+//! The CNI side of the node agent (multus-spec §2.3, §2.4, §3.15, §3.16, §5):
+//!
+//! - [`install`]: the `multus` binary copied into the host's CNI bin dir by rename;
+//! - [`kubeconfig`]: the thin plugin's kubeconfig, rewritten when the token or CA rotates;
+//! - [`multusconf`]: `00-multus.conf(list)` generated from the primary CNI config, regenerated on
+//!   filesystem events, gated by the readiness indicator file, never deleted;
+//! - [`nadfiles`]: every NAD rendered into the Multus `confDir`, converging after restarts;
+//! - the thick daemon ([`multus_cni::DaemonServer`]) on the node's socket, its engine fed by the
+//!   agent's caches ([`store`]);
+//! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
+//!
+//! The state comes from a [`crate::source`] (the API server or a directory of manifests): the
+//! same engine either way. [`run`] wires it all to one shutdown token and joins it.
+
+pub mod error;
+pub mod files;
+pub mod follow;
+pub mod health;
+pub mod install;
+pub mod kubeconfig;
+pub mod metrics;
+pub mod multusconf;
+pub mod nadfiles;
+pub mod store;
+pub mod watch;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+pub use error::CniAgentError;
+use multus_cni::{DaemonServer, Engine, EngineOptions, ServerOptions};
+use prometheus_client::registry::Registry;
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::source::{Change, Source, SourceSpec, Update};
+use follow::PrimaryPaths;
+use health::Health;
+use kubeconfig::KubeconfigSettings;
+use metrics::AgentMetrics;
+use multusconf::{Mode, Settings};
+use nadfiles::NadFiles;
+use store::Store;
+
+/// The thick daemon's limits.
+#[derive(Clone, Debug)]
+pub struct DaemonLimits {
+    pub max_concurrent: usize,
+    pub max_queued: usize,
+}
+
+/// Settings of the CNI agent. Every host path is under `host_root`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub node_name: String,
+    pub host_root: PathBuf,
+    /// The CNI config dir (`/etc/cni/net.d`).
+    pub cni_conf_dir: PathBuf,
+    /// The Multus `confDir` NADs are rendered into (`/etc/cni/multus/net.d`).
+    pub multus_conf_dir: PathBuf,
+    /// The CNI bin dir (`/opt/cni/bin`).
+    pub cni_bin_dir: PathBuf,
+    /// The Multus cache (`/var/lib/cni/multus`).
+    pub cni_dir: PathBuf,
+    /// The daemon's socket dir (`/run/multus`).
+    pub socket_dir: PathBuf,
+    /// The `multus` binary to install; `None`: none installed.
+    pub multus_binary: Option<PathBuf>,
+    /// The generated Multus config (mode, primary, keys).
+    pub multus_config: Settings,
+    /// The readiness indicator file as the host sees it.
+    pub readiness_indicator_file: Option<String>,
+    /// Thin mode's kubeconfig writer (service account, server); `None`: not written.
+    pub kubeconfig: Option<KubeconfigSettings>,
+    pub daemon: DaemonLimits,
+    pub health_addr: Option<SocketAddr>,
+}
+
+/// Join a host path (absolute, as the host sees it) onto the host root.
+pub fn under_root(root: &Path, host_path: &str) -> PathBuf {
+    root.join(host_path.trim_start_matches('/'))
+}
+
+impl Config {
+    /// Defaults (design.md "Host paths") for a node whose filesystem is at `host_root`.
+    pub fn for_host(
+        node_name: impl Into<String>,
+        host_root: impl Into<PathBuf>,
+        mode: Mode,
+    ) -> Self {
+        let root: PathBuf = host_root.into();
+        let mut multus_config = Settings::new(mode);
+        multus_config.daemon_conf_dir = under_root(&root, "/etc/cni/net.d").display().to_string();
+        Self {
+            node_name: node_name.into(),
+            cni_conf_dir: under_root(&root, "/etc/cni/net.d"),
+            multus_conf_dir: under_root(&root, multus_crds::multus_config::DEFAULT_CONF_DIR),
+            cni_bin_dir: under_root(&root, multus_crds::multus_config::DEFAULT_BIN_DIR),
+            cni_dir: under_root(&root, multus_crds::multus_config::DEFAULT_CNI_DIR),
+            socket_dir: under_root(&root, "/run/multus"),
+            host_root: root,
+            multus_binary: None,
+            multus_config,
+            readiness_indicator_file: None,
+            kubeconfig: None,
+            daemon: DaemonLimits {
+                max_concurrent: 16,
+                max_queued: 256,
+            },
+            health_addr: None,
+        }
+    }
+
+    /// The daemon's overlay: its own view of the host paths, merged over every request.
+    fn daemon_overlay(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("confDir".into(), json!(self.multus_conf_dir));
+        m.insert("cniDir".into(), json!(self.cni_dir));
+        m.insert("binDir".into(), json!(self.cni_bin_dir));
+        if let Some(r) = &self.readiness_indicator_file {
+            m.insert(
+                "readinessindicatorfile".into(),
+                json!(under_root(&self.host_root, r)),
+            );
+        }
+        m
+    }
+}
+
+/// Run the CNI agent until `shutdown`: install, start the followers, the source, the daemon
+/// (thick mode, with a client) and the health server, then join them. In-flight daemon calls
+/// finish before it returns; `00-multus` and the rendered NADs stay on disk.
+pub async fn run(
+    config: Config,
+    source: SourceSpec,
+    client: Option<kube::Client>,
+    shutdown: CancellationToken,
+) -> Result<(), CniAgentError> {
+    let metrics = AgentMetrics::default();
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+
+    if let Some(binary) = &config.multus_binary
+        && install::install_binary(binary, &config.cni_bin_dir, "multus")?
+    {
+        metrics.written("binary");
+        tracing::info!(to = %config.cni_bin_dir.display(), "installed the multus binary");
+    }
+
+    let store = Arc::new(Store::default());
+    let daemon = match (config.multus_config.mode, &client) {
+        (Mode::Thick, Some(client)) => {
+            let options = EngineOptions {
+                devinfo_dir: under_root(&config.host_root, "/var/run/k8s.cni.cncf.io/devinfo"),
+                ..EngineOptions::default()
+            };
+            let engine = Engine::new(options, Some(client.clone()))
+                .with_cache(Arc::clone(&store) as Arc<dyn multus_cni::k8s::ObjectCache>);
+            Some(DaemonServer::new(
+                engine,
+                ServerOptions {
+                    socket_dir: config.socket_dir.clone(),
+                    max_concurrent: config.daemon.max_concurrent,
+                    max_queued: config.daemon.max_queued,
+                    overlay: config.daemon_overlay(),
+                    ..ServerOptions::default()
+                },
+            ))
+        }
+        (Mode::Thick, None) => {
+            tracing::warn!("thick mode without an API server: no daemon is hosted");
+            None
+        }
+        (Mode::Thin, _) => None,
+    };
+    let health = Arc::new(Health {
+        ready: false.into(),
+        registry,
+        daemon: daemon.clone(),
+    });
+
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(addr) = config.health_addr {
+        let listener = health::bind(addr).await?;
+        tasks.spawn(health::serve(
+            listener,
+            Arc::clone(&health),
+            shutdown.clone(),
+        ));
+    }
+    if let Some(daemon) = daemon {
+        let listener = daemon.bind().map_err(|source| CniAgentError::BindDaemon {
+            path: daemon.socket_path(),
+            source,
+        })?;
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            let path = daemon.socket_path();
+            tracing::info!(socket = %path.display(), "CNI daemon listening");
+            daemon
+                .serve(listener, token.cancelled_owned())
+                .await
+                .map_err(|source| CniAgentError::ServeDaemon { path, source })
+        });
+    }
+    if let Some(kc) = config.kubeconfig.clone() {
+        tasks.spawn(follow::follow_kubeconfig(
+            kc,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
+    let mut settings = config.multus_config.clone();
+    settings.readiness_indicator_file = config.readiness_indicator_file.clone();
+    tasks.spawn(follow::follow_primary(
+        PrimaryPaths {
+            cni_conf_dir: config.cni_conf_dir.clone(),
+            readiness: config
+                .readiness_indicator_file
+                .as_deref()
+                .map(|r| under_root(&config.host_root, r)),
+        },
+        settings,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+
+    let source = Source::start(&source, client, &config.node_name, shutdown.clone())?;
+    let nad_files = NadFiles::open(&config.multus_conf_dir, metrics.clone())?;
+    let consumer = {
+        let store = Arc::clone(&store);
+        let health = Arc::clone(&health);
+        tokio::task::spawn_blocking(move || consume(source, nad_files, &store, &health))
+    };
+
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "agent task failed; shutting down");
+                shutdown.cancel();
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "agent task panicked; shutting down");
+                shutdown.cancel();
+            }
+        }
+    }
+    health.ready.store(false, Ordering::SeqCst);
+    let _ = consumer.await;
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Apply every update to the caches and the NAD files, until the source ends (at shutdown).
+fn consume(mut source: Source, mut nad_files: NadFiles, store: &Store, health: &Health) {
+    while let Some(update) = source.updates.blocking_recv() {
+        let span = tracing::debug_span!("update");
+        let _entered = span.enter();
+        let result = match update {
+            Update::Nads(Change::Synced(nads)) => {
+                let started = Instant::now();
+                store.replace_nads(&nads);
+                let r = nad_files.converge(&nads).map(|c| {
+                    tracing::info!(
+                        nads = nads.len(),
+                        written = c.written,
+                        removed = c.removed,
+                        rejected = c.rejected,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "NAD files converged"
+                    );
+                });
+                health.ready.store(true, Ordering::SeqCst);
+                r
+            }
+            Update::Nads(Change::Applied(nad)) => {
+                store.apply_nad(&nad);
+                nad_files.apply(&nad).map(|_| ())
+            }
+            Update::Nads(Change::Deleted(nad)) => {
+                store.delete_nad(&nad);
+                let ns = nad.metadata.namespace.as_deref().unwrap_or_default();
+                let name = nad.metadata.name.as_deref().unwrap_or_default();
+                nad_files.delete(ns, name).map(|_| ())
+            }
+            Update::Pods(Change::Synced(pods)) => {
+                store.replace_pods(pods);
+                Ok(())
+            }
+            Update::Pods(Change::Applied(pod)) => {
+                store.apply_pod(*pod);
+                Ok(())
+            }
+            Update::Pods(Change::Deleted(pod)) => {
+                store.delete_pod(&pod);
+                Ok(())
+            }
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, "NAD files not up to date");
+        }
+    }
+}
