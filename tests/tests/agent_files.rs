@@ -1,0 +1,177 @@
+//! The agent's CNI files end to end: the real `multus-operator agent` against the fake API
+//! server and a host root of plain directories. NADs created, changed and deleted become files
+//! that appear, change and vanish (the latency is measured); a restart with NADs deleted while the
+//! agent was down converges; the primary config replaced regenerates 00-multus; a rotated token
+//! rewrites the kubeconfig; SIGTERM leaves 00-multus in place; the manifest-directory source
+//! drives the same engine without an API server.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod agent_common;
+
+use std::time::Duration;
+
+use agent_common::*;
+use multus_tests::harness::process::workspace_binary;
+
+const T: Duration = Duration::from_secs(20);
+
+fn primary(name: &str) -> String {
+    bridge(name, "cni0")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nads_become_files_and_the_node_config_follows_its_inputs() {
+    let node = Node::start().await;
+    let conf = node.cni_conf_dir();
+    let nads = node.multus_conf_dir();
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::create_dir_all(&nads).unwrap();
+    std::fs::write(conf.join("10-pods.conflist"), primary("pods")).unwrap();
+    // A file the agent did not write: never touched.
+    std::fs::write(nads.join("static.conf"), bridge("static", "br9")).unwrap();
+    let multus = workspace_binary("multus").unwrap();
+
+    let mut agent = node.agent(&[
+        "--cni-mode",
+        "thin",
+        "--multus-binary",
+        multus.to_str().unwrap(),
+    ]);
+    let out = conf.join("00-multus.conflist");
+    until_async("00-multus", T, || out.exists()).await;
+    let generated: serde_json::Value = serde_json::from_str(&read(&out)).unwrap();
+    assert_eq!(generated["plugins"][0]["type"], "multus");
+    assert_eq!(generated["plugins"][0]["delegates"][0]["name"], "pods");
+    let kubeconfig = conf.join("multus.d/multus.kubeconfig");
+    until_async("kubeconfig", T, || read(&kubeconfig).contains("token-1")).await;
+    assert_eq!(
+        std::fs::read(node.host("/opt/cni/bin/multus")).unwrap(),
+        std::fs::read(&multus).unwrap()
+    );
+    until_async("ready", T, || {
+        futures::executor::block_on(node.health("/readyz")).is_some_and(|(s, _)| s == 200)
+    })
+    .await;
+
+    // Created, changed, deleted; the latency from the API write to the file.
+    let a = nads.join("team_a.nad.conflist");
+    let b = nads.join("other_b.nad.conflist");
+    node.put_nad("team", "a", &bridge("a", "br1")).await;
+    let created = until_async("a written", T, || read(&a).contains("br1")).await;
+    node.put_nad("other", "b", &bridge("b", "br2")).await;
+    until_async("b written", T, || b.exists()).await;
+    let mut latencies = vec![created];
+    for i in 0..20 {
+        let br = format!("brx{i}");
+        node.put_nad("team", "a", &bridge("a", &br)).await;
+        latencies.push(until_async("a changed", T, || read(&a).contains(&br)).await);
+    }
+    node.delete_nad("other", "b").await;
+    until_async("b removed", T, || !b.exists()).await;
+    latencies.sort();
+    eprintln!(
+        "API change to file written: p50 {:?}, max {:?} (n={})",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1],
+        latencies.len()
+    );
+    assert!(latencies[latencies.len() - 1] < Duration::from_secs(2));
+    // An invalid NAD is never rendered.
+    node.put_nad("team", "bad", r#"{"cniVersion":"1.0.0","name":"bad"}"#)
+        .await;
+    node.put_nad("team", "after", &bridge("after", "br3")).await;
+    until_async("after written", T, || {
+        nads.join("team_after.nad.conflist").exists()
+    })
+    .await;
+    assert!(!nads.join("team_bad.nad.conflist").exists());
+    assert_eq!(
+        listing(&nads),
+        vec![
+            "static.conf",
+            "team_a.nad.conflist",
+            "team_after.nad.conflist"
+        ]
+    );
+    let mode = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(&a).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(mode, 0o600);
+
+    // The primary replaced: a new first file, then the old one's content changed.
+    std::fs::write(conf.join("05-new.conflist"), primary("newpods")).unwrap();
+    until_async("00-multus from the new primary", T, || {
+        read(&out).contains("newpods")
+    })
+    .await;
+    // The token rotated.
+    std::fs::write(node.sa_dir.join("token"), "token-2").unwrap();
+    until_async("kubeconfig rewritten", T, || {
+        read(&kubeconfig).contains("token-2")
+    })
+    .await;
+
+    let (_, metrics) = node.health("/metrics").await.unwrap();
+    assert!(
+        metrics.contains("multus_agent_files_written_total{kind=\"nad\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("multus_agent_nads_rejected_total 1"),
+        "{metrics}"
+    );
+
+    // SIGTERM: exits cleanly, 00-multus and the NAD files stay.
+    agent.signal("-TERM");
+    assert_eq!(agent.wait_exit(T), Some(0), "{}", agent.logs());
+    assert!(out.exists());
+    assert!(a.exists());
+
+    // While it is down: one NAD deleted, one created, one changed.
+    node.delete_nad("team", "after").await;
+    node.put_nad("other", "c", &bridge("c", "br4")).await;
+    node.put_nad("team", "a", &bridge("a", "brfinal")).await;
+    let _agent = node.agent(&["--cni-mode", "thin"]);
+    let c = nads.join("other_c.nad.conflist");
+    until_async("converged", T, || {
+        c.exists() && read(&a).contains("brfinal") && !nads.join("team_after.nad.conflist").exists()
+    })
+    .await;
+    assert_eq!(
+        listing(&nads),
+        vec!["other_c.nad.conflist", "static.conf", "team_a.nad.conflist"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_of_manifests_drives_the_same_engine_without_an_api_server() {
+    let node = Node::start().await;
+    let manifests = node.root.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::create_dir_all(node.cni_conf_dir()).unwrap();
+    std::fs::write(
+        node.cni_conf_dir().join("10-pods.conf"),
+        r#"{"cniVersion":"0.4.0","name":"pods","type":"bridge"}"#,
+    )
+    .unwrap();
+    let nad = |name: &str, br: &str| {
+        format!(
+            "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: {name}\n  namespace: team\nspec:\n  config: '{}'\n",
+            bridge(name, br)
+        )
+    };
+    std::fs::write(manifests.join("a.yaml"), nad("a", "br1")).unwrap();
+    let dir_flag = format!("dir:{}", manifests.display());
+    let _agent = node.agent(&["--source", &dir_flag, "--cni-mode", "thick"]);
+    let nads = node.multus_conf_dir();
+    let a = nads.join("team_a.nad.conflist");
+    until_async("a from the directory", T, || a.exists()).await;
+    let out = node.cni_conf_dir().join("00-multus.conf");
+    until_async("00-multus.conf (CNI 0.4.0)", T, || out.exists()).await;
+    assert!(read(&out).contains("multus-shim"));
+    std::fs::write(manifests.join("b.yaml"), nad("b", "br2")).unwrap();
+    until_async("b", T, || nads.join("team_b.nad.conflist").exists()).await;
+    std::fs::remove_file(manifests.join("a.yaml")).unwrap();
+    until_async("a removed", T, || !a.exists()).await;
+}
