@@ -1,0 +1,210 @@
+//! Thick mode end to end with the agent hosting the daemon: the real `multus-operator agent`
+//! (thick, its engine fed by its watch caches) against the fake API server, pods as network
+//! namespaces, the real `multus` binary as the shim with the 00-multus config the agent generated,
+//! Debian's plugins as delegates. Then SIGKILL mid-burst: no torn file anywhere, and DEL after a
+//! restart releases everything. Needs root; fails, never skips, without it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "agent_common/mod.rs"]
+mod agent_common;
+#[path = "cni_common/mod.rs"]
+mod cni_common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_common::{Node, read, until_async};
+use cni_common::{PLUGINS, PodHandle, require_root_and_plugins, run_multus};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams};
+use multus_crds::cni::NetworkConfigList;
+use multus_crds::multus_config::MultusConfig;
+use multus_tests::harness::netns::Netns;
+use multus_tests::harness::process::workspace_binary;
+use serde_json::{Value, json};
+
+const T: Duration = Duration::from_secs(30);
+const PODS: usize = 12;
+
+fn network(name: &str, bridge: &str, subnet: &str, ipam: &Path, gateway: bool) -> Value {
+    json!({"cniVersion":"1.0.0","name":name,"plugins":[{"type":"bridge","bridge":bridge,"isGateway":gateway,
+        "ipam":{"type":"host-local","dataDir":ipam,"ranges":[[{"subnet":subnet}]]}}]})
+}
+
+async fn pod(node: &Node, i: usize) -> PodHandle {
+    let name = format!("p{i}");
+    let p: Pod = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "team",
+                     "annotations": {multus_crds::constants::NETWORKS_ANNOTATION: "blue"}},
+        "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "busybox"}]}
+    }))
+    .unwrap();
+    let api: Api<Pod> = Api::namespaced(node.client.clone(), "team");
+    let created = api.create(&PostParams::default(), &p).await.unwrap();
+    let ns = format!("agk-{name}");
+    let _ = std::process::Command::new("ip")
+        .args(["netns", "del", &ns])
+        .output();
+    PodHandle {
+        namespace: "team".into(),
+        name: name.clone(),
+        uid: created.metadata.uid.unwrap_or_default(),
+        container_id: format!("agk-{name}-cid"),
+        netns: Netns::create(&ns).unwrap(),
+    }
+}
+
+/// Addresses host-local holds under `dir` (one file per address).
+fn allocations(dir: &Path) -> Vec<String> {
+    let Ok(nets) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    nets.flatten()
+        .flat_map(|n| std::fs::read_dir(n.path()).unwrap().flatten())
+        .map(|f| f.file_name().to_string_lossy().into_owned())
+        .filter(|f| !f.starts_with("last_reserved_ip") && f != "lock")
+        .collect()
+}
+
+/// Every non-temporary regular file under `dir` that should be JSON parses as JSON.
+fn assert_no_torn_file(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ty = e.file_type().unwrap();
+        if ty.is_dir() {
+            assert_no_torn_file(&path);
+        } else if ty.is_file()
+            && !name.starts_with('.')
+            && !name.ends_with(".log")
+            && name != "lock"
+        {
+            let text = std::fs::read(&path).unwrap();
+            let is_ipam = path.components().any(|c| c.as_os_str() == "ipam");
+            if !is_ipam {
+                assert!(
+                    serde_json::from_slice::<Value>(&text).is_ok(),
+                    "torn file {}: {:?}",
+                    path.display(),
+                    String::from_utf8_lossy(&text)
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pods_get_their_networks_through_the_agent_hosted_daemon_and_survive_sigkill() {
+    require_root_and_plugins();
+    let node = Node::start().await;
+    let ipam = node.host("/var/lib/cni/networks");
+    let conf = node.cni_conf_dir();
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(
+        conf.join("10-cluster.conflist"),
+        network("agk-cluster", "agkbr0", "10.220.1.0/24", &ipam, true).to_string(),
+    )
+    .unwrap();
+    let blue = network("blue", "agkbr1", "10.221.1.0/24", &ipam, false).to_string();
+    node.put_nad("team", "blue", &blue).await;
+    let multus = workspace_binary("multus").unwrap();
+    let flags = ["--cni-mode", "thick", "--daemon-max-concurrent", "4"];
+    let mut agent = node.agent(&flags);
+    let generated = conf.join("00-multus.conflist");
+    until_async("00-multus", T, || generated.exists()).await;
+    let socket = node.host("/run/multus/multus.sock");
+    until_async("daemon socket", T, || socket.exists()).await;
+    until_async("ready", T, || {
+        futures::executor::block_on(node.health("/readyz")).is_some_and(|(s, _)| s == 200)
+    })
+    .await;
+
+    // What the runtime passes: the generated config as libcni reads it; the socket dir as the
+    // host sees it under this test's root.
+    let list = NetworkConfigList::parse(&read(&generated)).unwrap();
+    let mut config = MultusConfig::from_network_config(&list).unwrap().to_value();
+    assert_eq!(config["type"], "multus-shim");
+    config["daemonSocketDir"] = json!(node.host("/run/multus"));
+
+    let mut pods = Vec::new();
+    for i in 0..PODS {
+        pods.push(Arc::new(pod(&node, i).await));
+    }
+    // The first pod, then a burst with SIGKILL in the middle.
+    let first = run_multus(&multus, "ADD", &pods[0], &config);
+    assert!(first.success, "{} {}", first.stdout, first.stderr);
+    let result: Value = serde_json::from_str(&first.stdout).unwrap();
+    let addrs = pods[0].netns_addrs();
+    assert_eq!(addrs.names(), vec!["eth0", "lo", "net1"]);
+    assert_eq!(
+        addrs.ipv4("eth0"),
+        vec![result["ips"][0]["address"].as_str().unwrap()]
+    );
+    assert!(addrs.ipv4("net1")[0].starts_with("10.221.1."));
+    let (_, metrics) = node.health("/metrics").await.unwrap();
+    assert!(
+        metrics.contains("multus_cni_requests_total{command=\"ADD\",outcome=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("multus_agent_daemon_queue_depth"),
+        "{metrics}"
+    );
+
+    let burst: Vec<_> = pods[1..]
+        .iter()
+        .map(|p| {
+            let (p, config, multus) = (Arc::clone(p), config.clone(), multus.clone());
+            tokio::task::spawn_blocking(move || run_multus(&multus, "ADD", &p, &config))
+        })
+        .collect();
+    // Kill once some of the burst holds addresses.
+    until_async("burst under way", T, || allocations(&ipam).len() >= 4).await;
+    agent.signal("-KILL");
+    assert_eq!(agent.wait_exit(T), None);
+    let outcomes = futures::future::join_all(burst).await;
+    let failed = outcomes
+        .iter()
+        .filter(|o| !o.as_ref().unwrap().success)
+        .count();
+    eprintln!(
+        "burst: {} of {} ADDs failed when the agent was killed",
+        failed,
+        PODS - 1
+    );
+    // Everything the agent and the daemon write: CNI configs, NAD files, kubeconfig, cache.
+    assert_no_torn_file(&node.host("/etc/cni"));
+    assert_no_torn_file(&node.host("/var/lib/cni/multus"));
+
+    // Restarted, the daemon serves DEL for every pod (as the runtime retries it) and everything
+    // any ADD took is released.
+    let _agent = node.agent(&flags);
+    until_async("daemon back", T, || {
+        futures::executor::block_on(node.health("/readyz")).is_some_and(|(s, _)| s == 200)
+            && multus_cni::server::is_listening(&socket)
+    })
+    .await;
+    for p in &pods {
+        let out = run_multus(&multus, "DEL", p, &config);
+        assert!(out.success, "DEL {}: {} {}", p.name, out.stdout, out.stderr);
+    }
+    assert_eq!(allocations(&ipam), Vec::<String>::new(), "addresses leaked");
+    for p in &pods {
+        assert_eq!(
+            p.netns_addrs().names(),
+            vec!["lo"],
+            "{} keeps interfaces",
+            p.name
+        );
+    }
+    let _ = PLUGINS;
+    for br in ["agkbr0", "agkbr1"] {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", br])
+            .output();
+    }
+}
