@@ -5,6 +5,7 @@
 //! The controller and the node agent arrive with their issues.
 
 pub mod agent;
+pub mod controller;
 pub mod deviceplugin;
 pub mod error;
 pub mod multusctl;
