@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use multus_operator::agent::sriov::discovery::IpLinkAltNames;
+use multus_operator::agent::cni;
 use multus_operator::agent::sriov::{self, Config, Context, DevicePluginMode};
+use multus_operator::source::SourceSpec;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -27,9 +29,12 @@ enum LogFormat {
     Json,
 }
 
+// Parsed once at start; the size difference between subcommands' arguments does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
-    /// The node agent (one per node): SR-IOV discovery, VF configuration and device plugin.
+    /// The node agent (one per node): CNI configuration, NAD files and the thick-plugin daemon;
+    /// SR-IOV discovery, VF configuration and device plugin.
     Agent(AgentArgs),
     /// The cluster controller: SriovNetworks → NADs, policies → NodeState specs (leader-elected).
     Controller(ControllerArgs),
@@ -101,6 +106,75 @@ struct AgentArgs {
     /// Kubeconfig file; without it, in-cluster configuration (or $KUBECONFIG).
     #[arg(long, env = "MULTUS_KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    cni: CniArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CniModeArg {
+    /// `type: multus`: the plugin does everything in-process.
+    Thin,
+    /// `type: multus-shim`: the plugin forwards to the daemon this agent hosts.
+    Thick,
+    /// No CNI side (SR-IOV only).
+    Off,
+}
+
+/// The CNI side of the agent.
+#[derive(clap::Args)]
+struct CniArgs {
+    /// Where NADs and pods come from: `kube` (the API server) or `dir:PATH` (a directory of
+    /// manifests, followed for changes; no API server, no SR-IOV side).
+    #[arg(long, env = "MULTUS_SOURCE", default_value = "kube")]
+    source: SourceSpec,
+    /// Run the SR-IOV side (needs the API server).
+    #[arg(long, env = "MULTUS_SRIOV", default_value_t = true, action = clap::ArgAction::Set)]
+    sriov: bool,
+    /// Thin plugin, thick plugin with the daemon hosted here, or no CNI side.
+    #[arg(long, env = "MULTUS_CNI_MODE", default_value = "thick")]
+    cni_mode: CniModeArg,
+    /// The `multus` binary to install into the host's CNI bin dir (atomically).
+    #[arg(long, env = "MULTUS_BINARY")]
+    multus_binary: Option<PathBuf>,
+    /// The primary CNI config's file name; default: the first `.conf`/`.conflist`.
+    #[arg(long, env = "MULTUS_PRIMARY_CONFIG")]
+    primary_config: Option<String>,
+    /// Readiness indicator file (host path): 00-multus is written once it exists.
+    #[arg(long, env = "MULTUS_READINESS_INDICATOR_FILE")]
+    readiness_indicator_file: Option<String>,
+    /// `namespaceIsolation: true` in the generated config.
+    #[arg(long, env = "MULTUS_NAMESPACE_ISOLATION")]
+    namespace_isolation: bool,
+    /// `globalNamespaces` in the generated config.
+    #[arg(long, env = "MULTUS_GLOBAL_NAMESPACES")]
+    global_namespaces: Option<String>,
+    /// `logLevel` in the generated config (debug, verbose, error, panic).
+    #[arg(long, env = "MULTUS_PLUGIN_LOG_LEVEL")]
+    plugin_log_level: Option<String>,
+    /// `logFile` in the generated config.
+    #[arg(long, env = "MULTUS_PLUGIN_LOG_FILE")]
+    plugin_log_file: Option<String>,
+    /// Name the generated network after the primary instead of `multus-cni-network`.
+    #[arg(long, env = "MULTUS_OVERRIDE_NETWORK_NAME")]
+    override_network_name: bool,
+    /// The service account whose token and CA go into the thin plugin's kubeconfig.
+    #[arg(long, env = "MULTUS_SERVICE_ACCOUNT_DIR", default_value = multus_operator::agent::cni::kubeconfig::DEFAULT_SERVICE_ACCOUNT_DIR)]
+    service_account_dir: PathBuf,
+    /// API server URL for the plugin's kubeconfig; default from KUBERNETES_SERVICE_HOST/PORT.
+    #[arg(long, env = "MULTUS_KUBECONFIG_SERVER")]
+    kubeconfig_server: Option<String>,
+    /// `insecure-skip-tls-verify` in the plugin's kubeconfig instead of the CA.
+    #[arg(long, env = "MULTUS_SKIP_TLS_VERIFY")]
+    skip_tls_verify: bool,
+    /// CNI calls the daemon runs at once.
+    #[arg(long, env = "MULTUS_DAEMON_MAX_CONCURRENT", default_value_t = 16)]
+    daemon_max_concurrent: usize,
+    /// CNI calls waiting for a slot; beyond, calls are refused (CNI error 11, try again later).
+    #[arg(long, env = "MULTUS_DAEMON_MAX_QUEUED", default_value_t = 256)]
+    daemon_max_queued: usize,
+    /// `/healthz`, `/readyz`, `/metrics` address.
+    #[arg(long, env = "MULTUS_HEALTH_ADDR", default_value = "0.0.0.0:9190")]
+    health_addr: std::net::SocketAddr,
 }
 
 #[tokio::main]
@@ -142,13 +216,81 @@ async fn controller(args: ControllerArgs, shutdown: CancellationToken) -> anyhow
 }
 
 async fn agent(args: AgentArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let client = kube_client(args.kubeconfig.as_deref()).await?;
-    let mut config = Config::for_host(&args.node_name, &args.host_root);
-    if let Some(sysfs) = args.sysfs_root {
-        config.sysfs_root = sysfs;
+    let client = match args.cni.source {
+        SourceSpec::Kube => Some(kube_client(args.kubeconfig.as_deref()).await?),
+        SourceSpec::Dir(_) => None,
+    };
+    let cni = cni_agent(&args, client.clone(), shutdown.clone());
+    let sriov = async {
+        match (&client, args.cni.sriov) {
+            (Some(client), true) => sriov_agent(&args, client.clone(), shutdown.clone()).await,
+            _ => Ok(()),
+        }
+    };
+    // One join: the first side to fail stops the other.
+    let stop_on_error = |r: anyhow::Result<()>| {
+        if r.is_err() {
+            shutdown.cancel();
+        }
+        r
+    };
+    let (cni, sriov) = tokio::join!(
+        async { stop_on_error(cni.await) },
+        async { stop_on_error(sriov.await) }
+    );
+    cni.and(sriov)
+}
+
+async fn cni_agent(
+    args: &AgentArgs,
+    client: Option<kube::Client>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let c = &args.cni;
+    let mode = match c.cni_mode {
+        CniModeArg::Thin => cni::multusconf::Mode::Thin,
+        CniModeArg::Thick => cni::multusconf::Mode::Thick,
+        CniModeArg::Off => return Ok(()),
+    };
+    let mut config = cni::Config::for_host(&args.node_name, &args.host_root, mode);
+    config.multus_binary.clone_from(&c.multus_binary);
+    config.readiness_indicator_file.clone_from(&c.readiness_indicator_file);
+    config.health_addr = Some(c.health_addr);
+    config.daemon = cni::DaemonLimits {
+        max_concurrent: c.daemon_max_concurrent.max(1),
+        max_queued: c.daemon_max_queued,
+    };
+    let m = &mut config.multus_config;
+    m.primary.clone_from(&c.primary_config);
+    m.namespace_isolation = c.namespace_isolation;
+    m.global_namespaces.clone_from(&c.global_namespaces);
+    m.log_level.clone_from(&c.plugin_log_level);
+    m.log_file.clone_from(&c.plugin_log_file);
+    m.override_network_name = c.override_network_name;
+    if mode == cni::multusconf::Mode::Thin && client.is_some() {
+        config.kubeconfig = Some(cni::kubeconfig::KubeconfigSettings {
+            service_account_dir: c.service_account_dir.clone(),
+            server: c.kubeconfig_server.clone(),
+            skip_tls_verify: c.skip_tls_verify,
+            path: config.cni_conf_dir.join("multus.d/multus.kubeconfig"),
+        });
     }
-    config.namespace = args.namespace;
-    config.resource_prefix = args.resource_prefix;
+    cni::run(config, c.source.clone(), client, shutdown)
+        .await
+        .context("CNI agent")
+}
+
+async fn sriov_agent(
+    args: &AgentArgs,
+    client: kube::Client,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut config = Config::for_host(&args.node_name, &args.host_root);
+    if let Some(sysfs) = &args.sysfs_root {
+        config.sysfs_root.clone_from(sysfs);
+    }
+    config.namespace.clone_from(&args.namespace);
+    config.resource_prefix.clone_from(&args.resource_prefix);
     config.device_plugin = match args.device_plugin {
         PluginArg::Builtin => DevicePluginMode::Builtin,
         PluginArg::External => DevicePluginMode::External,
