@@ -1,1 +1,333 @@
-fn main() {}
+//! ADD+DEL rounds of a pod with the cluster network and two secondary networks (bridge, macvlan,
+//! bridge from Debian's plugins, static delegates, no Kubernetes), thin and thick, reporting p50
+//! and p99 of the whole round and of the meta-plugin's own overhead (total minus time inside
+//! delegate processes); plus the daemon's peak RSS during 100 concurrent ADDs and the binary's
+//! start-up cost. Needs root. Run:
+//!
+//! ```text
+//! cargo bench -p multus-cni --bench round            # ROUNDS=200 to change the sample size
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use multus_cni::chain::{Runner, RuntimeConf};
+use multus_cni::exec::ExecStats;
+use multus_cni::{DaemonServer, Engine, EngineOptions, ServerOptions};
+use multus_crds::cni::NetworkConfigList;
+use serde_json::{Map, Value, json};
+
+const PLUGINS: &str = "/usr/lib/cni";
+
+fn ip(args: &[&str]) {
+    let _ = Command::new("ip").args(args).output();
+}
+
+struct Cleanup(Vec<Vec<String>>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for args in &self.0 {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            ip(&a);
+        }
+    }
+}
+
+fn delegates(dir: &Path) -> Vec<Value> {
+    vec![
+        json!({"cniVersion":"1.0.0","name":"bn-cluster","plugins":[{"type":"bridge","bridge":"bnbr0","isGateway":true,
+              "ipam":{"type":"host-local","dataDir":dir.join("ipam"),"subnet":"10.161.0.0/16"}}]}),
+        json!({"cniVersion":"1.0.0","name":"bn-mac","type":"macvlan","master":"bnP","mode":"bridge",
+              "ipam":{"type":"host-local","dataDir":dir.join("ipam"),"subnet":"10.162.0.0/16"}}),
+        json!({"cniVersion":"1.0.0","name":"bn-br","type":"bridge","bridge":"bnbr1",
+              "ipam":{"type":"host-local","dataDir":dir.join("ipam"),"subnet":"10.163.0.0/16"}}),
+    ]
+}
+
+fn config(dir: &Path, kind: &str, socket_dir: &Path) -> Value {
+    json!({"cniVersion":"1.0.0","name":"multus-cni-network","type":kind,"cniDir":dir.join("cache"),
+           "binDir":PLUGINS,"daemonSocketDir":socket_dir,"delegates":delegates(dir)})
+}
+
+fn run(binary: &Path, command: &str, netns: &str, cid: &str, config: &[u8]) {
+    let mut child = Command::new(binary)
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", cid)
+        .env("CNI_NETNS", format!("/var/run/netns/{netns}"))
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", PLUGINS)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(config).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn report(what: &str, mut total: Vec<f64>, mut overhead: Vec<f64>) {
+    total.sort_by(f64::total_cmp);
+    overhead.sort_by(f64::total_cmp);
+    println!(
+        "{what:<34} round p50 {:7.2} ms  p99 {:7.2} ms | overhead p50 {:6.2} ms  p99 {:6.2} ms",
+        pct(&total, 0.5),
+        pct(&total, 0.99),
+        pct(&overhead, 0.5),
+        pct(&overhead, 0.99)
+    );
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb / 1024.0
+}
+
+fn binary() -> PathBuf {
+    // Benches live in target/release/deps; the binary is built next to it by `cargo bench`.
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("multus");
+    assert!(
+        bin.is_file(),
+        "build the binary first: cargo build --release -p multus-cni"
+    );
+    bin
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(100);
+    let binary = binary();
+    let dir = tempfile::tempdir().unwrap();
+    let socket_dir = dir.path().join("run");
+    ip(&["netns", "del", "bn-pod"]);
+    ip(&["link", "del", "bnP"]);
+    ip(&["netns", "add", "bn-pod"]);
+    ip(&["link", "add", "bnP", "type", "veth", "peer", "name", "bnq"]);
+    ip(&["link", "set", "bnP", "up"]);
+    let _cleanup = Cleanup(
+        [
+            ["netns", "del", "bn-pod"],
+            ["link", "del", "bnP"],
+            ["link", "del", "bnbr0"],
+            ["link", "del", "bnbr1"],
+        ]
+        .iter()
+        .map(|a| a.iter().map(|s| (*s).to_owned()).collect())
+        .collect(),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+
+    // Delegates alone: the same plugin calls, made directly.
+    let stats = ExecStats::default();
+    let path = [PathBuf::from(PLUGINS)];
+    let runner = Runner {
+        path: &path,
+        stats: &stats,
+    };
+    let lists: Vec<NetworkConfigList> = delegates(dir.path())
+        .into_iter()
+        .map(|v| NetworkConfigList::from_value_any(v).unwrap())
+        .collect();
+    let no_caps = Map::new();
+    let mut alone = Vec::with_capacity(rounds);
+    for r in 0..rounds {
+        let cid = format!("alone{r}");
+        let start = Instant::now();
+        rt.block_on(async {
+            for (i, list) in lists.iter().enumerate() {
+                let ifname = if i == 0 {
+                    "eth0".to_owned()
+                } else {
+                    format!("net{i}")
+                };
+                let rc = RuntimeConf {
+                    container_id: &cid,
+                    netns: "/var/run/netns/bn-pod",
+                    ifname: &ifname,
+                    cni_args: "",
+                    capability_args: &no_caps,
+                };
+                runner.add(list, &rc).await.unwrap();
+            }
+            for (i, list) in lists.iter().enumerate().rev() {
+                let ifname = if i == 0 {
+                    "eth0".to_owned()
+                } else {
+                    format!("net{i}")
+                };
+                let rc = RuntimeConf {
+                    container_id: &cid,
+                    netns: "/var/run/netns/bn-pod",
+                    ifname: &ifname,
+                    cni_args: "",
+                    capability_args: &no_caps,
+                };
+                runner.del(list, &rc, None).await.unwrap();
+            }
+        });
+        alone.push(ms(start.elapsed()));
+    }
+    let mut sorted = alone.clone();
+    sorted.sort_by(f64::total_cmp);
+    let alone_p50 = pct(&sorted, 0.5);
+    report(
+        "delegates alone (bridge,macvlan,bridge)",
+        alone.clone(),
+        vec![0.0],
+    );
+
+    // In-process engine: exact overhead from the time spent inside plugins.
+    let engine = Engine::new(EngineOptions::default(), None);
+    let thin_conf = serde_json::to_vec(&config(dir.path(), "multus", &socket_dir)).unwrap();
+    let (mut total, mut over) = (Vec::new(), Vec::new());
+    for r in 0..rounds {
+        let (before, _) = engine.exec_stats().snapshot();
+        let start = Instant::now();
+        for command in ["ADD", "DEL"] {
+            let env = |k: &str| match k {
+                "CNI_COMMAND" => Some(command.to_owned()),
+                "CNI_CONTAINERID" => Some(format!("lib{r}")),
+                "CNI_NETNS" => Some("/var/run/netns/bn-pod".to_owned()),
+                "CNI_IFNAME" => Some("eth0".to_owned()),
+                "CNI_PATH" => Some(PLUGINS.to_owned()),
+                _ => None,
+            };
+            let inv = multus_cni::Invocation::from_env(env, thin_conf.clone()).unwrap();
+            rt.block_on(engine.run(&inv)).unwrap();
+        }
+        let elapsed = ms(start.elapsed());
+        let (after, _) = engine.exec_stats().snapshot();
+        total.push(elapsed);
+        over.push(elapsed - (after - before) as f64 / 1e6);
+    }
+    report("engine in-process (library)", total, over);
+
+    // Thin: the binary per call; overhead against the delegates-alone median.
+    let mut total = Vec::new();
+    for r in 0..rounds {
+        let start = Instant::now();
+        run(&binary, "ADD", "bn-pod", &format!("thin{r}"), &thin_conf);
+        run(&binary, "DEL", "bn-pod", &format!("thin{r}"), &thin_conf);
+        total.push(ms(start.elapsed()));
+    }
+    let over = total.iter().map(|t| t - alone_p50).collect();
+    report("thin (multus binary)", total, over);
+
+    // Thick: shim binary → in-process daemon; overhead = total − time inside plugins.
+    let server = DaemonServer::new(
+        Engine::new(EngineOptions::default(), None),
+        ServerOptions {
+            socket_dir: socket_dir.clone(),
+            max_concurrent: 16,
+            max_queued: 256,
+            ..ServerOptions::default()
+        },
+    );
+    let listener = rt.block_on(async { server.bind() }).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = rt.spawn(Arc::clone(&server).serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let shim_conf = serde_json::to_vec(&config(dir.path(), "multus-shim", &socket_dir)).unwrap();
+    let (mut total, mut over) = (Vec::new(), Vec::new());
+    for r in 0..rounds {
+        let (before, _) = server.engine().exec_stats().snapshot();
+        let start = Instant::now();
+        run(&binary, "ADD", "bn-pod", &format!("thick{r}"), &shim_conf);
+        run(&binary, "DEL", "bn-pod", &format!("thick{r}"), &shim_conf);
+        let elapsed = ms(start.elapsed());
+        let (after, _) = server.engine().exec_stats().snapshot();
+        total.push(elapsed);
+        over.push(elapsed - (after - before) as f64 / 1e6);
+    }
+    report("thick (shim → daemon)", total, over);
+
+    // 100 concurrent ADDs through the daemon, one namespace per pod; peak RSS of this process,
+    // which is the daemon's host here.
+    let names: Vec<String> = (0..100).map(|i| format!("bnc{i}")).collect();
+    for n in &names {
+        ip(&["netns", "add", n]);
+    }
+    let _ns_cleanup = Cleanup(
+        names
+            .iter()
+            .map(|n| vec!["netns".into(), "del".into(), n.clone()])
+            .collect(),
+    );
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for n in &names {
+            let (binary, conf) = (&binary, &shim_conf);
+            s.spawn(move || run(binary, "ADD", n, &format!("{n}-cid"), conf));
+        }
+    });
+    let burst = start.elapsed();
+    std::thread::scope(|s| {
+        for n in &names {
+            let (binary, conf) = (&binary, &shim_conf);
+            s.spawn(move || run(binary, "DEL", n, &format!("{n}-cid"), conf));
+        }
+    });
+    println!(
+        "100 concurrent ADDs through the daemon: {:.0} ms; peak RSS of the daemon process {:.1} MiB",
+        ms(burst),
+        peak_rss_mib()
+    );
+    stop.send(()).unwrap();
+    rt.block_on(serving).unwrap().unwrap();
+
+    // Start-up: the binary answering VERSION, against /bin/true.
+    let time = |program: &Path, args: &[(&str, &str)]| {
+        let mut v: Vec<f64> = (0..rounds)
+            .map(|_| {
+                let start = Instant::now();
+                let mut c = Command::new(program);
+                for (k, val) in args {
+                    c.env(k, val);
+                }
+                c.stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .status()
+                    .unwrap();
+                ms(start.elapsed())
+            })
+            .collect();
+        v.sort_by(f64::total_cmp);
+        pct(&v, 0.5)
+    };
+    let multus = time(&binary, &[("CNI_COMMAND", "VERSION")]);
+    let truth = time(Path::new("/bin/true"), &[]);
+    println!(
+        "process start: multus VERSION p50 {multus:.2} ms, /bin/true p50 {truth:.2} ms → multus start-up ≈ {:.2} ms",
+        multus - truth
+    );
+}
