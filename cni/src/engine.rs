@@ -36,6 +36,8 @@ pub struct EngineOptions {
     pub pod_lookup_patience: Duration,
     /// Device-info directory (device-info-spec): `dp/` and `cni/` below it.
     pub devinfo_dir: PathBuf,
+    /// Kubelet's PodResources socket, unless the config's `podResourcesSocket` names another.
+    pub pod_resources_socket: PathBuf,
 }
 
 impl Default for EngineOptions {
@@ -45,6 +47,7 @@ impl Default for EngineOptions {
             readiness_poll: Duration::from_millis(250),
             pod_lookup_patience: Duration::from_millis(2500),
             devinfo_dir: PathBuf::from("/var/run/k8s.cni.cncf.io/devinfo"),
+            pod_resources_socket: PathBuf::from(multus_kubelet::POD_RESOURCES_SOCKET),
         }
     }
 }
@@ -200,13 +203,21 @@ impl Engine {
             .await
     }
 
-    fn context<'a>(&'a self, call: &'a Call<'_>, pod: Option<&'a Pod>) -> Context<'a> {
+    /// `pod_resources_socket` is only given for ADD: DEL and CHECK use the deviceIDs cached at
+    /// ADD, and kubelet may already have released the pod's devices.
+    fn context<'a>(
+        &'a self,
+        call: &'a Call<'_>,
+        pod: Option<&'a Pod>,
+        pod_resources_socket: Option<&'a Path>,
+    ) -> Context<'a> {
         Context {
             config: call.config,
             invocation: call.inv,
             kube: call.kube.as_ref(),
             pod,
             devices: self.devices.as_deref(),
+            pod_resources_socket,
             devinfo_dir: &self.options.devinfo_dir,
         }
     }
@@ -233,7 +244,9 @@ impl Engine {
                 Some(_) => {}
             }
         }
-        let delegates = resolve(&self.context(call, pod.as_ref())).await?;
+        let socket =
+            crate::devices::socket_from_config(call.config, &self.options.pod_resources_socket);
+        let delegates = resolve(&self.context(call, pod.as_ref(), Some(&socket))).await?;
 
         // A previous ADD of this container that was neither finished nor deleted (a crash, a
         // failed rollback): release it first, so a retry never trips over its interfaces.
@@ -453,7 +466,7 @@ impl Engine {
         if delegates.is_empty() {
             // Nothing cached: what the current config and pod say the attachments are. If even
             // that cannot be resolved, the error says what could not be released.
-            delegates = resolve(&self.context(call, pod.as_ref()))
+            delegates = resolve(&self.context(call, pod.as_ref(), None))
                 .await?
                 .into_iter()
                 .rev()
@@ -599,7 +612,7 @@ impl Engine {
     /// STATUS of the cluster network's plugins.
     async fn status(&self, call: &Call<'_>) -> Result<()> {
         self.wait_readiness(call.config).await?;
-        let delegates = resolve(&self.context(call, None)).await?;
+        let delegates = resolve(&self.context(call, None, None)).await?;
         let Some(master) = delegates.first() else {
             return Ok(());
         };

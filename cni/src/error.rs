@@ -142,6 +142,8 @@ pub enum Error {
         #[source]
         source: Box<kube::Error>,
     },
+    #[error("asking kubelet's PodResources API at {socket:?} for the pod's devices: {message}")]
+    PodResources { socket: PathBuf, message: String },
     #[error("serialising {what}: {message}")]
     Serialize { what: &'static str, message: String },
     #[error("multus daemon at {socket:?} unreachable: {message}; try again later")]
@@ -182,6 +184,7 @@ impl Error {
             | Error::GetNetwork { .. }
             | Error::UpdateStatus { .. }
             | Error::DaemonUnreachable { .. }
+            | Error::PodResources { .. }
             | Error::Overloaded { .. } => ErrorCode::TryAgainLater,
             Error::NoCachedAttachments { .. } | Error::PodUidMismatch { .. } => {
                 ErrorCode::UnknownContainer

@@ -16,6 +16,7 @@
 
 pub mod cache;
 pub mod chain;
+pub mod devices;
 pub mod engine;
 pub mod env;
 pub mod error;

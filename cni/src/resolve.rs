@@ -25,6 +25,7 @@ use multus_crds::{FieldPath, NetworkAttachmentDefinition};
 use serde_json::{Map, Value};
 
 use crate::cache::Delegate;
+use crate::devices::PodDevices;
 use crate::env::{Invocation, format_cni_args};
 use crate::error::{Error, Result};
 use crate::k8s::Kube;
@@ -52,7 +53,11 @@ pub struct Context<'a> {
     pub invocation: &'a Invocation,
     pub kube: Option<&'a Kube>,
     pub pod: Option<&'a Pod>,
+    /// A fixed device source (tests); without one, kubelet is asked at `pod_resources_socket`.
     pub devices: Option<&'a dyn DeviceSource>,
+    /// Kubelet's PodResources socket, asked once per ADD, at the first NAD with a
+    /// `resourceName` (a node without device networks never pays for the call).
+    pub pod_resources_socket: Option<&'a Path>,
     /// Device-info directory (`/var/run/k8s.cni.cncf.io/devinfo`).
     pub devinfo_dir: &'a Path,
 }
@@ -152,6 +157,7 @@ pub async fn resolve(ctx: &Context<'_>) -> Result<Vec<Delegate>> {
     let globals = GlobalNamespaces::from_setting(config.global_namespaces.as_deref());
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut device_cursor: HashMap<String, usize> = HashMap::new();
+    let mut fetched: Option<PodDevices> = None;
     let mut delegates = Vec::with_capacity(plan.len());
     for attachment in &plan {
         let network = match (attachment.origin, attachment.network) {
@@ -177,17 +183,41 @@ pub async fn resolve(ctx: &Context<'_>) -> Result<Vec<Delegate>> {
                 second: label,
             });
         }
+        if network.resource_name.is_some() && ctx.devices.is_none() && fetched.is_none() {
+            fetched = fetch_pod_devices(ctx).await?;
+        }
+        let devices = ctx
+            .devices
+            .or(fetched.as_ref().map(|d| d as &dyn DeviceSource));
         delegates.push(build_delegate(
             ctx,
             attachment.index,
             &attachment.ifname,
             attachment.selection,
             network,
+            devices,
             &mut device_cursor,
         )?);
     }
     apply_default_routes(&mut delegates, &plan_gateways(&plan))?;
     Ok(delegates)
+}
+
+/// The pod's devices from kubelet; `None` without a socket or a named pod (multus-spec §3.14:
+/// only pods with a name and namespace get deviceIDs).
+async fn fetch_pod_devices(ctx: &Context<'_>) -> Result<Option<PodDevices>> {
+    let (Some(socket), Some(pod)) = (ctx.pod_resources_socket, ctx.pod) else {
+        return Ok(None);
+    };
+    let (Some(namespace), Some(name)) = (
+        pod.metadata.namespace.as_deref().filter(|s| !s.is_empty()),
+        pod.metadata.name.as_deref().filter(|s| !s.is_empty()),
+    ) else {
+        return Ok(None);
+    };
+    crate::devices::fetch(socket, namespace, name)
+        .await
+        .map(Some)
 }
 
 fn plan_gateways(plan: &[multus_crds::attachments::Attachment<'_>]) -> Vec<Option<Vec<String>>> {
@@ -369,6 +399,7 @@ fn build_delegate(
     ifname: &str,
     selection: Option<&NetworkSelection>,
     network: Network,
+    devices: Option<&dyn DeviceSource>,
     device_cursor: &mut HashMap<String, usize>,
 ) -> Result<Delegate> {
     refuse_unsafe_types(&network.list)?;
@@ -444,9 +475,7 @@ fn build_delegate(
 
     // deviceID: the next device of the NAD's resource, else the one the element names.
     let mut device_id = None;
-    if let (Some(resource), Some(devices), Some(pod)) =
-        (&network.resource_name, ctx.devices, ctx.pod)
-    {
+    if let (Some(resource), Some(devices), Some(pod)) = (&network.resource_name, devices, ctx.pod) {
         let ids = devices.device_ids(
             pod.metadata.namespace.as_deref().unwrap_or_default(),
             pod.metadata.name.as_deref().unwrap_or_default(),
