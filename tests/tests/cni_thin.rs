@@ -17,7 +17,8 @@ use serde_json::json;
 async fn a_pod_gets_every_interface_and_del_releases_everything() {
     let t = Cluster::start("ta", 41).await;
     let parent = t.veth_parent("taP", "taq");
-    let hostdev = t.veth_parent("taH", "tah");
+    // Kept alive to the end of the test: the host-device plugin moves its peer into the pod.
+    let _hostdev = t.veth_parent("taH", "tah");
     t.nad("team", "macnet", &macvlan_nad(parent.host_name()))
         .await;
     t.nad(
