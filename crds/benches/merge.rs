@@ -55,7 +55,7 @@ fn node(n: usize) -> Node {
         ("example.com/rack".to_owned(), format!("rack-{}", n % RACKS)),
         (
             "example.com/role".to_owned(),
-            if n % 4 == 0 { "dpdk" } else { "cnf" }.to_owned(),
+            if n.is_multiple_of(4) { "dpdk" } else { "cnf" }.to_owned(),
         ),
     ]);
     let interfaces = PFS
@@ -131,7 +131,7 @@ fn policy(i: usize) -> SriovNetworkNodePolicy {
                 "numVfs": TOTAL_VFS,
                 "mtu": 1500 + (i % 5) * 1000,
                 "nicSelector": {"pfNames": [format!("{pf}#{first}-{}", first + 7)]},
-                "deviceType": if i % 2 == 0 { "netdevice" } else { "vfio-pci" },
+                "deviceType": if i.is_multiple_of(2) { "netdevice" } else { "vfio-pci" },
             })
         }
         1 => serde_json::json!({
