@@ -1,0 +1,81 @@
+//! NAD files: cold start with 10,000 NADs (time until every file is written, fsynced and renamed;
+//! peak RSS of the process) and one NAD change to its file written (p50/p99), through the same
+//! writer the agent uses ([`NadFiles`]). Run: `cargo bench -p multus-operator --bench agent_nadfiles`
+//! (set `AGENT_BENCH_DIR` to measure on a given filesystem; default a temporary directory).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use multus_crds::NetworkAttachmentDefinition;
+use multus_operator::agent::cni::metrics::AgentMetrics;
+use multus_operator::agent::cni::nadfiles::NadFiles;
+
+const NADS: usize = 10_000;
+
+fn nad(i: usize, bridge: &str) -> NetworkAttachmentDefinition {
+    let mut n = NetworkAttachmentDefinition::new(&format!("net-{i}"), Default::default());
+    n.metadata.namespace = Some(format!("ns-{}", i % 100));
+    n.spec.config = Some(format!(
+        r#"{{"cniVersion":"1.0.0","name":"net-{i}","plugins":[{{"type":"macvlan","master":"{bridge}","mode":"bridge","ipam":{{"type":"host-local","ranges":[[{{"subnet":"10.{}.{}.0/24"}}]]}}}}]}}"#,
+        i / 256 % 256,
+        i % 256
+    ));
+    n
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn main() {
+    let base = std::env::var_os("AGENT_BENCH_DIR").map(std::path::PathBuf::from);
+    let tmp = match &base {
+        Some(b) => tempfile::tempdir_in(b).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    };
+    let dir = tmp.path().join("etc/cni/multus/net.d");
+    let nads: Vec<_> = (0..NADS).map(|i| nad(i, "eth1")).collect();
+
+    let started = Instant::now();
+    let mut files = NadFiles::open(&dir, AgentMetrics::default()).unwrap();
+    let c = files.converge(&nads).unwrap();
+    let cold = started.elapsed();
+    assert_eq!(c.written, NADS);
+    println!(
+        "cold start: {NADS} NADs rendered and written in {:.3} s; peak RSS {:.1} MiB",
+        cold.as_secs_f64(),
+        peak_rss_kib() as f64 / 1024.0
+    );
+
+    // Restart: everything already on disk, nothing to write.
+    drop(files);
+    let started = Instant::now();
+    let mut files = NadFiles::open(&dir, AgentMetrics::default()).unwrap();
+    let c = files.converge(&nads).unwrap();
+    assert_eq!(c.written, 0);
+    println!(
+        "restart over {NADS} unchanged files: {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut lat: Vec<Duration> = (0..1000)
+        .map(|i| {
+            let n = nad(i * 7 % NADS, &format!("eth{}", 2 + i));
+            let t = Instant::now();
+            files.apply(&n).unwrap();
+            t.elapsed()
+        })
+        .collect();
+    lat.sort();
+    println!(
+        "NAD change to file written (in process, 1000 changes): p50 {:?}, p99 {:?}, max {:?}",
+        lat[lat.len() / 2],
+        lat[lat.len() * 99 / 100],
+        lat[lat.len() - 1]
+    );
+}
