@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use multus_operator::agent::sriov::discovery::IpLinkAltNames;
 use multus_operator::agent::cni;
+use multus_operator::agent::sriov::discovery::IpLinkAltNames;
 use multus_operator::agent::sriov::{self, Config, Context, DevicePluginMode};
 use multus_operator::source::SourceSpec;
 use tokio_util::sync::CancellationToken;
@@ -49,7 +49,11 @@ struct ControllerArgs {
     #[arg(long, env = "MULTUS_RESOURCE_PREFIX", default_value = multus_crds::constants::DEFAULT_RESOURCE_PREFIX)]
     resource_prefix: String,
     /// Labels (`k=v,k2=v2`) a node needs to get a NodeState; default: Linux workers, as upstream.
-    #[arg(long, env = "MULTUS_NODE_SELECTOR", default_value = "node-role.kubernetes.io/worker=,kubernetes.io/os=linux")]
+    #[arg(
+        long,
+        env = "MULTUS_NODE_SELECTOR",
+        default_value = "node-role.kubernetes.io/worker=,kubernetes.io/os=linux"
+    )]
     node_selector: String,
     /// This replica's identity in the Lease (the pod name).
     #[arg(long, env = "MULTUS_POD_NAME")]
@@ -58,7 +62,11 @@ struct ControllerArgs {
     #[arg(long, env = "MULTUS_LEASE_DURATION_SECONDS", default_value_t = 15)]
     lease_duration_seconds: u64,
     /// Seconds the NodeState of a vanished node is kept.
-    #[arg(long, env = "MULTUS_STATE_REMOVAL_DELAY_SECONDS", default_value_t = 300)]
+    #[arg(
+        long,
+        env = "MULTUS_STATE_REMOVAL_DELAY_SECONDS",
+        default_value_t = 300
+    )]
     state_removal_delay_seconds: u64,
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "MULTUS_HEALTH_ADDR", default_value = "0.0.0.0:8081")]
@@ -212,7 +220,9 @@ async fn controller(args: ControllerArgs, shutdown: CancellationToken) -> anyhow
     config.state_removal_delay = Duration::from_secs(args.state_removal_delay_seconds);
     config.health_addr = Some(args.health_addr);
     let (ctx, leader) = Context::new(client, config);
-    controller::run(ctx, leader, shutdown).await.context("controller")
+    controller::run(ctx, leader, shutdown)
+        .await
+        .context("controller")
 }
 
 async fn agent(args: AgentArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -234,10 +244,9 @@ async fn agent(args: AgentArgs, shutdown: CancellationToken) -> anyhow::Result<(
         }
         r
     };
-    let (cni, sriov) = tokio::join!(
-        async { stop_on_error(cni.await) },
-        async { stop_on_error(sriov.await) }
-    );
+    let (cni, sriov) = tokio::join!(async { stop_on_error(cni.await) }, async {
+        stop_on_error(sriov.await)
+    });
     cni.and(sriov)
 }
 
@@ -254,7 +263,9 @@ async fn cni_agent(
     };
     let mut config = cni::Config::for_host(&args.node_name, &args.host_root, mode);
     config.multus_binary.clone_from(&c.multus_binary);
-    config.readiness_indicator_file.clone_from(&c.readiness_indicator_file);
+    config
+        .readiness_indicator_file
+        .clone_from(&c.readiness_indicator_file);
     config.health_addr = Some(c.health_addr);
     config.daemon = cni::DaemonLimits {
         max_concurrent: c.daemon_max_concurrent.max(1),
