@@ -309,7 +309,12 @@ async fn strategic_merge_patch_keys_containers_and_status_is_a_subresource() {
         .await
         .unwrap();
     assert_eq!(st.status.unwrap().phase.as_deref(), Some("Running"));
-    assert!(st.metadata.labels.is_none());
+    // The pod status strategy keeps metadata label and annotation changes (Multus writes
+    // network-status that way); only spec, ownerReferences and deletion are reset.
+    assert_eq!(
+        st.metadata.labels.unwrap().get("x").map(String::as_str),
+        Some("y")
+    );
 }
 
 pub fn widget_crd() -> serde_json::Value {
@@ -573,4 +578,92 @@ async fn watch_older_than_the_window_is_gone() {
         }
         other => panic!("expected ADDED later, got {other:?}"),
     }
+}
+
+async fn running_pod(pods: &Api<Pod>, name: &str, labels: serde_json::Value) {
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name, "labels": labels},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}}))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    // Pending pods are evicted whatever the budget says, as on the real server.
+    let status = json!({"status": {"phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True"}]}});
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn eviction_deletes_unless_a_disruption_budget_refuses() {
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    use kube::api::EvictParams;
+
+    let s = FakeApiServer::start().await.unwrap();
+    // kube retries 429 by default (15 times, honouring Retry-After): see the refusal at once.
+    let kubeconfig = kube::config::Kubeconfig::read_from(s.kubeconfig_path()).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    config.default_retry = false;
+    let client = Client::try_from(config).unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client, "default");
+    for name in ["web-1", "web-2"] {
+        running_pod(&pods, name, json!({"app": "web"})).await;
+    }
+    running_pod(&pods, "lone", json!({"app": "other"})).await;
+
+    // No budget selects it: evicted at once, answered 201 with a Success Status.
+    let ok = pods.evict("lone", &EvictParams::default()).await.unwrap();
+    assert_eq!(ok.code, 201);
+    assert_eq!(api_error(pods.get("lone").await.unwrap_err()).code, 404);
+
+    let pdb: PodDisruptionBudget = serde_json::from_value(json!({"metadata": {"name": "web"},
+        "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}}))
+    .unwrap();
+    pdbs.create(&PostParams::default(), &pdb).await.unwrap();
+    let refused = api_error(
+        pods.evict("web-1", &EvictParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(refused.code, 429);
+    assert_eq!(refused.reason, "TooManyRequests");
+    assert_eq!(
+        refused.message,
+        "Cannot evict pod as it would violate the pod's disruption budget."
+    );
+    pods.get("web-1").await.unwrap();
+
+    // Relaxed to one: one pod may go, and then the budget is spent again.
+    let relax = json!({"spec": {"minAvailable": 1}});
+    pdbs.patch("web", &PatchParams::default(), &Patch::Merge(&relax))
+        .await
+        .unwrap();
+    pods.evict("web-1", &EvictParams::default()).await.unwrap();
+    assert_eq!(api_error(pods.get("web-1").await.unwrap_err()).code, 404);
+    let spent = api_error(
+        pods.evict("web-2", &EvictParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(spent.code, 429);
+
+    // A finalizer holds an evicted pod, as it holds a deleted one.
+    running_pod(&pods, "held", json!({"app": "other"})).await;
+    let finalizer = json!({"metadata": {"finalizers": ["example.com/hold"]}});
+    pods.patch("held", &PatchParams::default(), &Patch::Merge(&finalizer))
+        .await
+        .unwrap();
+    pods.evict("held", &EvictParams::default()).await.unwrap();
+    let held = pods.get("held").await.unwrap();
+    assert!(held.metadata.deletion_timestamp.is_some());
+
+    let missing = api_error(
+        pods.evict("missing", &EvictParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(missing.code, 404);
+    assert_eq!(missing.message, "pods \"missing\" not found");
 }

@@ -98,6 +98,12 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
                 "namespaced": d.namespaced, "kind": d.kind, "verbs": ["get", "patch", "update"]}),
             );
         }
+        if d.group.is_empty() && d.plural == "pods" {
+            resources.push(
+                json!({"name": "pods/eviction", "singularName": "", "namespaced": true,
+                "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]}),
+            );
+        }
     }
     let gv = if group.is_empty() {
         version.to_owned()

@@ -10,7 +10,7 @@ use hyper::body::{Frame, Incoming};
 use serde_json::{Value, json};
 
 use super::{
-    State, Target, apply, discovery,
+    State, Target, apply, discovery, eviction,
     objects::{self, Commit, Operation, Propagation},
     patch,
     selectors::{FieldSelector, LabelSelector, Selection},
@@ -32,7 +32,17 @@ fn json_response(code: u16, v: &Value) -> Response<Body> {
 }
 
 fn status_response(s: &ApiStatus) -> Response<Body> {
-    json_response(s.code, &s.to_json())
+    let mut r = json_response(s.code, &s.to_json());
+    // As the real server: a Status asking for a later retry says so in the header clients read.
+    if let Some(after) = s
+        .details
+        .as_ref()
+        .and_then(|d| d["retryAfterSeconds"].as_u64())
+    {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(after));
+    }
+    r
 }
 
 fn percent_decode(s: &str) -> String {
@@ -189,8 +199,10 @@ async fn route(
     if !def.namespaced && namespace.is_some() {
         return Err(not_found());
     }
+    let eviction = sub == Some("eviction") && def.group.is_empty() && def.plural == "pods";
     if let Some(s) = sub
         && !(s == "status" && def.status_subresource)
+        && !eviction
     {
         return Err(not_found());
     }
@@ -205,6 +217,14 @@ async fn route(
     // without that codec would.
     if content_type.contains("protobuf") || content_type.contains("cbor") {
         return Err(ApiStatus::unsupported_media_type(content_type));
+    }
+    if eviction {
+        return match (method, &t.name) {
+            (&Method::POST, Some(name)) => {
+                eviction::evict(&state, &t, name, &body, query).map(|v| json_response(201, &v))
+            }
+            _ => Err(ApiStatus::method_not_allowed()),
+        };
     }
     match (method, &t.name) {
         (&Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {

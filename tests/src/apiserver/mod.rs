@@ -11,6 +11,7 @@ mod admission;
 mod apply;
 mod crd;
 mod discovery;
+mod eviction;
 mod http;
 mod meta;
 mod objects;

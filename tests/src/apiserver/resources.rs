@@ -124,6 +124,16 @@ pub fn builtins() -> Vec<ResourceDef> {
         ),
         builtin("batch", "v1", "jobs", "Job", true, true, &[]),
         builtin("batch", "v1", "cronjobs", "CronJob", true, true, &["cj"]),
+        // Read by the eviction subresource; no disruption controller maintains their status.
+        builtin(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            "PodDisruptionBudget",
+            true,
+            true,
+            &["pdb"],
+        ),
         builtin(
             "coordination.k8s.io",
             "v1",
