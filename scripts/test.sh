@@ -38,4 +38,4 @@ cargo fmt --all --check
 echo "test.sh: cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "test.sh: cargo test"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast

@@ -2,7 +2,7 @@
 //! and its CNI config (multi-net-spec §3, multus-spec §1.1–§1.3, §4.6).
 //!
 //! The upstream admission webhook's checks are all here, without its quirks (see
-//! docs/decisions/cni.md): the name is a plain DNS-1123 label, and a config without `name` is
+//! docs/decisions.md): the name is a plain DNS-1123 label, and a config without `name` is
 //! checked as Multus will run it, with the NAD's name injected.
 
 use crate::{

@@ -37,7 +37,7 @@ pub fn default_policy(policy: &mut SriovNetworkNodePolicy) -> bool {
 }
 
 /// The `resourceName` grammar shared by policies and networks: 1–63 characters, letters and
-/// digits, with `_` and `-` allowed inside (see docs/decisions/sriov.md).
+/// digits, with `_` and `-` allowed inside (see docs/decisions.md).
 pub fn validate_resource_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("resourceName must not be empty".into());
@@ -299,7 +299,7 @@ fn check_modes(spec: &SriovNetworkNodePolicySpec, path: &FieldPath, diags: &mut 
 ///
 /// Upstream's only rule is that `networkNamespace` may be set only in the operator namespace. We
 /// also reject JSON text that would make the rendered NAD invalid or let `metaPlugins`/`ipam`
-/// inject keys into it (docs/decisions/sriov.md). A network without a namespace (a file given to
+/// inject keys into it (docs/decisions.md). A network without a namespace (a file given to
 /// `multusctl`) skips the namespace rule.
 pub fn validate_network(net: &SriovNetwork, operator_namespace: &str) -> Diagnostics {
     let mut diags = Diagnostics::new();

@@ -42,7 +42,7 @@ pub fn selects_interface(selector: &SriovNetworkNicSelector, iface: &InterfaceSt
 
 /// The VF range a policy gives a PF it selects: the `#first-last` of the `pfNames` entry naming
 /// the PF's **primary** name, else all `numVfs` VFs (upstream quirk kept: a range written on an
-/// alternative name is not looked up, see docs/decisions/controller.md). `None` when the policy
+/// alternative name is not looked up, see docs/decisions.md). `None` when the policy
 /// asks for no VFs; `Err` carries the unparsable entry.
 pub fn pf_vf_range(
     spec: &SriovNetworkNodePolicySpec,

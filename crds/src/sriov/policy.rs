@@ -18,7 +18,7 @@ use super::vfrange::{PfNameError, PfNameSelector};
 /// Longest `resourceName` (a Kubernetes extended-resource name part).
 pub const MAX_RESOURCE_NAME_LEN: usize = 63;
 /// The `resourceName` grammar (current upstream): letters and digits, with `_` and `-` allowed
-/// inside. See docs/decisions/sriov.md.
+/// inside. See docs/decisions.md.
 pub const RESOURCE_NAME_PATTERN: &str = r"^[a-zA-Z0-9]([a-zA-Z0-9_-]*[a-zA-Z0-9])?$";
 /// Grammar of a `pfNames` entry: a name, optionally `#<first>-<last>`.
 pub const PF_NAME_PATTERN: &str = r"^[^#]+(#[0-9]+-[0-9]+)?$";

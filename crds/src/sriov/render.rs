@@ -354,7 +354,7 @@ mod tests {
     #[test]
     fn whitespace_inside_ipam_strings_is_kept() {
         // Upstream strips every whitespace character from the IPAM text, including inside
-        // string values; we keep values intact (docs/decisions/controller.md).
+        // string values; we keep values intact (docs/decisions.md).
         let n = net(
             "app",
             "n",
