@@ -1,17 +1,11 @@
 //! Reconcile metrics (`multus_controller_*`, labels bounded by controller and error category) and
 //! the `/healthz`, `/readyz`, `/metrics` endpoints.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper::{Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -186,17 +180,20 @@ impl Readiness {
     }
 }
 
-fn answer(path: &str, metrics: &Metrics, ready: &Readiness) -> Response<Full<Bytes>> {
-    let (status, body) = match path {
-        "/healthz" => (StatusCode::OK, "ok".to_owned()),
-        "/readyz" if ready.get() => (StatusCode::OK, "ok".to_owned()),
-        "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, "not ready".to_owned()),
-        "/metrics" => (StatusCode::OK, metrics.encode()),
-        _ => (StatusCode::NOT_FOUND, String::new()),
-    };
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r
+/// What the controller's health endpoints report.
+struct ControllerEndpoints {
+    metrics: Arc<Metrics>,
+    ready: Arc<Readiness>,
+}
+
+impl crate::health::Endpoints for ControllerEndpoints {
+    fn ready(&self) -> bool {
+        self.ready.get()
+    }
+
+    fn metrics(&self) -> String {
+        self.metrics.encode()
+    }
 }
 
 /// Bind now, so a bad address fails at start.
@@ -216,23 +213,7 @@ pub async fn serve(
     ready: Arc<Readiness>,
     shutdown: CancellationToken,
 ) -> Result<(), ControllerError> {
-    loop {
-        let (stream, _) = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(error) => { tracing::debug!(%error, "health accept"); continue; }
-            },
-        };
-        let (metrics, ready) = (Arc::clone(&metrics), Arc::clone(&ready));
-        tokio::spawn(async move {
-            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let r = answer(req.uri().path(), &metrics, &ready);
-                async move { Ok::<_, Infallible>(r) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    let endpoints = Arc::new(ControllerEndpoints { metrics, ready });
+    crate::health::serve(listener, endpoints, shutdown).await;
+    Ok(())
 }

@@ -2,16 +2,10 @@
 //! once the first full set of NADs is on disk (and until shutdown starts), and the agent's metrics
 //! followed by the hosted daemon's.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper::{Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use multus_cni::DaemonServer;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -26,7 +20,11 @@ pub struct Health {
     pub daemon: Option<Arc<DaemonServer>>,
 }
 
-impl Health {
+impl crate::health::Endpoints for Health {
+    fn ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
     fn metrics(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode_registry(&mut out, &self.registry).is_err() {
@@ -41,19 +39,6 @@ impl Health {
         }
         prometheus_client::encoding::text::encode_eof(&mut out).ok();
         out
-    }
-
-    fn answer(&self, path: &str) -> Response<Full<Bytes>> {
-        let (status, body) = match path {
-            "/healthz" => (StatusCode::OK, "ok".to_owned()),
-            "/readyz" if self.ready.load(Ordering::SeqCst) => (StatusCode::OK, "ok".to_owned()),
-            "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, "not ready".to_owned()),
-            "/metrics" => (StatusCode::OK, self.metrics()),
-            _ => (StatusCode::NOT_FOUND, String::new()),
-        };
-        let mut r = Response::new(Full::new(Bytes::from(body)));
-        *r.status_mut() = status;
-        r
     }
 }
 
@@ -73,23 +58,6 @@ pub async fn serve(
     health: Arc<Health>,
     shutdown: CancellationToken,
 ) -> Result<(), CniAgentError> {
-    loop {
-        let (stream, _) = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(error) => { tracing::debug!(%error, "health accept"); continue; }
-            },
-        };
-        let health = Arc::clone(&health);
-        tokio::spawn(async move {
-            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let health = Arc::clone(&health);
-                async move { Ok::<_, Infallible>(health.answer(req.uri().path())) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    crate::health::serve(listener, health, shutdown).await;
+    Ok(())
 }
