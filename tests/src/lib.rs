@@ -37,4 +37,10 @@ pub enum Error {
     WaitTimedOut { what: String, seconds: f64 },
     #[error("running `ip {args}`: {message}")]
     RunIp { args: String, message: String },
+    #[error("creating {what} on the fake API server: {source}")]
+    SeedObject {
+        what: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
 }

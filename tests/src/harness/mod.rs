@@ -1,6 +1,7 @@
 //! Helpers for end-to-end tests: processes with captured logs, waiting with a timeout, and
-//! network namespaces and links that are always cleaned up.
+//! network namespaces and links that are always cleaned up; seeding a fresh API server.
 
 pub mod netns;
 pub mod process;
+pub mod seed;
 pub mod wait;

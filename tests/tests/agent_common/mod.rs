@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, PostParams};
 use multus_crds::NetworkAttachmentDefinition;
 use multus_tests::apiserver::FakeApiServer;
@@ -82,18 +80,9 @@ impl Node {
         let root = tempfile::tempdir().unwrap();
         let api = FakeApiServer::start().await.unwrap();
         let client = api.client().await.unwrap();
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        crds.create(&PostParams::default(), &multus_crds::crdgen::nad_crd())
+        multus_tests::harness::seed::nad_crd_and_namespaces(&client, &["team", "other"])
             .await
             .unwrap();
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        for ns in ["team", "other"] {
-            let obj: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
-            namespaces
-                .create(&PostParams::default(), &obj)
-                .await
-                .unwrap();
-        }
         let sa_dir = root.path().join("serviceaccount");
         std::fs::create_dir_all(&sa_dir).unwrap();
         std::fs::write(sa_dir.join("token"), "token-1").unwrap();

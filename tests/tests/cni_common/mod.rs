@@ -7,8 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use multus_crds::NetworkAttachmentDefinition;
 use multus_tests::apiserver::FakeApiServer;
@@ -119,18 +118,9 @@ impl Cluster {
         std::fs::write(&cluster_file, cluster.to_string()).unwrap();
         let api = FakeApiServer::start().await.unwrap();
         let client = api.client().await.unwrap();
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        crds.create(&PostParams::default(), &multus_crds::crdgen::nad_crd())
+        multus_tests::harness::seed::nad_crd_and_namespaces(&client, &["team", "other"])
             .await
             .unwrap();
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        for ns in ["team", "other"] {
-            let obj: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
-            namespaces
-                .create(&PostParams::default(), &obj)
-                .await
-                .unwrap();
-        }
         Self {
             prefix: prefix.to_owned(),
             dir,
