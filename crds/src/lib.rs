@@ -27,6 +27,7 @@ pub mod names;
 pub mod openapi;
 pub mod rules;
 pub mod sriov;
+pub mod workloads;
 
 pub use diag::{Diagnostic, Diagnostics, FieldPath, Severity};
 pub use nad::{NetworkAttachmentDefinition, NetworkAttachmentDefinitionSpec};

@@ -4,17 +4,6 @@
 use multus_crds::FieldPath;
 use serde_json::Value;
 
-/// Workload kinds whose pod template carries the networks annotation, with where the template is.
-const WORKLOADS: &[(&str, &[&str])] = &[
-    ("Deployment", &["spec", "template"]),
-    ("StatefulSet", &["spec", "template"]),
-    ("DaemonSet", &["spec", "template"]),
-    ("ReplicaSet", &["spec", "template"]),
-    ("ReplicationController", &["spec", "template"]),
-    ("Job", &["spec", "template"]),
-    ("CronJob", &["spec", "jobTemplate", "spec", "template"]),
-];
-
 /// What a document holds, as far as the rules are concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
@@ -68,19 +57,13 @@ pub fn classify(doc: &Value) -> Kind {
         ("sriovnetwork.openshift.io", Some("SriovNetwork")) => Kind::SriovNetwork,
         ("sriovnetwork.openshift.io", Some("SriovNetworkNodeState")) => Kind::SriovNetworkNodeState,
         (_, Some(k)) if !api_version.is_empty() => {
-            WORKLOADS.iter().find(|(w, _)| *w == k).map_or_else(
-                || Kind::Other(k.to_owned()),
-                |(w, path)| {
-                    let mut p = FieldPath::root();
-                    for seg in *path {
-                        p = p.field(seg);
-                    }
-                    Kind::Workload {
-                        kind: (*w).to_owned(),
-                        template: p,
-                    }
+            match multus_crds::workloads::pod_template_path(k) {
+                Some(path) => Kind::Workload {
+                    kind: k.to_owned(),
+                    template: path.iter().fold(FieldPath::root(), |p, seg| p.field(seg)),
                 },
-            )
+                None => Kind::Other(k.to_owned()),
+            }
         }
         _ => match doc.get("type").and_then(Value::as_str) {
             Some("multus" | "multus-shim") => Kind::MultusConfig,

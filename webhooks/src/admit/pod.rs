@@ -45,18 +45,19 @@ struct ObjectView {
     metadata: MetaView,
 }
 
-/// Where a workload kind keeps its pod template.
+/// Where a workload kind keeps its pod template (the table is shared with `multusctl`).
 pub fn template_path(kind: ReviewKind) -> Option<&'static [&'static str]> {
-    match kind {
-        ReviewKind::Deployment
-        | ReviewKind::StatefulSet
-        | ReviewKind::DaemonSet
-        | ReviewKind::ReplicaSet
-        | ReviewKind::ReplicationController
-        | ReviewKind::Job => Some(&["spec", "template"]),
-        ReviewKind::CronJob => Some(&["spec", "jobTemplate", "spec", "template"]),
-        _ => None,
-    }
+    let kind = match kind {
+        ReviewKind::Deployment => "Deployment",
+        ReviewKind::StatefulSet => "StatefulSet",
+        ReviewKind::DaemonSet => "DaemonSet",
+        ReviewKind::ReplicaSet => "ReplicaSet",
+        ReviewKind::ReplicationController => "ReplicationController",
+        ReviewKind::Job => "Job",
+        ReviewKind::CronJob => "CronJob",
+        _ => return None,
+    };
+    multus_crds::workloads::pod_template_path(kind)
 }
 
 /// The namespace the pod will live in: the request's, else the object's, else `default`.
