@@ -222,7 +222,13 @@ async fn fetch_pod_devices(ctx: &Context<'_>) -> Result<Option<PodDevices>> {
 
 fn plan_gateways(plan: &[multus_crds::attachments::Attachment<'_>]) -> Vec<Option<Vec<String>>> {
     plan.iter()
-        .map(|a| a.selection.and_then(|s| s.default_route.clone()))
+        .map(|a| {
+            a.selection.and_then(|s| {
+                s.default_route
+                    .as_ref()
+                    .map(|gws| gws.iter().map(|gw| gw.to_string()).collect())
+            })
+        })
         .collect()
 }
 

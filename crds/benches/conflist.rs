@@ -7,10 +7,11 @@
 //! `/proc/thread-self/schedstat`), so the figure is per core even on a machine busy with other
 //! work; the plain variants are wall-clock time.
 
-use std::{
-    hint::black_box,
-    time::{Duration, Instant},
-};
+mod common;
+
+use std::hint::black_box;
+
+use common::cpu_time;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use multus_crds::{FieldPath, cni::NetworkConfigList, rules::cniconf::validate_cni_config};
@@ -59,24 +60,6 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|n| cpu_time(n, parse_and_validate))
     });
     group.finish();
-}
-
-/// On-CPU time of this thread while `f` runs `iters` times; wall-clock time where schedstat is
-/// unavailable.
-fn cpu_time<T>(iters: u64, f: impl Fn() -> T) -> Duration {
-    let read = || {
-        std::fs::read_to_string("/proc/thread-self/schedstat")
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-    };
-    let (cpu_start, wall_start) = (read(), Instant::now());
-    for _ in 0..iters {
-        black_box(f());
-    }
-    match (cpu_start, read()) {
-        (Some(a), Some(b)) if b > a => Duration::from_nanos(b - a),
-        _ => wall_start.elapsed(),
-    }
 }
 
 criterion_group!(benches, bench);

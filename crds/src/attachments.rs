@@ -30,7 +30,7 @@ pub struct AttachmentInputs<'a> {
     /// path; resolved by the plugin per multus-spec §2.2).
     pub cluster_network: &'a str,
     /// The parsed default-network annotation, if the pod has one.
-    pub default_network_override: Option<&'a NetworkSelection>,
+    pub default_network_override: Option<&'a NetworkSelection<'a>>,
     /// Multus' `defaultNetworks` setting, in configuration order.
     pub default_networks: &'a [String],
     /// Multus' `systemNamespaces`: their pods do not get `defaultNetworks`.
@@ -38,7 +38,7 @@ pub struct AttachmentInputs<'a> {
     /// Multus' `multusNamespace`: where the default-network override is looked up by default.
     pub multus_namespace: &'a str,
     /// The parsed networks annotation.
-    pub selections: &'a [NetworkSelection],
+    pub selections: &'a [NetworkSelection<'a>],
 }
 
 /// Where an attachment came from.
@@ -89,7 +89,7 @@ pub struct Attachment<'a> {
     pub origin: AttachmentOrigin,
     /// The selection element (annotation elements and the override), with its requests.
     #[serde(skip)]
-    pub selection: Option<&'a NetworkSelection>,
+    pub selection: Option<&'a NetworkSelection<'a>>,
 }
 
 impl Attachment<'_> {
@@ -166,7 +166,7 @@ pub(crate) struct Slot<'a> {
     pub(crate) ifname_requested: bool,
     pub(crate) network: NetworkRef<'a>,
     pub(crate) origin: AttachmentOrigin,
-    pub(crate) selection: Option<&'a NetworkSelection>,
+    pub(crate) selection: Option<&'a NetworkSelection<'a>>,
 }
 
 /// The ordered attachments of a pod.
@@ -196,7 +196,7 @@ pub(crate) fn plan_slots<'a>(inputs: &AttachmentInputs<'a>) -> Vec<Slot<'a>> {
         inputs.default_networks
     };
     let mut plan = Vec::with_capacity(1 + default_networks.len() + inputs.selections.len());
-    let mut push = |network, origin, selection: Option<&'a NetworkSelection>| {
+    let mut push = |network, origin, selection: Option<&'a NetworkSelection<'a>>| {
         let index = plan.len();
         let requested = selection.and_then(NetworkSelection::requested_interface);
         plan.push(Slot {

@@ -1,6 +1,8 @@
 //! Properties of the annotation parsers: they never panic, and parse ∘ serialise is the identity
 //! on valid values, in both forms of the networks annotation and for the status annotation.
 
+use std::borrow::Cow;
+
 use multus_crds::annotations::networks::{Bandwidth, NetworkSelection, PortMapping};
 use multus_crds::annotations::{
     DeviceInfo, Dns, NetworkStatus, parse_default_network, parse_network_status, parse_networks,
@@ -72,7 +74,7 @@ fn extra() -> impl Strategy<Value = Map<String, Value>> {
 }
 
 /// A selection with any combination of fields (JSON-form only in general).
-fn selection() -> impl Strategy<Value = NetworkSelection> {
+fn selection() -> impl Strategy<Value = NetworkSelection<'static>> {
     (
         (
             label(),
@@ -109,30 +111,34 @@ fn selection() -> impl Strategy<Value = NetworkSelection> {
                     extra,
                 ),
             )| NetworkSelection {
-                name,
-                namespace,
-                ips,
-                mac,
-                interface,
-                interface_request,
+                name: name.into(),
+                namespace: namespace.map(Cow::Owned),
+                ips: ips.map(owned_list),
+                mac: mac.map(Cow::Owned),
+                interface: interface.map(Cow::Owned),
+                interface_request: interface_request.map(Cow::Owned),
                 cni_args,
                 port_mappings,
                 bandwidth,
-                default_route,
-                infiniband_guid,
-                ipam_claim_reference,
-                device_id,
+                default_route: default_route.map(owned_list),
+                infiniband_guid: infiniband_guid.map(Cow::Owned),
+                ipam_claim_reference: ipam_claim_reference.map(Cow::Owned),
+                device_id: device_id.map(Cow::Owned),
                 extra,
             },
         )
 }
 
+fn owned_list(list: Vec<String>) -> Vec<Cow<'static, str>> {
+    list.into_iter().map(Cow::Owned).collect()
+}
+
 /// A selection the comma form can carry: name, namespace, interface.
-fn comma_selection() -> impl Strategy<Value = NetworkSelection> {
+fn comma_selection() -> impl Strategy<Value = NetworkSelection<'static>> {
     (label(), option::of(label()), option::of(ifname())).prop_map(|(name, namespace, interface)| {
         NetworkSelection {
-            namespace,
-            interface,
+            namespace: namespace.map(Cow::Owned),
+            interface: interface.map(Cow::Owned),
             ..NetworkSelection::named(name)
         }
     })
@@ -240,7 +246,15 @@ proptest! {
     #[test]
     fn json_form_round_trips(sels in vec(selection(), 0..5)) {
         let text = to_json_annotation(&sels).unwrap();
-        prop_assert_eq!(parse_networks(&text).unwrap(), sels);
+        prop_assert_eq!(&parse_networks(&text).unwrap(), &sels);
+        // Borrowed strings made owned outlive the text they came from, unchanged.
+        let owned: Vec<NetworkSelection<'static>> = parse_networks(&text)
+            .unwrap()
+            .into_iter()
+            .map(NetworkSelection::into_owned)
+            .collect();
+        drop(text);
+        prop_assert_eq!(owned, sels);
     }
 
     #[test]
@@ -248,7 +262,8 @@ proptest! {
         let text = to_comma_annotation(&sels).expect("expressible in the comma form");
         prop_assert_eq!(&parse_networks(&text).unwrap(), &sels);
         // And the JSON form of the same selections reads back the same.
-        prop_assert_eq!(parse_networks(&to_json_annotation(&sels).unwrap()).unwrap(), sels);
+        let json = to_json_annotation(&sels).unwrap();
+        prop_assert_eq!(parse_networks(&json).unwrap(), sels);
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub enum DefaultNetworkError {
 }
 
 /// Parse the annotation value into its one selection.
-pub fn parse_default_network(value: &str) -> Result<NetworkSelection, DefaultNetworkError> {
+pub fn parse_default_network(value: &str) -> Result<NetworkSelection<'_>, DefaultNetworkError> {
     let mut selections = parse_networks(value)?;
     match selections.len() {
         0 => Err(DefaultNetworkError::Empty),

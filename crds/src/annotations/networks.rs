@@ -8,6 +8,7 @@
 //! or a port is in range is for [`crate::rules::pod`], which reports all such problems at once
 //! with their field paths instead of stopping at the first.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -17,22 +18,26 @@ use serde_json::{Map, Value};
 
 /// One element of the networks annotation: one attachment of the pod to a NAD.
 ///
-/// Optional string fields keep what was written (`Some("")` included) so a value round-trips;
-/// the accessors treat an empty string as absent, as Multus does with Go's zero values.
+/// Strings borrow from the annotation text where they can (`'a`): the webhook and the plugin
+/// parse an annotation, check it and drop it, and copying every name, address and interface into
+/// its own allocation was most of that work. [`NetworkSelection::into_owned`] gives a selection
+/// that outlives the text. Optional string fields keep what was written (`Some("")` included) so
+/// a value round-trips; the accessors treat an empty string as absent, as Multus does with Go's
+/// zero values.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct NetworkSelection {
+pub struct NetworkSelection<'a> {
     /// NAD name (required).
-    pub name: String,
+    pub name: Cow<'a, str>,
     /// NAD namespace; absent means the pod's namespace.
-    pub namespace: Option<String>,
+    pub namespace: Option<Cow<'a, str>>,
     /// Static IPs (`ips` capability), each an IP or a CIDR.
-    pub ips: Option<Vec<String>>,
+    pub ips: Option<Vec<Cow<'a, str>>>,
     /// MAC address (`mac` capability).
-    pub mac: Option<String>,
+    pub mac: Option<Cow<'a, str>>,
     /// Interface name in the pod (`CNI_IFNAME`).
-    pub interface: Option<String>,
+    pub interface: Option<Cow<'a, str>>,
     /// Multus' deprecated spelling of `interface`, used only when `interface` is empty.
-    pub interface_request: Option<String>,
+    pub interface_request: Option<Cow<'a, str>>,
     /// Merged into the delegate config's `args.cni`.
     pub cni_args: Option<Map<String, Value>>,
     /// `portMappings` capability.
@@ -40,17 +45,20 @@ pub struct NetworkSelection {
     /// `bandwidth` capability.
     pub bandwidth: Option<Bandwidth>,
     /// Gateways for the pod's default route through this attachment.
-    pub default_route: Option<Vec<String>>,
+    pub default_route: Option<Vec<Cow<'a, str>>>,
     /// InfiniBand GUID (`infinibandGUID` capability).
-    pub infiniband_guid: Option<String>,
+    pub infiniband_guid: Option<Cow<'a, str>>,
     /// Name of an IPAMClaim (multi-net-spec v1.3 §8).
-    pub ipam_claim_reference: Option<String>,
+    pub ipam_claim_reference: Option<Cow<'a, str>>,
     /// Multus extension: device ID for the delegate's `deviceID` capability.
-    pub device_id: Option<String>,
+    pub device_id: Option<Cow<'a, str>>,
     /// Keys this type does not know (vendor keys), in the order they were written. Never holds a
     /// known key: serialisation skips any that are put here by hand.
     pub extra: Map<String, Value>,
 }
+
+/// A selection that owns its strings.
+pub type OwnedNetworkSelection = NetworkSelection<'static>;
 
 /// A `portMappings` entry. Ports are kept wide so an out-of-range value reaches the rules and is
 /// reported with its path rather than failing the parse.
@@ -184,16 +192,48 @@ impl CapabilitySet {
     }
 }
 
-fn non_empty(value: &Option<String>) -> Option<&str> {
+fn non_empty<'s>(value: &'s Option<Cow<'_, str>>) -> Option<&'s str> {
     value.as_deref().filter(|s| !s.is_empty())
 }
 
-impl NetworkSelection {
+fn owned_str(value: Cow<'_, str>) -> Cow<'static, str> {
+    Cow::Owned(value.into_owned())
+}
+
+fn owned_opt(value: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
+    value.map(owned_str)
+}
+
+fn owned_list(value: Option<Vec<Cow<'_, str>>>) -> Option<Vec<Cow<'static, str>>> {
+    value.map(|list| list.into_iter().map(owned_str).collect())
+}
+
+impl<'a> NetworkSelection<'a> {
     /// A selection of `name` with nothing else set.
-    pub fn named(name: impl Into<String>) -> Self {
+    pub fn named(name: impl Into<Cow<'a, str>>) -> Self {
         Self {
             name: name.into(),
             ..Self::default()
+        }
+    }
+
+    /// The same selection, owning its strings.
+    pub fn into_owned(self) -> OwnedNetworkSelection {
+        NetworkSelection {
+            name: owned_str(self.name),
+            namespace: owned_opt(self.namespace),
+            ips: owned_list(self.ips),
+            mac: owned_opt(self.mac),
+            interface: owned_opt(self.interface),
+            interface_request: owned_opt(self.interface_request),
+            cni_args: self.cni_args,
+            port_mappings: self.port_mappings,
+            bandwidth: self.bandwidth,
+            default_route: owned_list(self.default_route),
+            infiniband_guid: owned_opt(self.infiniband_guid),
+            ipam_claim_reference: owned_opt(self.ipam_claim_reference),
+            device_id: owned_opt(self.device_id),
+            extra: self.extra,
         }
     }
 
@@ -209,7 +249,7 @@ impl NetworkSelection {
 
     /// The NAD's namespace: the one written, else `default` (the pod's namespace for the networks
     /// annotation, `multusNamespace` for the default-network annotation).
-    pub fn namespace_or<'a>(&'a self, default: &'a str) -> &'a str {
+    pub fn namespace_or<'s>(&'s self, default: &'s str) -> &'s str {
         self.explicit_namespace().unwrap_or(default)
     }
 
@@ -345,7 +385,7 @@ pub fn is_json_form(value: &str) -> bool {
 }
 
 /// Parse a `k8s.v1.cni.cncf.io/networks` value in either form. Never panics.
-pub fn parse_networks(value: &str) -> Result<Vec<NetworkSelection>, SelectionParseError> {
+pub fn parse_networks(value: &str) -> Result<Vec<NetworkSelection<'_>>, SelectionParseError> {
     if is_json_form(value) {
         parse_json_form(value)
     } else {
@@ -353,7 +393,19 @@ pub fn parse_networks(value: &str) -> Result<Vec<NetworkSelection>, SelectionPar
     }
 }
 
-fn parse_json_form(text: &str) -> Result<Vec<NetworkSelection>, SelectionParseError> {
+fn parse_json_form(text: &str) -> Result<Vec<NetworkSelection<'_>>, SelectionParseError> {
+    // Fastest path: the common shape, scanned directly (see `scan`); it gives up on anything
+    // unusual, and the serde paths below decide.
+    if let Some(selections) = super::scan::scan_json_form(text) {
+        return Ok(selections);
+    }
+    parse_networks_with_serde(text)
+}
+
+/// The JSON form read with serde only: the authority the scanner is held to.
+pub(super) fn parse_networks_with_serde(
+    text: &str,
+) -> Result<Vec<NetworkSelection<'_>>, SelectionParseError> {
     // Fast path: straight into the types. Only when that fails is the text read again as a
     // generic value, element by element, to say which element and field is wrong. Both paths
     // share `FieldSeed`, so they accept exactly the same inputs.
@@ -384,8 +436,8 @@ fn parse_json_form(text: &str) -> Result<Vec<NetworkSelection>, SelectionParseEr
 /// An upper bound of the element count (every element opens a `{`), so the list is allocated
 /// once instead of being regrown and copied; capped so a value full of braces cannot make it
 /// allocate much.
-fn estimated_elements(text: &str) -> usize {
-    text.bytes().filter(|b| *b == b'{').count().min(64)
+pub(super) fn estimated_elements(text: &str) -> usize {
+    memchr::memchr_iter(b'{', text.as_bytes()).count().min(64)
 }
 
 /// A JSON list of selections, read into a vector of a given capacity.
@@ -394,19 +446,19 @@ struct SelectionList {
 }
 
 impl<'de> DeserializeSeed<'de> for SelectionList {
-    type Value = Vec<NetworkSelection>;
+    type Value = Vec<NetworkSelection<'de>>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         struct ListVisitor(usize);
         impl<'de> Visitor<'de> for ListVisitor {
-            type Value = Vec<NetworkSelection>;
+            type Value = Vec<NetworkSelection<'de>>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a list of network selection objects")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 // Each element is read straight into its slot: a selection is a large struct, and
                 // building it elsewhere and moving it in costs more than parsing its fields.
-                let mut out: Vec<NetworkSelection> = Vec::with_capacity(self.0);
+                let mut out: Vec<NetworkSelection<'de>> = Vec::with_capacity(self.0);
                 loop {
                     out.push(NetworkSelection::default());
                     let more = match out.last_mut() {
@@ -424,10 +476,12 @@ impl<'de> DeserializeSeed<'de> for SelectionList {
     }
 }
 
+/// The slow path's element: read from the generic value, owning its strings (the value is gone
+/// when the list is returned).
 fn selection_from_value(
     index: usize,
     element: &Value,
-) -> Result<NetworkSelection, SelectionParseError> {
+) -> Result<OwnedNetworkSelection, SelectionParseError> {
     let Some(object) = element.as_object() else {
         return Err(SelectionParseError::element(
             index,
@@ -446,7 +500,7 @@ fn selection_from_value(
                 partial: &mut partial,
                 field,
             }
-            .deserialize(value)
+            .deserialize(value.clone())
             .map_err(|e| SelectionParseError::element(index, Some(key), e.to_string()))?,
             None => {
                 partial.selection.extra.insert(key.clone(), value.clone());
@@ -459,21 +513,37 @@ fn selection_from_value(
     Ok(selection)
 }
 
-fn parse_comma_form(text: &str) -> Result<Vec<NetworkSelection>, SelectionParseError> {
+fn parse_comma_form(text: &str) -> Result<Vec<NetworkSelection<'_>>, SelectionParseError> {
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
+    let bytes = text.as_bytes();
     // Sized once (capped, like the JSON estimate) rather than regrown: elements are large.
-    let mut out = Vec::with_capacity((text.bytes().filter(|b| *b == b',').count() + 1).min(64));
-    for (index, item) in text.split(',').enumerate() {
-        out.push(parse_comma_item(index, item.trim())?);
+    let mut out: Vec<NetworkSelection<'_>> =
+        Vec::with_capacity((memchr::memchr_iter(b',', bytes).count() + 1).min(64));
+    let mut start = 0;
+    for (index, end) in memchr::memchr_iter(b',', bytes)
+        .chain([bytes.len()])
+        .enumerate()
+    {
+        let item = text.get(start..end).unwrap_or_default().trim();
+        start = end + 1;
+        // Filled in place: moving a finished selection costs more than parsing it.
+        out.push(NetworkSelection::default());
+        if let Some(slot) = out.last_mut() {
+            parse_comma_item(index, item, slot)?;
+        }
     }
     Ok(out)
 }
 
-/// `[namespace/]name[@ifname]`. An empty namespace or ifname part (`/name`, `name@`) means "not
-/// given", as in Multus.
-fn parse_comma_item(index: usize, item: &str) -> Result<NetworkSelection, SelectionParseError> {
+/// `[namespace/]name[@ifname]`, into `slot`. An empty namespace or ifname part (`/name`,
+/// `name@`) means "not given", as in Multus.
+fn parse_comma_item<'s>(
+    index: usize,
+    item: &'s str,
+    slot: &mut NetworkSelection<'s>,
+) -> Result<(), SelectionParseError> {
     if item.is_empty() {
         return Err(SelectionParseError::element(
             index,
@@ -481,27 +551,36 @@ fn parse_comma_item(index: usize, item: &str) -> Result<NetworkSelection, Select
             "empty element (a stray comma?)",
         ));
     }
-    let (namespace, rest) = match item.split_once('/') {
+    // The delimiters are ASCII, so every split below falls on a character boundary.
+    let (namespace, rest) = match memchr::memchr(b'/', item.as_bytes()) {
         None => (None, item),
-        Some((_, rest)) if rest.contains('/') => {
-            return Err(SelectionParseError::element(
-                index,
-                None,
-                format!("{item:?} has more than one '/'; write namespace/name@interface"),
-            ));
+        Some(i) => {
+            let rest = item.get(i + 1..).unwrap_or_default();
+            if memchr::memchr(b'/', rest.as_bytes()).is_some() {
+                return Err(SelectionParseError::element(
+                    index,
+                    None,
+                    format!("{item:?} has more than one '/'; write namespace/name@interface"),
+                ));
+            }
+            let ns = item.get(..i).unwrap_or_default().trim();
+            (Some(ns).filter(|s| !s.is_empty()), rest)
         }
-        Some((ns, rest)) => (Some(ns.trim()).filter(|s| !s.is_empty()), rest),
     };
-    let (name, interface) = match rest.split_once('@') {
+    let (name, interface) = match memchr::memchr(b'@', rest.as_bytes()) {
         None => (rest.trim(), None),
-        Some((_, ifname)) if ifname.contains('@') => {
-            return Err(SelectionParseError::element(
-                index,
-                Some("interface"),
-                format!("{item:?} has more than one '@'; write namespace/name@interface"),
-            ));
+        Some(j) => {
+            let ifname = rest.get(j + 1..).unwrap_or_default();
+            if memchr::memchr(b'@', ifname.as_bytes()).is_some() {
+                return Err(SelectionParseError::element(
+                    index,
+                    Some("interface"),
+                    format!("{item:?} has more than one '@'; write namespace/name@interface"),
+                ));
+            }
+            let name = rest.get(..j).unwrap_or_default().trim();
+            (name, Some(ifname.trim()).filter(|s| !s.is_empty()))
         }
-        Some((name, ifname)) => (name.trim(), Some(ifname.trim()).filter(|s| !s.is_empty())),
     };
     if name.is_empty() {
         return Err(SelectionParseError::element(
@@ -510,24 +589,24 @@ fn parse_comma_item(index: usize, item: &str) -> Result<NetworkSelection, Select
             format!("{item:?} names no network"),
         ));
     }
-    Ok(NetworkSelection {
-        name: name.to_owned(),
-        namespace: namespace.map(str::to_owned),
-        interface: interface.map(str::to_owned),
-        ..NetworkSelection::default()
-    })
+    slot.name = Cow::Borrowed(name);
+    slot.namespace = namespace.map(Cow::Borrowed);
+    slot.interface = interface.map(Cow::Borrowed);
+    Ok(())
 }
 
 // === Serialise ===
 
 /// The JSON form (compact), which carries every field.
-pub fn to_json_annotation(selections: &[NetworkSelection]) -> Result<String, serde_json::Error> {
+pub fn to_json_annotation(
+    selections: &[NetworkSelection<'_>],
+) -> Result<String, serde_json::Error> {
     serde_json::to_string(selections)
 }
 
 /// The comma form, when every element is expressible in it (see
 /// [`NetworkSelection::to_comma_item`]); `None` otherwise.
-pub fn to_comma_annotation(selections: &[NetworkSelection]) -> Option<String> {
+pub fn to_comma_annotation(selections: &[NetworkSelection<'_>]) -> Option<String> {
     let items = selections
         .iter()
         .map(NetworkSelection::to_comma_item)
@@ -538,7 +617,7 @@ pub fn to_comma_annotation(selections: &[NetworkSelection]) -> Option<String> {
 // === serde ===
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Field {
+pub(super) enum Field {
     Name,
     Namespace,
     Ips,
@@ -589,7 +668,7 @@ impl Field {
         }
     }
 
-    fn from_key(key: &str) -> Option<Field> {
+    pub(super) fn from_key(key: &str) -> Option<Field> {
         // A `match` compiles to a dispatch on length and bytes: this runs for every key of every
         // element, so no linear scan over `ALL`.
         Some(match key {
@@ -617,12 +696,12 @@ pub fn known_keys() -> impl Iterator<Item = &'static str> {
 }
 
 /// A selection being read, and whether `name` was seen.
-struct Partial<'a> {
-    selection: &'a mut NetworkSelection,
+struct Partial<'a, 's> {
+    selection: &'a mut NetworkSelection<'s>,
     has_name: bool,
 }
 
-impl Partial<'_> {
+impl Partial<'_, '_> {
     fn finish(&self) -> Result<(), (&'static str, &'static str)> {
         if !self.has_name {
             return Err(("name", "missing: every element must name a network"));
@@ -633,37 +712,98 @@ impl Partial<'_> {
 
 /// Reads the value of one known key into the selection. Duplicate keys: the last one wins, as in
 /// Go's decoder and in `serde_json::Value`, so both parse paths agree.
-struct FieldSeed<'a, 'b> {
-    partial: &'a mut Partial<'b>,
+struct FieldSeed<'a, 'b, 's> {
+    partial: &'a mut Partial<'b, 's>,
     field: Field,
 }
 
-impl<'de> DeserializeSeed<'de> for FieldSeed<'_, '_> {
+impl<'de: 's, 's> DeserializeSeed<'de> for FieldSeed<'_, '_, 's> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         let s = &mut *self.partial.selection;
         match self.field {
             Field::Name => {
-                let name = Option::<String>::deserialize(d)?;
+                let name = opt_str(d)?;
                 self.partial.has_name = name.is_some();
                 s.name = name.unwrap_or_default();
             }
-            Field::Namespace => s.namespace = Deserialize::deserialize(d)?,
-            Field::Ips => s.ips = Deserialize::deserialize(d)?,
-            Field::Mac => s.mac = Deserialize::deserialize(d)?,
-            Field::Interface => s.interface = Deserialize::deserialize(d)?,
-            Field::InterfaceRequest => s.interface_request = Deserialize::deserialize(d)?,
+            Field::Namespace => s.namespace = opt_str(d)?,
+            Field::Ips => s.ips = opt_list(d)?,
+            Field::Mac => s.mac = opt_str(d)?,
+            Field::Interface => s.interface = opt_str(d)?,
+            Field::InterfaceRequest => s.interface_request = opt_str(d)?,
             Field::CniArgs => s.cni_args = Deserialize::deserialize(d)?,
             Field::PortMappings => s.port_mappings = Deserialize::deserialize(d)?,
             Field::Bandwidth => s.bandwidth = Deserialize::deserialize(d)?,
-            Field::DefaultRoute => s.default_route = Deserialize::deserialize(d)?,
-            Field::InfinibandGuid => s.infiniband_guid = Deserialize::deserialize(d)?,
-            Field::IpamClaimReference => s.ipam_claim_reference = Deserialize::deserialize(d)?,
-            Field::DeviceId => s.device_id = Deserialize::deserialize(d)?,
+            Field::DefaultRoute => s.default_route = opt_list(d)?,
+            Field::InfinibandGuid => s.infiniband_guid = opt_str(d)?,
+            Field::IpamClaimReference => s.ipam_claim_reference = opt_str(d)?,
+            Field::DeviceId => s.device_id = opt_str(d)?,
         }
         Ok(())
     }
+}
+
+/// A string borrowed from the input when it has no escapes, owned otherwise. (serde's own
+/// `Cow<str>` always copies.)
+struct CowStr<'s>(Cow<'s, str>);
+
+impl<'de: 's, 's> Deserialize<'de> for CowStr<'s> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StrVisitor;
+        impl<'de> Visitor<'de> for StrVisitor {
+            type Value = Cow<'de, str>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v))
+            }
+        }
+        d.deserialize_str(StrVisitor).map(CowStr)
+    }
+}
+
+/// A list of strings, each borrowed where it can be.
+struct CowStrList<'s>(Vec<Cow<'s, str>>);
+
+impl<'de: 's, 's> Deserialize<'de> for CowStrList<'s> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ListVisitor<'s>(std::marker::PhantomData<Cow<'s, str>>);
+        impl<'de: 's, 's> Visitor<'de> for ListVisitor<'s> {
+            type Value = Vec<Cow<'s, str>>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of strings")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                // Capped: the hint comes from the input.
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(2).min(16));
+                while let Some(CowStr(item)) = seq.next_element()? {
+                    out.push(item);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(ListVisitor(std::marker::PhantomData))
+            .map(CowStrList)
+    }
+}
+
+fn opt_str<'de: 's, 's, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'s, str>>, D::Error> {
+    Ok(Option::<CowStr<'s>>::deserialize(d)?.map(|s| s.0))
+}
+
+fn opt_list<'de: 's, 's, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<Cow<'s, str>>>, D::Error> {
+    Ok(Option::<CowStrList<'s>>::deserialize(d)?.map(|l| l.0))
 }
 
 enum Key {
@@ -691,14 +831,14 @@ impl<'de> Deserialize<'de> for Key {
 }
 
 /// Reads one selection object into an existing (default) selection.
-struct SelectionInto<'a>(&'a mut NetworkSelection);
+struct SelectionInto<'a, 's>(&'a mut NetworkSelection<'s>);
 
-impl<'de> DeserializeSeed<'de> for SelectionInto<'_> {
+impl<'de: 's, 's> DeserializeSeed<'de> for SelectionInto<'_, 's> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        struct SelectionVisitor<'a>(&'a mut NetworkSelection);
-        impl<'de> Visitor<'de> for SelectionVisitor<'_> {
+        struct SelectionVisitor<'a, 's>(&'a mut NetworkSelection<'s>);
+        impl<'de: 's, 's> Visitor<'de> for SelectionVisitor<'_, 's> {
             type Value = ();
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a network selection object")
@@ -729,7 +869,7 @@ impl<'de> DeserializeSeed<'de> for SelectionInto<'_> {
     }
 }
 
-impl<'de> Deserialize<'de> for NetworkSelection {
+impl<'de: 'a, 'a> Deserialize<'de> for NetworkSelection<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let mut selection = NetworkSelection::default();
         SelectionInto(&mut selection).deserialize(d)?;
@@ -737,7 +877,7 @@ impl<'de> Deserialize<'de> for NetworkSelection {
     }
 }
 
-impl Serialize for NetworkSelection {
+impl Serialize for NetworkSelection<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("name", &self.name)?;
@@ -791,7 +931,7 @@ mod tests {
         assert_eq!(
             (
                 got[0].namespace.as_deref(),
-                got[0].name.as_str(),
+                got[0].name.as_ref(),
                 got[0].interface.as_deref()
             ),
             (Some("infra"), "mgmt", Some("m0"))
@@ -855,7 +995,7 @@ mod tests {
         let got = parse_networks(text).unwrap();
         let s = &got[0];
         assert_eq!(s.name, "edge");
-        assert_eq!(s.ips.as_deref(), Some(&["192.0.2.10/24".to_owned()][..]));
+        assert_eq!(s.ips, Some(vec![Cow::Borrowed("192.0.2.10/24")]));
         assert_eq!(s.cni_args.as_ref().unwrap()["vlan"], json!(42));
         assert_eq!(s.port_mappings.as_ref().unwrap()[0].host_port, Some(9000));
         assert_eq!(
@@ -864,10 +1004,7 @@ mod tests {
         );
         assert_eq!(s.bandwidth.as_ref().unwrap().ingress_burst, Some(100));
         assert_eq!(s.bandwidth.as_ref().unwrap().egress_rate, None);
-        assert_eq!(
-            s.default_route.as_deref(),
-            Some(&["192.0.2.1".to_owned()][..])
-        );
+        assert_eq!(s.default_route, Some(vec![Cow::Borrowed("192.0.2.1")]));
         assert_eq!(s.infiniband_guid(), Some("00:11:22:33:44:55:66:77"));
         assert_eq!(s.ipam_claim_reference(), Some("claim"));
         assert_eq!(s.device_id(), Some("0000:3b:02.1"));
@@ -876,7 +1013,8 @@ mod tests {
         let caps: Vec<_> = s.requested_capabilities().iter().collect();
         assert_eq!(caps, RequestedCapability::ALL.to_vec());
         // And back: the JSON form carries everything.
-        let again = parse_networks(&to_json_annotation(&got).unwrap()).unwrap();
+        let text = to_json_annotation(&got).unwrap();
+        let again = parse_networks(&text).unwrap();
         assert_eq!(again, got);
     }
 
@@ -946,7 +1084,7 @@ mod tests {
         let odd_name = vec![NetworkSelection::named("a b")];
         assert_eq!(to_comma_annotation(&odd_name), None);
         let empty_ns = vec![NetworkSelection {
-            namespace: Some(String::new()),
+            namespace: Some(Cow::Borrowed("")),
             ..NetworkSelection::named("a")
         }];
         assert_eq!(to_comma_annotation(&empty_ns), None);

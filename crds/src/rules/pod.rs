@@ -60,11 +60,31 @@ pub fn chain_capabilities(nad: &NetworkAttachmentDefinition) -> Option<Capabilit
 
 /// NADs by namespace and name, with their declared capabilities parsed once at insert.
 ///
-/// Ordered maps rather than hash maps: a lookup by `&str` costs a few short comparisons instead
-/// of hashing the name twice, and names chosen by users cannot degrade it.
+/// One hash map keyed by both names, looked up with borrowed `&str`s (no key is built per
+/// lookup). The hasher is hashbrown's default (foldhash), seeded per process, so names chosen by
+/// users cannot be picked to collide.
 #[derive(Clone, Debug, Default)]
 pub struct NadIndex {
-    by_namespace: BTreeMap<String, BTreeMap<String, IndexedNad>>,
+    nads: hashbrown::HashMap<NadKey, IndexedNad>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct NadKey {
+    namespace: String,
+    name: String,
+}
+
+/// A [`NadKey`] made of borrowed strings; hashes exactly as the owned key does.
+#[derive(Hash)]
+struct NadKeyRef<'a> {
+    namespace: &'a str,
+    name: &'a str,
+}
+
+impl hashbrown::Equivalent<NadKey> for NadKeyRef<'_> {
+    fn equivalent(&self, key: &NadKey) -> bool {
+        self.name == key.name && self.namespace == key.namespace
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -90,31 +110,26 @@ impl NadIndex {
             .unwrap_or_else(|| UNSPECIFIED_NAMESPACE.to_owned());
         let name = nad.metadata.name.clone().unwrap_or_default();
         let capabilities = chain_capabilities(&nad);
-        self.by_namespace
-            .entry(namespace)
-            .or_default()
-            .insert(name, IndexedNad { nad, capabilities });
+        self.nads
+            .insert(NadKey { namespace, name }, IndexedNad { nad, capabilities });
     }
 
     pub fn remove(&mut self, namespace: &str, name: &str) -> Option<NetworkAttachmentDefinition> {
-        let names = self.by_namespace.get_mut(namespace)?;
-        let removed = names.remove(name).map(|entry| entry.nad);
-        if names.is_empty() {
-            self.by_namespace.remove(namespace);
-        }
-        removed
+        self.nads
+            .remove(&NadKeyRef { namespace, name })
+            .map(|entry| entry.nad)
     }
 
     pub fn len(&self) -> usize {
-        self.by_namespace.values().map(BTreeMap::len).sum()
+        self.nads.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_namespace.is_empty()
+        self.nads.is_empty()
     }
 
     fn entry(&self, namespace: &str, name: &str) -> Option<&IndexedNad> {
-        self.by_namespace.get(namespace)?.get(name)
+        self.nads.get(&NadKeyRef { namespace, name })
     }
 }
 
@@ -233,9 +248,9 @@ pub fn validate_pod_networks_at(
             base: networks_path,
             index: Some(i),
         };
-        validate_selection(selection, &at, rules.d);
+        let names_valid = validate_selection(selection, &at, rules.d);
         let namespace = selection.namespace_or(pod_namespace);
-        rules.reference(selection, namespace, &at, true);
+        rules.reference(selection, namespace, names_valid, &at, true);
     }
 
     // The plan the plugin will follow, without writing out the names (no allocation per name).
@@ -361,7 +376,11 @@ struct Rules<'a> {
 
 impl Rules<'_> {
     /// Parse, check and resolve the default-network annotation; its selection if it parsed.
-    fn default_network(&mut self, value: &str, path: Base<'_>) -> Option<NetworkSelection> {
+    fn default_network<'v>(
+        &mut self,
+        value: &'v str,
+        path: Base<'_>,
+    ) -> Option<NetworkSelection<'v>> {
         let selection = match parse_default_network(value) {
             Ok(selection) => selection,
             Err(DefaultNetworkError::Parse(e)) => {
@@ -377,29 +396,33 @@ impl Rules<'_> {
             base: path,
             index: None,
         };
-        validate_selection(&selection, &at, self.d);
+        let names_valid = validate_selection(&selection, &at, self.d);
         let namespace = selection.namespace_or(&self.opts.multus_namespace);
         // Not subject to namespace isolation, as in Multus: the override is an administrator's
         // choice of primary network, looked up in multusNamespace by default.
-        self.reference(&selection, namespace, &at, false);
+        self.reference(&selection, namespace, names_valid, &at, false);
         Some(selection)
     }
 
     /// The referenced NAD: allowed, existing, and declaring what the element requests.
+    /// `names_valid`: the element's name and written namespace passed the field rules.
     fn reference(
         &mut self,
         selection: &NetworkSelection,
         namespace: &str,
+        names_valid: bool,
         at: &Element<'_>,
         isolated: bool,
     ) {
-        // An invalid name was reported already; looking it up would only add noise.
-        if validate_dns1123_label(&selection.name).is_err()
-            || validate_dns1123_label(namespace).is_err()
+        // An invalid name was reported already; looking it up would only add noise. A namespace
+        // not written in the element is the pod's (or multusNamespace): checked here, once.
+        if !names_valid
+            || (selection.explicit_namespace().is_none()
+                && validate_dns1123_label(namespace).is_err())
         {
             return;
         }
-        let name = selection.name.as_str();
+        let name: &str = &selection.name;
         if isolated
             && self.opts.namespace_isolation
             && let Err(violation) = check_namespace_isolation(
@@ -456,14 +479,19 @@ impl Rules<'_> {
 const MAC_OCTETS: usize = 6;
 const GUID_OCTETS: usize = 8;
 
-fn validate_selection(s: &NetworkSelection, at: &Element<'_>, d: &mut Diagnostics) {
+/// Check every field of the element; whether its name and written namespace are valid (so the
+/// reference can be looked up).
+fn validate_selection(s: &NetworkSelection, at: &Element<'_>, d: &mut Diagnostics) -> bool {
+    let mut names_valid = true;
     if let Err(e) = validate_dns1123_label(&s.name) {
         d.error(at.field("name"), format!("network name {e}"));
+        names_valid = false;
     }
     if let Some(ns) = s.explicit_namespace()
         && let Err(e) = validate_dns1123_label(ns)
     {
         d.error(at.field("namespace"), format!("namespace {e}"));
+        names_valid = false;
     }
     validate_interfaces(s, at, d);
     if let Some(ips) = &s.ips {
@@ -535,6 +563,7 @@ fn validate_selection(s: &NetworkSelection, at: &Element<'_>, d: &mut Diagnostic
         }
     }
     validate_unknown_keys(s, at, d);
+    names_valid
 }
 
 fn validate_interfaces(s: &NetworkSelection, at: &Element<'_>, d: &mut Diagnostics) {

@@ -215,10 +215,10 @@ fn plan_pod(args: &ExplainArgs, index: &NadIndex, pod: PodSource<'_>) -> PodPlan
             interface: attachment.ifname.clone(),
             network: attachment.network.to_string(),
             plugins: nad.map(plugin_types).unwrap_or_default(),
-            ips: selection.and_then(|s| s.ips.clone()).unwrap_or_default(),
-            mac: selection.and_then(|s| s.mac.clone()),
+            ips: selection.map(|s| owned(&s.ips)).unwrap_or_default(),
+            mac: selection.and_then(|s| s.mac.as_deref().map(str::to_owned)),
             default_route: selection
-                .and_then(|s| s.default_route.clone())
+                .map(|s| owned(&s.default_route))
                 .unwrap_or_default(),
             port_mappings: selection
                 .and_then(|s| s.port_mappings.as_ref())
@@ -323,4 +323,9 @@ impl Explanation {
 
 fn dash_if_empty(s: String) -> String {
     if s.is_empty() { "-".into() } else { s }
+}
+
+/// The strings of an optional list, owned (empty when absent).
+fn owned(list: &Option<Vec<std::borrow::Cow<'_, str>>>) -> Vec<String> {
+    list.iter().flatten().map(|s| s.to_string()).collect()
 }

@@ -112,7 +112,7 @@ fn selections(ctx: &Context, ns: &str, meta: &MetaView) -> Vec<(String, String)>
     {
         refs.extend(
             list.into_iter()
-                .map(|s| (s.namespace_or(ns).to_owned(), s.name)),
+                .map(|s| (s.namespace_or(ns).to_owned(), s.name.into_owned())),
         );
     }
     if let Some(value) = meta
@@ -123,7 +123,7 @@ fn selections(ctx: &Context, ns: &str, meta: &MetaView) -> Vec<(String, String)>
         let dns = s
             .namespace_or(&ctx.settings.pod_rules.multus_namespace)
             .to_owned();
-        refs.push((dns, s.name));
+        refs.push((dns, s.name.into_owned()));
     }
     refs
 }

@@ -82,13 +82,16 @@ pub fn referenced_nads(
         .and_then(|v| parse_networks(v).ok())
         .unwrap_or_default()
     {
-        refs.insert((s.namespace_or(pod_namespace).to_owned(), s.name));
+        refs.insert((
+            s.namespace_or(pod_namespace).to_owned(),
+            s.name.into_owned(),
+        ));
     }
     if let Some(s) = default.and_then(|v| parse_default_network(v).ok()) {
         let ns = s
             .namespace_or(&ctx.settings.pod_rules.multus_namespace)
             .to_owned();
-        refs.insert((ns, s.name));
+        refs.insert((ns, s.name.into_owned()));
     }
     refs
 }

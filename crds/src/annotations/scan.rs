@@ -1,0 +1,496 @@
+//! A fast path for the JSON form of the networks annotation.
+//!
+//! The webhook reads this annotation for every pod it admits and the plugin for every ADD, so
+//! it is the hottest parse in the project. This scanner walks the common shape directly — a list
+//! of objects whose known string fields are plain strings (no escapes) and whose string lists are
+//! lists of plain strings — and borrows every string from the text. Everything else it hands
+//! back: `portMappings` and `bandwidth` are read here only in their plain shape (integers, plain
+//! strings, each key once), the free-form values (`cni-args`, vendor keys) are cut out by extent
+//! and read by serde_json with the very types the serde path uses, and anything unusual
+//! at all (an escape, a `null`, a wrong type, a syntax error, a missing name) makes it give up
+//! with `None`, so the serde path in `networks.rs` decides — and words the error. It therefore
+//! never accepts what the serde path refuses, and never reads a value differently; a property
+//! test holds the two to that.
+
+use std::borrow::Cow;
+
+use serde::de::DeserializeOwned;
+
+use super::networks::{Bandwidth, Field, NetworkSelection, PortMapping};
+
+/// The selections of a JSON-form value, or `None` when the serde path must decide.
+pub(super) fn scan_json_form(text: &str) -> Option<Vec<NetworkSelection<'_>>> {
+    let mut s = Scanner {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+    };
+    s.expect(b'[')?;
+    let mut out: Vec<NetworkSelection<'_>> =
+        Vec::with_capacity(super::networks::estimated_elements(text));
+    if s.peek()? == b']' {
+        s.pos += 1;
+    } else {
+        loop {
+            // Filled in place: a selection is large, and moving it costs more than scanning it.
+            out.push(NetworkSelection::default());
+            s.selection(out.last_mut()?)?;
+            match s.next_byte()? {
+                b',' => continue,
+                b']' => break,
+                _ => return None,
+            }
+        }
+    }
+    s.skip_ws();
+    (s.pos == s.bytes.len()).then_some(out)
+}
+
+/// Nesting allowed inside one field's value. serde_json stops at 128 levels counted from the top
+/// of the annotation (two levels above a field's value); well below that, so the fast path never
+/// accepts what the serde path would refuse for depth.
+const MAX_NESTED_DEPTH: usize = 100;
+
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn skip_ws(&mut self) {
+        let rest = self.bytes.get(self.pos..).unwrap_or_default();
+        self.pos += rest
+            .iter()
+            .position(|b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+            .unwrap_or(rest.len());
+    }
+
+    /// The next non-blank byte, not consumed.
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_ws();
+        self.bytes.get(self.pos).copied()
+    }
+
+    /// The next non-blank byte, consumed.
+    fn next_byte(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.next_byte()? == byte).then_some(())
+    }
+
+    /// A string without escapes or control characters, borrowed from the text.
+    fn plain_str(&mut self) -> Option<&'a str> {
+        self.expect(b'"')?;
+        let start = self.pos;
+        let rest = self.bytes.get(start..)?;
+        let len = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest.get(len) != Some(&b'"') {
+            return None;
+        }
+        self.pos = start + len + 1;
+        self.text.get(start..start + len)
+    }
+
+    /// `[ "…", … ]` of plain strings.
+    fn plain_str_list(&mut self) -> Option<Vec<Cow<'a, str>>> {
+        self.expect(b'[')?;
+        let mut out = Vec::new();
+        if self.peek()? == b']' {
+            self.pos += 1;
+            return Some(out);
+        }
+        loop {
+            out.push(Cow::Borrowed(self.plain_str()?));
+            match self.next_byte()? {
+                b',' => continue,
+                b']' => return Some(out),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The text of the next value, whatever it is; serde_json checks it when it is read.
+    fn value_extent(&mut self) -> Option<&'a str> {
+        self.skip_ws();
+        let start = self.pos;
+        match *self.bytes.get(self.pos)? {
+            b'"' => self.skip_string()?,
+            b'[' | b'{' => {
+                let mut depth = 0usize;
+                loop {
+                    match *self.bytes.get(self.pos)? {
+                        b'"' => {
+                            self.skip_string()?;
+                            continue;
+                        }
+                        b'[' | b'{' => {
+                            depth += 1;
+                            // Deeper than serde_json's own limit allows from the top of the
+                            // annotation: let the serde path refuse it the same way.
+                            if depth > MAX_NESTED_DEPTH {
+                                return None;
+                            }
+                        }
+                        b']' | b'}' => {
+                            depth = depth.saturating_sub(1);
+                            if depth == 0 {
+                                self.pos += 1;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.pos += 1;
+                }
+            }
+            // A number or a literal: up to the next delimiter or blank.
+            _ => {
+                while let Some(b) = self.bytes.get(self.pos) {
+                    if matches!(b, b',' | b']' | b'}' | b' ' | b'\n' | b'\r' | b'\t') {
+                        break;
+                    }
+                    self.pos += 1;
+                }
+            }
+        }
+        self.text.get(start..self.pos)
+    }
+
+    /// Past a string starting at the current `"`, escapes included.
+    fn skip_string(&mut self) -> Option<()> {
+        self.pos += 1;
+        loop {
+            match *self.bytes.get(self.pos)? {
+                b'"' => {
+                    self.pos += 1;
+                    return Some(());
+                }
+                b'\\' => self.pos += 2,
+                _ => self.pos += 1,
+            }
+        }
+    }
+
+    /// An integer as serde_json reads one into an `i64`: `-?(0|[1-9][0-9]*)`. A fraction, an
+    /// exponent, a leading zero or an overflow gives up (serde_json refuses or converts those).
+    fn int(&mut self) -> Option<i64> {
+        self.skip_ws();
+        let start = self.pos;
+        let rest = self.bytes.get(start..)?;
+        let sign = usize::from(rest.first() == Some(&b'-'));
+        let digits = rest.get(sign..)?;
+        let len = digits
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(digits.len());
+        let leading_zero = len > 1 && digits.first() == Some(&b'0');
+        if len == 0 || leading_zero || matches!(digits.get(len), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        self.pos = start + sign + len;
+        self.text.get(start..self.pos)?.parse().ok()
+    }
+
+    /// `{ "key": value, … }` with each key read by `field`, which returns a bit naming the key
+    /// (a key seen twice gives up: serde's derived readers refuse duplicates) or `None` for a key
+    /// it does not take.
+    fn object(&mut self, mut field: impl FnMut(&mut Self, &'a str) -> Option<u8>) -> Option<()> {
+        self.expect(b'{')?;
+        if self.peek()? == b'}' {
+            self.pos += 1;
+            return Some(());
+        }
+        let mut seen = 0u8;
+        loop {
+            let key = self.plain_str()?;
+            self.expect(b':')?;
+            let bit = field(self, key)?;
+            if seen & bit != 0 {
+                return None;
+            }
+            seen |= bit;
+            match self.next_byte()? {
+                b',' => continue,
+                b'}' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    fn bandwidth(&mut self) -> Option<Bandwidth> {
+        let mut bw = Bandwidth::default();
+        self.object(|s, key| {
+            let (slot, bit) = match key {
+                "ingressRate" => (&mut bw.ingress_rate, 1),
+                "ingressBurst" => (&mut bw.ingress_burst, 2),
+                "egressRate" => (&mut bw.egress_rate, 4),
+                "egressBurst" => (&mut bw.egress_burst, 8),
+                _ => return None,
+            };
+            *slot = Some(s.int()?);
+            Some(bit)
+        })?;
+        Some(bw)
+    }
+
+    fn port_mapping(&mut self) -> Option<PortMapping> {
+        let mut m = PortMapping::default();
+        self.object(|s, key| {
+            Some(match key {
+                "hostPort" => {
+                    m.host_port = Some(s.int()?);
+                    1
+                }
+                "containerPort" => {
+                    m.container_port = Some(s.int()?);
+                    2
+                }
+                "protocol" => {
+                    m.protocol = Some(s.plain_str()?.to_owned());
+                    4
+                }
+                "hostIP" => {
+                    m.host_ip = Some(s.plain_str()?.to_owned());
+                    8
+                }
+                _ => return None,
+            })
+        })?;
+        Some(m)
+    }
+
+    fn port_mappings(&mut self) -> Option<Vec<PortMapping>> {
+        self.expect(b'[')?;
+        let mut out = Vec::new();
+        if self.peek()? == b']' {
+            self.pos += 1;
+            return Some(out);
+        }
+        loop {
+            out.push(self.port_mapping()?);
+            match self.next_byte()? {
+                b',' => continue,
+                b']' => return Some(out),
+                _ => return None,
+            }
+        }
+    }
+
+    fn json<T: DeserializeOwned>(&mut self) -> Option<T> {
+        serde_json::from_str(self.value_extent()?).ok()
+    }
+
+    fn opt_str(&mut self) -> Option<Option<Cow<'a, str>>> {
+        Some(Some(Cow::Borrowed(self.plain_str()?)))
+    }
+
+    fn selection(&mut self, sel: &mut NetworkSelection<'a>) -> Option<()> {
+        self.expect(b'{')?;
+        let mut has_name = false;
+        if self.peek()? == b'}' {
+            return None; // no name: the serde path reports it
+        }
+        loop {
+            let key = self.plain_str()?;
+            self.expect(b':')?;
+            match Field::from_key(key) {
+                Some(Field::Name) => {
+                    sel.name = Cow::Borrowed(self.plain_str()?);
+                    has_name = true;
+                }
+                Some(Field::Namespace) => sel.namespace = self.opt_str()?,
+                Some(Field::Ips) => sel.ips = Some(self.plain_str_list()?),
+                Some(Field::Mac) => sel.mac = self.opt_str()?,
+                Some(Field::Interface) => sel.interface = self.opt_str()?,
+                Some(Field::InterfaceRequest) => sel.interface_request = self.opt_str()?,
+                Some(Field::CniArgs) => sel.cni_args = self.json()?,
+                Some(Field::PortMappings) => sel.port_mappings = Some(self.port_mappings()?),
+                Some(Field::Bandwidth) => sel.bandwidth = Some(self.bandwidth()?),
+                Some(Field::DefaultRoute) => sel.default_route = Some(self.plain_str_list()?),
+                Some(Field::InfinibandGuid) => sel.infiniband_guid = self.opt_str()?,
+                Some(Field::IpamClaimReference) => sel.ipam_claim_reference = self.opt_str()?,
+                Some(Field::DeviceId) => sel.device_id = self.opt_str()?,
+                None => {
+                    let value = self.json()?;
+                    sel.extra.insert(key.to_owned(), value);
+                }
+            }
+            match self.next_byte()? {
+                b',' => continue,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        has_name.then_some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::annotations::networks::parse_networks_with_serde;
+
+    const RICH: &str = r#"[
+  {"name":"net0","namespace":"infra","interface":"mgmt0"},
+  {"name":"net1","ips":["192.0.2.10/24","2001:db8:1::10/64"],"mac":"02:00:5e:10:00:01"},
+  {"name":"net2","cni-args":{"vlan":42,"mtu":9000}},
+  {"name":"net3","namespace":"infra","default-route":["198.51.100.1"]},
+  {"name":"net4","portMappings":[{"hostPort":9000,"containerPort":80,"protocol":"tcp"}]},
+  {"name":"net5","bandwidth":{"ingressRate":1000000,"ingressBurst":100000}},
+  {"name":"net8","interface":"data1","org.example.tier":"gold","org.example.n":-1.5e3},
+  {"name":"net9","deviceID":"0000:3b:02.1","infiniband-guid":"00:11:22:33:44:55:66:77"}
+]"#;
+
+    use proptest::prelude::*;
+
+    /// JSON scalar and value texts that reach the scanner's corners: escapes, control bytes,
+    /// nulls, every number shape, wrong types, nesting.
+    fn value_text() -> impl Strategy<Value = String> {
+        let scalar = prop_oneof![
+            Just(r#""net-a""#.to_owned()),
+            Just(r#""""#.to_owned()),
+            Just(r#""tcp""#.to_owned()),
+            Just(r#""192.0.2.1/24""#.to_owned()),
+            Just(r#""esc\"aped""#.to_owned()),
+            Just(r#""uni\u0041""#.to_owned()),
+            Just("\"ctl\u{1}\"".to_owned()),
+            Just("\"tab\there\"".to_owned()),
+            Just(r#""é✓""#.to_owned()),
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("0".to_owned()),
+            Just("-0".to_owned()),
+            Just("01".to_owned()),
+            Just("80".to_owned()),
+            Just("-7".to_owned()),
+            Just("1.5".to_owned()),
+            Just("1e3".to_owned()),
+            Just("99999999999999999999".to_owned()),
+            Just("-".to_owned()),
+        ];
+        scalar.prop_recursive(3, 24, 4, |inner| {
+            let key = prop_oneof![
+                Just("hostPort"),
+                Just("containerPort"),
+                Just("protocol"),
+                Just("hostIP"),
+                Just("ingressRate"),
+                Just("egressBurst"),
+                Just("vlan"),
+            ];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                proptest::collection::vec((key, inner), 0..4).prop_map(|kv| {
+                    let body: Vec<String> = kv
+                        .into_iter()
+                        .map(|(k, v)| format!("\"{k}\":{v}"))
+                        .collect();
+                    format!("{{{}}}", body.join(","))
+                }),
+            ]
+        })
+    }
+
+    fn key_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("name"),
+            Just("name"),
+            Just("namespace"),
+            Just("ips"),
+            Just("mac"),
+            Just("interface"),
+            Just("interfaceRequest"),
+            Just("cni-args"),
+            Just("portMappings"),
+            Just("bandwidth"),
+            Just("default-route"),
+            Just("infiniband-guid"),
+            Just("ipam-claim-reference"),
+            Just("deviceID"),
+            Just("org.example.x"),
+            Just("Name"),
+            Just("na\\u006de"),
+        ]
+        .prop_map(|k| format!("\"{k}\""))
+    }
+
+    fn blank() -> impl Strategy<Value = &'static str> {
+        prop_oneof![
+            Just(""),
+            Just(""),
+            Just(" "),
+            Just("\n  "),
+            Just("\t"),
+            Just("\u{a0}")
+        ]
+    }
+
+    /// Annotation-shaped texts, mostly well-formed, sometimes not.
+    fn annotation_text() -> impl Strategy<Value = String> {
+        let member = (blank(), key_text(), blank(), value_text())
+            .prop_map(|(b1, k, b2, v)| format!("{b1}{k}:{b2}{v}"));
+        let element = prop_oneof![
+            4 => proptest::collection::vec(member, 0..5).prop_map(|m| format!("{{{}}}", m.join(","))),
+            1 => value_text(),
+        ];
+        (
+            blank(),
+            proptest::collection::vec(element, 0..4),
+            blank(),
+            prop_oneof![
+                Just(""),
+                Just(""),
+                Just(""),
+                Just(","),
+                Just("]"),
+                Just("x")
+            ],
+        )
+            .prop_map(|(b1, elements, b2, tail)| format!("{b1}[{}]{b2}{tail}", elements.join(",")))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// About one generated text in ten is valid, and the scanner takes every one of those.
+        #[test]
+        fn the_scanner_reads_as_serde_does_or_gives_up(text in annotation_text()) {
+            if let Some(fast) = scan_json_form(&text) {
+                prop_assert_eq!(Ok(fast), parse_networks_with_serde(&text), "{}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn plain_sub_objects_are_read_here_and_odd_ones_left_to_serde() {
+        let plain = r#"[{"name":"a","portMappings":[{"hostPort":80,"containerPort":8080,"protocol":"tcp"}],"bandwidth":{"ingressRate":-0}}]"#;
+        assert!(scan_json_form(plain).is_some());
+        for odd in [
+            r#"[{"name":"a","bandwidth":{"ingressRate":1,"ingressRate":2}}]"#,
+            r#"[{"name":"a","bandwidth":{"ingressRate":1.0}}]"#,
+            r#"[{"name":"a","bandwidth":{"ingressRate":01}}]"#,
+            r#"[{"name":"a","bandwidth":{"other":1}}]"#,
+            r#"[{"name":"a","portMappings":null}]"#,
+            r#"[{"name":"a\u0062"}]"#,
+            r#"[{"namespace":"x"}]"#,
+            r#"[{"name":"a"},]"#,
+        ] {
+            assert!(scan_json_form(odd).is_none(), "{odd}");
+        }
+    }
+
+    #[test]
+    fn the_common_shape_is_scanned_and_read_as_the_serde_path_reads_it() {
+        let fast = scan_json_form(RICH).expect("scanned");
+        assert_eq!(fast, parse_networks_with_serde(RICH).unwrap());
+        assert!(matches!(fast[0].name, Cow::Borrowed("net0")));
+    }
+}
