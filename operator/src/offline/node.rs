@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Pod;
 use multus_crds::NetworkAttachmentDefinition;
+use multus_crds::annotations::{parse_default_network, parse_networks};
+use multus_crds::attachments::{AttachmentInputs, NetworkRef, plan_attachments};
+use multus_crds::constants::{DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION};
 use multus_crds::sriov::{SriovNetworkNodeStateSpec, SyncStatus};
 use serde_json::json;
 
@@ -57,7 +60,7 @@ pub struct NodeReport {
     pub nad_files_rejected: usize,
     /// `None`: not selected by the node selector (no NodeState).
     pub sriov: Option<SriovReport>,
-    /// `namespace/name (networks)` of the pods scheduled here.
+    /// The pods scheduled here, each with the interfaces it gets.
     pub pods: Vec<String>,
 }
 
@@ -140,20 +143,7 @@ impl NodeHost {
         report.pods = desired
             .pods
             .iter()
-            .map(|p| {
-                let networks = p
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(multus_crds::constants::NETWORKS_ANNOTATION))
-                    .map(|n| n.split_whitespace().collect::<Vec<_>>().join(" "))
-                    .unwrap_or_default();
-                format!(
-                    "{}/{} ({networks})",
-                    p.metadata.namespace.as_deref().unwrap_or_default(),
-                    p.metadata.name.as_deref().unwrap_or_default()
-                )
-            })
+            .map(|p| pod_line(p, desired.nads))
             .collect();
         Ok(report)
     }
@@ -331,6 +321,55 @@ impl NodeHost {
         report.written.push(rel.to_owned());
         Ok(())
     }
+}
+
+/// `ns/name: eth0 ← cluster-network, net1 ← ns/nad (resource), …`: the interfaces Multus gives
+/// the pod, from the plugin's own plan function (the pod passed the rules, so its annotations
+/// parse).
+fn pod_line(pod: &Pod, nads: &[NetworkAttachmentDefinition]) -> String {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let annotations = pod.metadata.annotations.clone().unwrap_or_default();
+    let selections = annotations
+        .get(NETWORKS_ANNOTATION)
+        .and_then(|v| parse_networks(v).ok())
+        .unwrap_or_default();
+    let default_override = annotations
+        .get(DEFAULT_NETWORK_ANNOTATION)
+        .and_then(|v| parse_default_network(v).ok());
+    let inputs = AttachmentInputs {
+        pod_namespace: namespace,
+        runtime_ifname: "eth0",
+        cluster_network: "cluster-network",
+        default_network_override: default_override.as_ref(),
+        default_networks: &[],
+        system_namespaces: &[],
+        multus_namespace: "kube-system",
+        selections: &selections,
+    };
+    let interfaces: Vec<String> = plan_attachments(&inputs)
+        .iter()
+        .map(|a| {
+            let resource = match &a.network {
+                NetworkRef::Nad { namespace, name } => nads
+                    .iter()
+                    .find(|n| {
+                        n.metadata.namespace.as_deref() == Some(*namespace)
+                            && n.metadata.name.as_deref() == Some(*name)
+                    })
+                    .and_then(|n| n.resource_name()),
+                NetworkRef::Configured { .. } => None,
+            };
+            match resource {
+                Some(r) => format!("{} ← {} ({r})", a.ifname, a.network),
+                None => format!("{} ← {}", a.ifname, a.network),
+            }
+        })
+        .collect();
+    format!(
+        "{namespace}/{}: {}",
+        pod.metadata.name.as_deref().unwrap_or_default(),
+        interfaces.join(", ")
+    )
 }
 
 fn existing_multus_config(dir: &Path) -> Option<String> {
