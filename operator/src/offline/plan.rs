@@ -112,3 +112,119 @@ pub fn vf_plan(spec: &[Interface], nics: &[Nic]) -> Vec<Step> {
     }
     steps
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use multus_crds::sriov::{InterfaceStatus, VfGroup, VirtualFunction};
+
+    use super::*;
+
+    fn nic(num_vfs: i32, vf_driver: &str) -> Nic {
+        Nic {
+            status: InterfaceStatus {
+                pci_address: "0000:3b:00.0".into(),
+                name: "ens1f0".into(),
+                num_vfs,
+                total_vfs: 8,
+                mtu: 1500,
+                vfs: (0..num_vfs)
+                    .map(|i| VirtualFunction {
+                        vf_id: i,
+                        driver: vf_driver.into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+            link_up: true,
+            numa_node: None,
+        }
+    }
+
+    fn iface(num_vfs: i32, groups: &[(&str, DeviceType)]) -> Interface {
+        Interface {
+            pci_address: "0000:3b:00.0".into(),
+            num_vfs,
+            vf_groups: groups
+                .iter()
+                .map(|(range, device_type)| VfGroup {
+                    resource_name: "r".into(),
+                    device_type: *device_type,
+                    vf_range: (*range).into(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn texts(steps: &[Step]) -> Vec<(bool, &str)> {
+        steps.iter().map(|s| (s.change, s.text.as_str())).collect()
+    }
+
+    #[test]
+    fn a_matching_node_needs_nothing() {
+        let spec = [iface(2, &[("0-1", DeviceType::Netdevice)])];
+        let plan = vf_plan(&spec, &[nic(2, "iavf")]);
+        assert!(plan.iter().all(|s| !s.change), "{plan:?}");
+        assert_eq!(
+            texts(&plan),
+            [
+                (
+                    false,
+                    "PF 0000:3b:00.0 (ens1f0): sriov_numvfs 2 (as wanted)"
+                ),
+                (
+                    false,
+                    "PF 0000:3b:00.0 (ens1f0): VFs 0-1 → r on the kernel VF driver: already bound"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_count_change_goes_through_zero_and_rebinds_everything() {
+        let spec = [iface(4, &[("0-3", DeviceType::VfioPci)])];
+        let mut wanted = spec[0].clone();
+        wanted.mtu = 9000;
+        let plan = vf_plan(&[wanted], &[nic(2, "vfio-pci")]);
+        assert_eq!(
+            texts(&plan),
+            [
+                (true, "PF 0000:3b:00.0 (ens1f0): sriov_numvfs 2 → 0 → 4"),
+                (true, "PF 0000:3b:00.0 (ens1f0): MTU 1500 → 9000"),
+                (
+                    true,
+                    "PF 0000:3b:00.0 (ens1f0): VFs 0-3 → r on vfio-pci: 4 to bind"
+                ),
+                (
+                    true,
+                    "pods holding VFs of 0000:3b:00.0 would be evicted first"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_and_externally_managed_pfs_are_said() {
+        let mut external = iface(4, &[]);
+        external.externally_managed = true;
+        let plan = vf_plan(&[external], &[nic(2, "iavf")]);
+        assert_eq!(
+            texts(&plan),
+            [(
+                true,
+                "PF 0000:3b:00.0 (ens1f0): externally managed, 2 VFs exist, 4 wanted; the apply would fail"
+            )]
+        );
+        let plan = vf_plan(&[iface(1, &[])], &[]);
+        assert_eq!(
+            texts(&plan),
+            [(
+                true,
+                "PF 0000:3b:00.0: not on this node; the apply would fail"
+            )]
+        );
+    }
+}
