@@ -381,6 +381,21 @@ spec:
         });
     }
 
+    // A node leaves the folder: the run says so, and no longer uses its host tree.
+    let nodes = src.path().join("nodes.yaml");
+    let kept: Vec<String> = std::fs::read_to_string(&nodes)
+        .unwrap()
+        .split("\n---\n")
+        .filter(|doc| !doc.contains("name: control-plane-0"))
+        .map(str::to_owned)
+        .collect();
+    std::fs::write(&nodes, kept.join("\n---\n")).unwrap();
+    wait_until("the node's departure", &output, || {
+        let o = output.lock().unwrap();
+        o.contains("node control-plane-0: gone from the folder")
+            && o.contains("nodes/control-plane-0: no Node object names it")
+    });
+
     // SIGTERM ends the run cleanly.
     let mut child = child;
     let pid = child.0.id().to_string();

@@ -154,6 +154,7 @@ impl Runner {
             },
             nodes: Vec::new(),
             unknown_trees: unknown_trees(&o.source, &cluster),
+            gone: Vec::new(),
             rejected: std::mem::take(&mut cluster.rejected),
             warned: std::mem::take(&mut cluster.warned),
             elapsed: Duration::ZERO,
@@ -199,6 +200,16 @@ impl Runner {
                 })?;
             report.nodes.push(r);
         }
+        // A node that left the folder has no agent any more; what it wrote stays, as files on a
+        // decommissioned host would.
+        let present: Vec<String> = cluster.nodes.iter().map(|n| n.name_any()).collect();
+        self.nodes.retain(|name, _| {
+            let keep = present.contains(name);
+            if !keep {
+                report.gone.push(name.clone());
+            }
+            keep
+        });
         report.elapsed = started.elapsed();
         Ok(report)
     }

@@ -34,6 +34,8 @@ pub struct PassReport {
     pub nodes: Vec<NodeReport>,
     /// `nodes/<name>` trees without a Node object.
     pub unknown_trees: Vec<String>,
+    /// Nodes of the previous pass no longer in the folder.
+    pub gone: Vec<String>,
     pub rejected: Vec<ObjectReport>,
     pub warned: Vec<ObjectReport>,
     pub elapsed: Duration,
@@ -170,6 +172,12 @@ impl PassReport {
             }
             files(w, "  ", "wrote", &n.written);
             files(w, "  ", "removed", &n.removed);
+        }
+        for n in &self.gone {
+            let _ = writeln!(
+                w,
+                "\nnode {n}: gone from the folder; its files under the host root are left as they were"
+            );
         }
         for t in &self.unknown_trees {
             let _ = writeln!(
