@@ -11,6 +11,7 @@ pub mod deviceplugin;
 pub mod error;
 pub mod health;
 pub mod multusctl;
+pub mod offline;
 pub mod source;
 
 pub use error::Error;

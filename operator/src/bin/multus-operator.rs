@@ -1,5 +1,5 @@
-//! `multus-operator`: the operator's long-running processes. Today the `agent` subcommand (the
-//! SR-IOV side of the node agent); `controller` and `run` join later.
+//! `multus-operator`: the operator's processes: `agent` (one per node), `controller` (the
+//! cluster controller), and `run` (both, offline, on a folder of manifests).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,6 +38,42 @@ enum Command {
     Agent(AgentArgs),
     /// The cluster controller: SriovNetworks → NADs, policies → NodeState specs (leader-elected).
     Controller(ControllerArgs),
+    /// The controller and the agents of every node of a folder of manifests, offline: writes each
+    /// node's CNI configs, device-plugin pools and NodeState under the host root and prints what
+    /// it did and what it rejected.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The folder of manifests (`dir:PATH`): Nodes, NADs, SR-IOV objects, pods, and the nodes'
+    /// fake host trees under `nodes/<node>/`.
+    #[arg(long, env = "MULTUS_SOURCE")]
+    source: SourceSpec,
+    /// Output root: each node's files under `<host-root>/<node>/`, the cluster's under
+    /// `<host-root>/cluster/`.
+    #[arg(long, env = "MULTUS_HOST_ROOT")]
+    host_root: PathBuf,
+    /// One pass, then exit (0 even when objects were rejected: they are reported). Without it,
+    /// the folder is followed and every change runs another pass.
+    #[arg(long)]
+    once: bool,
+    /// The operator namespace (policies, NodeStates).
+    #[arg(long, env = "MULTUS_NAMESPACE", default_value = multus_crds::sriov::DEFAULT_OPERATOR_NAMESPACE)]
+    namespace: String,
+    /// Device-plugin resource prefix.
+    #[arg(long, env = "MULTUS_RESOURCE_PREFIX", default_value = multus_crds::constants::DEFAULT_RESOURCE_PREFIX)]
+    resource_prefix: String,
+    /// Labels (`k=v,k2=v2`) a node needs to get a NodeState; default: Linux workers, as upstream.
+    #[arg(
+        long,
+        env = "MULTUS_NODE_SELECTOR",
+        default_value = "node-role.kubernetes.io/worker=,kubernetes.io/os=linux"
+    )]
+    node_selector: String,
+    /// The Multus config written on every node: thin (`type: multus`) or thick (`multus-shim`).
+    #[arg(long, env = "MULTUS_CNI_MODE", default_value = "thick")]
+    cni_mode: CniModeArg,
 }
 
 #[derive(clap::Args)]
@@ -188,7 +224,7 @@ struct CniArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    init_tracing(cli.log_format, matches!(cli.command, Command::Run(_)));
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         "multus-operator starting"
@@ -198,7 +234,50 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Agent(args) => agent(args, shutdown).await,
         Command::Controller(args) => controller(args, shutdown).await,
+        Command::Run(args) => run(args, shutdown).await,
     }
+}
+
+async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    use multus_operator::offline::{self, Options, Runner};
+    let SourceSpec::Dir(source) = args.source else {
+        anyhow::bail!("`run` reads a folder: --source dir:PATH");
+    };
+    let cni_mode = match args.cni_mode {
+        CniModeArg::Thin => cni::multusconf::Mode::Thin,
+        CniModeArg::Thick => cni::multusconf::Mode::Thick,
+        CniModeArg::Off => anyhow::bail!("`run` writes the CNI side: --cni-mode thin or thick"),
+    };
+    let runner = Runner::new(Options {
+        source,
+        host_root: args.host_root,
+        namespace: args.namespace,
+        resource_prefix: args.resource_prefix,
+        node_selector: parse_selector(&args.node_selector),
+        cni_mode,
+        debounce: Duration::from_millis(200),
+    })?;
+    let print = |report: &offline::summary::PassReport| {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(report.to_text().as_bytes());
+        let _ = out.flush();
+    };
+    let on_error = |error: &offline::OfflineError| tracing::error!(%error, "pass failed");
+    offline::run(runner, args.once, print, on_error, shutdown)
+        .await
+        .context("offline run")
+}
+
+/// `k=v,k2=v2` (a bare `k` means `k=`).
+fn parse_selector(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.split(',')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
 }
 
 async fn controller(args: ControllerArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -206,15 +285,7 @@ async fn controller(args: ControllerArgs, shutdown: CancellationToken) -> anyhow
     let client = kube_client(args.kubeconfig.as_deref()).await?;
     let mut config = Config::new(&args.namespace, &args.identity);
     config.resource_prefix = args.resource_prefix;
-    config.node_selector = args
-        .node_selector
-        .split(',')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (k.to_owned(), v.to_owned())
-        })
-        .collect();
+    config.node_selector = parse_selector(&args.node_selector);
     config.lease.duration = Duration::from_secs(args.lease_duration_seconds.max(2));
     config.lease.renew = config.lease.duration / 3;
     config.state_removal_delay = Duration::from_secs(args.state_removal_delay_seconds);
@@ -347,10 +418,20 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs go to standard output, except for `run`, whose standard output is its summary.
+fn init_tracing(format: LogFormat, to_stderr: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let writer = move || -> Box<dyn std::io::Write> {
+        if to_stderr {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        }
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

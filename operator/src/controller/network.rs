@@ -136,18 +136,15 @@ async fn reconcile(net: Arc<SriovNetwork>, ctx: Arc<Context>) -> Result<Action, 
         return Ok(Action::await_change());
     }
 
-    if own_ns != ctx.config.namespace && !net.spec.network_namespace.is_empty() {
-        let msg = format!(
-            "spec.networkNamespace may only be set on networks in the operator namespace {}",
-            ctx.config.namespace
-        );
-        set_ready(&ctx, &net, false, REASON_NAD_INVALID, msg).await?;
-        return Ok(Action::await_change());
-    }
-    let Some(target) = net.target_namespace().map(str::to_owned) else {
-        return Ok(Action::await_change());
-    };
-    let cross = target != own_ns;
+    let (target, cross, rendered) =
+        match desired_nad(&net, &ctx.config.namespace, &ctx.config.resource_prefix) {
+            DesiredNad::Refused(msg) => {
+                set_ready(&ctx, &net, false, REASON_NAD_INVALID, msg).await?;
+                return Ok(Action::await_change());
+            }
+            DesiredNad::NoTarget => return Ok(Action::await_change()),
+            DesiredNad::Nad { target, cross, nad } => (target, cross, nad),
+        };
 
     // Metadata of the network itself: the finalizer (cross-namespace only) and the namespace the
     // NAD goes to. A NAD left in a previous target namespace is removed first.
@@ -191,27 +188,25 @@ async fn reconcile(net: Arc<SriovNetwork>, ctx: Arc<Context>) -> Result<Action, 
             source,
         })?;
     if exists.is_none() {
-        let msg = format!("namespace {target} does not exist; the NAD is written once it does");
-        set_ready(&ctx, &net, false, REASON_NAMESPACE_NOT_FOUND, msg).await?;
+        set_ready(
+            &ctx,
+            &net,
+            false,
+            REASON_NAMESPACE_NOT_FOUND,
+            namespace_missing(&target),
+        )
+        .await?;
         return Ok(Action::await_change());
     }
 
-    let mut desired = match render_nad(&net, &ctx.config.resource_prefix) {
+    let desired = match rendered {
         Ok(nad) => nad,
-        Err(source) => {
-            let msg = source.to_string();
+        Err(msg) => {
             publish(&ctx, &net, EventType::Warning, "RenderFailed", msg.clone()).await;
             set_ready(&ctx, &net, false, REASON_NAD_INVALID, msg).await?;
             return Ok(Action::await_change());
         }
     };
-    desired.metadata.labels = Some(BTreeMap::from([(
-        MANAGED_BY_LABEL.to_owned(),
-        MANAGED_BY_VALUE.to_owned(),
-    )]));
-    if !cross {
-        desired.metadata.owner_references = net.controller_owner_ref(&()).map(|r| vec![r]);
-    }
 
     let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(ctx.client.clone(), &target);
     let current = nads
@@ -222,18 +217,9 @@ async fn reconcile(net: Arc<SriovNetwork>, ctx: Arc<Context>) -> Result<Action, 
             name: format!("{target}/{name}"),
             source,
         })?;
-    if let Some(cur) = &current {
-        let cur_owner = cur
-            .annotations()
-            .get(SRIOV_OWNER_REF_ANNOTATION)
-            .map(String::as_str);
-        if let Some(other) = cur_owner.filter(|o| !o.is_empty() && *o != owner) {
-            let msg = format!(
-                "NetworkAttachmentDefinition {target}/{name} belongs to {other}; not touched"
-            );
-            set_ready(&ctx, &net, false, REASON_NAD_INVALID, msg).await?;
-            return Ok(Action::await_change());
-        }
+    if let Some(msg) = current.as_ref().and_then(|cur| foreign_owner(cur, &owner)) {
+        set_ready(&ctx, &net, false, REASON_NAD_INVALID, msg).await?;
+        return Ok(Action::await_change());
     }
     if current.as_ref().is_none_or(|cur| !covers(cur, &desired)) {
         let mut body = serde_json::to_value(&desired).unwrap_or_default();
@@ -267,6 +253,71 @@ async fn reconcile(net: Arc<SriovNetwork>, ctx: Arc<Context>) -> Result<Action, 
     }
     set_ready(&ctx, &net, true, REASON_NETWORK_READY, String::new()).await?;
     Ok(Action::requeue(ctx.config.resync))
+}
+
+/// What the controller wants for one SriovNetwork, decided without the API server: the reconciler
+/// and the offline run (`multus-operator run`) both call it.
+#[derive(Debug)]
+pub enum DesiredNad {
+    /// The network may not say where its NAD goes (`spec.networkNamespace` outside the operator
+    /// namespace); the message is the `Ready=False` condition's.
+    Refused(String),
+    /// No namespace to write the NAD to.
+    NoTarget,
+    /// The NAD for `target` (`cross`: another namespace than the network's), or why it cannot be
+    /// rendered.
+    Nad {
+        target: String,
+        cross: bool,
+        nad: Result<Box<NetworkAttachmentDefinition>, String>,
+    },
+}
+
+/// The NAD `net` renders to (sriov-spec §1.5), with the controller's label and, in the same
+/// namespace, the ownerReference.
+pub fn desired_nad(net: &SriovNetwork, operator_ns: &str, resource_prefix: &str) -> DesiredNad {
+    let own_ns = net.namespace().unwrap_or_default();
+    if own_ns != operator_ns && !net.spec.network_namespace.is_empty() {
+        return DesiredNad::Refused(format!(
+            "spec.networkNamespace may only be set on networks in the operator namespace {operator_ns}"
+        ));
+    }
+    let Some(target) = net.target_namespace().map(str::to_owned) else {
+        return DesiredNad::NoTarget;
+    };
+    let cross = target != own_ns;
+    let nad = render_nad(net, resource_prefix)
+        .map(|mut desired| {
+            desired.metadata.labels = Some(BTreeMap::from([(
+                MANAGED_BY_LABEL.to_owned(),
+                MANAGED_BY_VALUE.to_owned(),
+            )]));
+            if !cross {
+                desired.metadata.owner_references = net.controller_owner_ref(&()).map(|r| vec![r]);
+            }
+            Box::new(desired)
+        })
+        .map_err(|e| e.to_string());
+    DesiredNad::Nad { target, cross, nad }
+}
+
+/// The `Ready=False` message of a network whose target namespace does not exist.
+pub fn namespace_missing(target: &str) -> String {
+    format!("namespace {target} does not exist; the NAD is written once it does")
+}
+
+/// Why an existing NAD must not be touched by the network whose owner value is `owner`: it
+/// belongs to another SriovNetwork. `None`: ours, or nobody's.
+pub fn foreign_owner(cur: &NetworkAttachmentDefinition, owner: &str) -> Option<String> {
+    let other = cur
+        .annotations()
+        .get(SRIOV_OWNER_REF_ANNOTATION)
+        .filter(|o| !o.is_empty() && *o != owner)?;
+    Some(format!(
+        "NetworkAttachmentDefinition {}/{} belongs to {other}; not touched",
+        cur.namespace().unwrap_or_default(),
+        cur.name_any()
+    ))
 }
 
 /// Whether the stored NAD already says everything the desired one says.

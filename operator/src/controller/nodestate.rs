@@ -16,7 +16,7 @@ use kube::runtime::reflector::{self, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use multus_crds::constants::{SRIOV_KEEP_STATE_UNTIL_ANNOTATION, field_manager};
-use multus_crds::sriov::merge::{ClusterMerge, NodeView, merge_cluster};
+use multus_crds::sriov::merge::{ClusterMerge, NodeView, PolicyOutcome, VfConflict, merge_cluster};
 use multus_crds::sriov::{
     SriovNetworkNodePolicy, SriovNetworkNodeState, SriovNetworkNodeStateSpec,
 };
@@ -140,13 +140,7 @@ async fn sync(ctx: &Context, stores: &Stores) -> Result<Option<Duration>, Contro
         .collect();
     let selected: Vec<&Arc<Node>> = nodes
         .iter()
-        .filter(|n| {
-            let labels = n.labels();
-            ctx.config
-                .node_selector
-                .iter()
-                .all(|(k, v)| labels.get(k) == Some(v))
-        })
+        .filter(|n| is_selected(n.labels(), &ctx.config.node_selector))
         .collect();
     let names: Vec<String> = selected.iter().map(|n| n.name_any()).collect();
     let views = selected.iter().zip(&names).map(|(n, name)| NodeView {
@@ -237,6 +231,78 @@ async fn sync(ctx: &Context, stores: &Stores) -> Result<Option<Duration>, Contro
     Ok(next)
 }
 
+/// Whether a node with `labels` gets a NodeState (every selector label present with its value).
+pub fn is_selected(labels: &BTreeMap<String, String>, selector: &BTreeMap<String, String>) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// A policy's standing after a merge: what its `Ready` and `Degraded` conditions say. Pure, for
+/// the reconciler and the offline run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyVerdict {
+    pub ready: bool,
+    pub reason: &'static str,
+    pub message: String,
+    /// One sentence per VF range this policy lost to a policy that takes precedence.
+    pub conflicts: Vec<String>,
+}
+
+/// The verdict on the policy whose merge outcome is `outcome` and whose conflicts are `conflicts`.
+pub fn policy_verdict<'a>(
+    outcome: &PolicyOutcome,
+    conflicts: impl Iterator<Item = &'a VfConflict>,
+) -> PolicyVerdict {
+    let (ready, reason, message) = if outcome.nodes.is_empty() {
+        (
+            false,
+            REASON_NO_NODE,
+            "the nodeSelector matches no SR-IOV node".to_owned(),
+        )
+    } else if outcome.pfs.is_empty() {
+        (
+            false,
+            REASON_NO_NIC,
+            format!(
+                "the nicSelector matches no NIC on the {} selected node(s)",
+                outcome.nodes.len()
+            ),
+        )
+    } else {
+        (
+            true,
+            REASON_APPLIED,
+            format!(
+                "{} NIC(s) on {} node(s)",
+                outcome.pfs.len(),
+                outcome.nodes.len()
+            ),
+        )
+    };
+    let conflicts = conflicts
+        .map(|c| {
+            format!(
+                "node {} PF {}: VFs {} of policy {} overlap VFs {} of policy {}, which takes precedence",
+                c.node, c.pf, c.loser_range, c.loser, c.winner_range, c.winner
+            )
+        })
+        .collect();
+    PolicyVerdict {
+        ready,
+        reason,
+        message,
+        conflicts,
+    }
+}
+
+/// The `Degraded` message: the first three conflicts and how many more.
+pub fn degraded_message(conflicts: &[String]) -> String {
+    match conflicts.len() {
+        0 => String::new(),
+        n if n <= 3 => conflicts.join("; "),
+        n => format!("{}; and {} more", conflicts[..3].join("; "), n - 3),
+    }
+}
+
 async fn apply_state(
     ctx: &Context,
     api: &Api<SriovNetworkNodeState>,
@@ -285,46 +351,13 @@ async fn policy_status(
         .as_ref()
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
-    let (ready, reason, message) = if outcome.nodes.is_empty() {
-        (
-            false,
-            REASON_NO_NODE,
-            "the nodeSelector matches no SR-IOV node".to_owned(),
-        )
-    } else if outcome.pfs.is_empty() {
-        (
-            false,
-            REASON_NO_NIC,
-            format!(
-                "the nicSelector matches no NIC on the {} selected node(s)",
-                outcome.nodes.len()
-            ),
-        )
-    } else {
-        (
-            true,
-            REASON_APPLIED,
-            format!(
-                "{} NIC(s) on {} node(s)",
-                outcome.pfs.len(),
-                outcome.nodes.len()
-            ),
-        )
-    };
-    let conflicts: Vec<String> = merged
-        .conflicts_of(&name)
-        .map(|c| {
-            format!(
-                "node {} PF {}: VFs {} of policy {} overlap VFs {} of policy {}, which takes precedence",
-                c.node, c.pf, c.loser_range, c.loser, c.winner_range, c.winner
-            )
-        })
-        .collect();
-    let degraded_msg = match conflicts.len() {
-        0 => String::new(),
-        n if n <= 3 => conflicts.join("; "),
-        n => format!("{}; and {} more", conflicts[..3].join("; "), n - 3),
-    };
+    let PolicyVerdict {
+        ready,
+        reason,
+        message,
+        conflicts,
+    } = policy_verdict(outcome, merged.conflicts_of(&name));
+    let degraded_msg = degraded_message(&conflicts);
     let desired = vec![
         status::condition(READY, ready, reason, message, generation, current),
         if conflicts.is_empty() {

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::Error;
 
 /// File endings `multusctl` reads when walking a directory.
-const EXTENSIONS: &[&str] = &["yaml", "yml", "json", "conf", "conflist"];
+pub const EXTENSIONS: &[&str] = &["yaml", "yml", "json", "conf", "conflist"];
 
 /// A directory holding this file is skipped when reached by walking a parent directory (it holds
 /// files that are broken on purpose, like `examples/invalid/`); naming it directly checks it.

@@ -148,6 +148,26 @@ pub fn validate_documents(docs: &[Document], settings: &Settings) -> Report {
             nads.insert(i, parsed);
         }
     }
+    // The NADs the controller will render from valid SriovNetworks exist for pods too, as they
+    // do once the network is applied to a cluster.
+    for item in &items {
+        if item.kind != Kind::SriovNetwork {
+            continue;
+        }
+        let Ok(mut net) = typed::<SriovNetwork>(&item.value, false) else {
+            continue;
+        };
+        net.metadata.namespace = Some(item.namespace.clone());
+        if rules::sriov::validate_network(&net, &settings.operator_namespace).has_errors() {
+            continue;
+        }
+        if let Ok(nad) = multus_crds::sriov::render::render_nad(
+            &net,
+            multus_crds::constants::DEFAULT_RESOURCE_PREFIX,
+        ) {
+            index.insert(nad);
+        }
+    }
 
     for (i, item) in items.iter().enumerate() {
         let diags = match &item.kind {

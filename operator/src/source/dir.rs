@@ -72,6 +72,64 @@ pub fn read(
     Ok((nads, pods))
 }
 
+/// Every manifest file under `root` (the endings `multusctl` reads), sorted, for a reader that
+/// takes the whole folder as the cluster: directories marked for `multusctl` to skip (which hold
+/// objects broken on purpose) are read too, since a cluster would be sent them; `skip` names
+/// directories under `root` that hold no manifests (the fake host trees of the offline run).
+/// Symbolic links are not followed: sysfs trees are full of cycles.
+pub fn manifest_files(root: &Path, skip: &[&str]) -> std::io::Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, top: Option<&[&str]>, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            let kind = entry.file_type()?;
+            let name = entry.file_name();
+            if kind.is_dir() {
+                if top.is_some_and(|skip| skip.iter().any(|s| name == **s)) {
+                    continue;
+                }
+                walk(&path, None, out)?;
+            } else if kind.is_file()
+                && path
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| input::EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+            {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(root, Some(skip), &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+/// Wake-ups for every filesystem change under `dir` (recursively), coalesced: at most one is
+/// pending. The watch lasts as long as the returned watcher.
+pub fn watch(
+    dir: &Path,
+) -> Result<(notify::RecommendedWatcher, mpsc::Receiver<()>), CniAgentError> {
+    let (wake_tx, wake) = mpsc::channel::<()>(1);
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            let _ = wake_tx.try_send(());
+        }
+    })
+    .map_err(|source| CniAgentError::Watch {
+        path: dir.to_owned(),
+        source,
+    })?;
+    watcher
+        .watch(dir, RecursiveMode::Recursive)
+        .map_err(|source| CniAgentError::Watch {
+            path: dir.to_owned(),
+            source,
+        })?;
+    Ok((watcher, wake))
+}
+
 /// Read `dir` now, then again after every change under it, until shutdown.
 pub fn start(
     dir: PathBuf,
@@ -79,22 +137,7 @@ pub fn start(
     tx: mpsc::Sender<Update>,
     shutdown: CancellationToken,
 ) -> Result<(), CniAgentError> {
-    let (wake_tx, mut wake) = mpsc::channel::<()>(1);
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| !e.kind.is_access()) {
-            let _ = wake_tx.try_send(());
-        }
-    })
-    .map_err(|source| CniAgentError::Watch {
-        path: dir.clone(),
-        source,
-    })?;
-    watcher
-        .watch(&dir, RecursiveMode::Recursive)
-        .map_err(|source| CniAgentError::Watch {
-            path: dir.clone(),
-            source,
-        })?;
+    let (watcher, mut wake) = watch(&dir)?;
     tokio::spawn(async move {
         let _watcher = watcher;
         loop {

@@ -354,7 +354,7 @@ pub fn group_of(groups: &[VfGroup], index: u32) -> Option<&VfGroup> {
 }
 
 /// Whether a VF bound to `driver` already serves `group`.
-fn driver_fits(group: &VfGroup, driver: &str) -> bool {
+pub fn driver_fits(group: &VfGroup, driver: &str) -> bool {
     match group.device_type {
         DeviceType::VfioPci => driver == "vfio-pci",
         DeviceType::Netdevice => !driver.is_empty() && !USERSPACE_DRIVERS.contains(&driver),
