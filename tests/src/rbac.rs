@@ -10,7 +10,6 @@
 //! makes that its role does not grant fails the suite, naming the component and the missing rule.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -258,12 +257,14 @@ impl Policy {
     /// Whether the policy grants `r`. Requests of other user agents are not ours to judge; a
     /// `multus*` user agent that is not a known component, or a component this policy does not
     /// install, is refused.
-    pub fn check(&self, r: &RecordedRequest) -> Result<(), Denial> {
+    pub fn check(&self, r: &RecordedRequest) -> Result<(), Box<Denial>> {
         let component = product(&r.user_agent).to_owned();
-        let deny = |missing_rule: String| Denial {
-            request: r.clone(),
-            component: component.clone(),
-            missing_rule,
+        let deny = |missing_rule: String| {
+            Box::new(Denial {
+                request: r.clone(),
+                component: component.clone(),
+                missing_rule,
+            })
         };
         let Some(account) = self.account_of(&r.user_agent) else {
             if component.starts_with("multus") {
@@ -297,9 +298,6 @@ impl Policy {
             r.resource_path(),
             r.verb
         );
-        if !r.name.is_empty() {
-            let _ = write!(rule, ", resourceNames: [{:?}]", r.name);
-        }
         rule.push('}');
         rule.push_str(if r.namespace.is_empty() {
             " in a ClusterRole"

@@ -64,11 +64,11 @@ impl RecordedRequest {
         };
         let (namespace, parts) = match rest {
             // The namespace itself (and its status/finalize subresources).
-            ["namespaces", ns] => (*ns, &rest[..]),
+            ["namespaces", ns] => (*ns, rest),
             ["namespaces", ns, sub]
                 if group.is_empty() && matches!(*sub, "status" | "finalize") =>
             {
-                (*ns, &rest[..])
+                (*ns, rest)
             }
             ["namespaces", ns, tail @ ..] => (*ns, tail),
             _ => ("", rest),
