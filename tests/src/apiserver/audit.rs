@@ -177,6 +177,29 @@ mod tests {
     }
 
     #[test]
+    fn the_file_log_holds_one_json_line_per_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::to_file(&path).unwrap();
+        log.record(parse(Method::GET, "/api/v1/namespaces/a/pods/p", &[]));
+        log.record(parse(
+            Method::POST,
+            "/api/v1/namespaces/a/pods/p/eviction",
+            &[],
+        ));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1]["verb"], "create");
+        assert_eq!(lines[1]["subresource"], "eviction");
+        assert_eq!(lines[0]["user_agent"], "ua/1");
+        assert_eq!(log.snapshot().len(), 2);
+    }
+
+    #[test]
     fn attributes_follow_the_real_request_info() {
         let r = parse(
             Method::POST,
