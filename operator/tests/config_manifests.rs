@@ -866,3 +866,71 @@ fn dockerfile_builds_the_binaries_and_images_the_manifests_use() {
         }
     }
 }
+
+/// tests/src/rbac.rs reads config/default's resource files instead of running kustomize: the
+/// RBAC objects and workloads it sees must be exactly those of the build (same names,
+/// namespaces, rules, subjects and ServiceAccounts).
+#[test]
+fn raw_files_of_default_give_the_rbac_of_the_build() {
+    fn identity(objects: &[Value]) -> BTreeSet<String> {
+        objects
+            .iter()
+            .filter(|o| {
+                [
+                    "ServiceAccount",
+                    "Role",
+                    "ClusterRole",
+                    "RoleBinding",
+                    "ClusterRoleBinding",
+                    "Deployment",
+                    "DaemonSet",
+                ]
+                .contains(&o["kind"].as_str().unwrap_or_default())
+            })
+            .map(|o| {
+                serde_json::json!({
+                    "kind": o["kind"], "name": o["metadata"]["name"],
+                    "namespace": o["metadata"]["namespace"], "rules": o["rules"],
+                    "roleRef": o["roleRef"], "subjects": o["subjects"],
+                    "sa": o["spec"]["template"]["spec"]["serviceAccountName"],
+                })
+            })
+            .map(|v| canonical(&v))
+            .collect()
+    }
+    /// JSON text with object keys sorted (kustomize reorders keys).
+    fn canonical(v: &Value) -> String {
+        match v {
+            Value::Object(m) => {
+                let fields: BTreeMap<_, _> = m.iter().map(|(k, v)| (k, canonical(v))).collect();
+                let fields: Vec<_> = fields.iter().map(|(k, v)| format!("{k:?}:{v}")).collect();
+                format!("{{{}}}", fields.join(","))
+            }
+            Value::Array(a) => {
+                format!(
+                    "[{}]",
+                    a.iter().map(canonical).collect::<Vec<_>>().join(",")
+                )
+            }
+            other => other.to_string(),
+        }
+    }
+    let raw = multus_tests_free_objects(&config().join("default"));
+    let built = build("default");
+    assert_eq!(identity(&raw), identity(&built));
+}
+
+/// The resource files of a kustomization, recursively (what tests/src/rbac.rs reads).
+fn multus_tests_free_objects(dir: &Path) -> Vec<Value> {
+    let kust = &docs(&dir.join("kustomization.yaml"))[0];
+    let mut out = Vec::new();
+    for res in strs(&kust["resources"]) {
+        let path = dir.join(&res);
+        if path.is_dir() {
+            out.extend(multus_tests_free_objects(&path));
+        } else {
+            out.extend(docs(&path));
+        }
+    }
+    out
+}

@@ -3,7 +3,7 @@
 //! The fake API server records every resource request with its `User-Agent`
 //! ([`crate::apiserver::FakeApiServer::requests`]); each component sends its own
 //! (`multus_crds::constants::user_agent`). [`Policy::installed`] reads the Roles, ClusterRoles and
-//! bindings that `kubectl kustomize config/default` builds, maps each component to the
+//! bindings `config/default` installs, maps each component to the
 //! ServiceAccount its workload runs as, and [`Policy::check`] evaluates a request with the real
 //! authorizer's rule semantics (verbs, API groups, `resource/subresource`, `resourceNames`, Role
 //! namespaces). End-to-end tests call [`check_server`] at their end, so a request a component
@@ -139,37 +139,48 @@ fn workspace() -> PathBuf {
         .unwrap_or_default()
 }
 
-/// `kubectl kustomize DIR`: the objects a kustomization installs.
-pub fn kustomize(dir: &Path) -> Result<Vec<Value>, Error> {
-    let failed = |message: String| Error::BuildManifests {
-        dir: dir.to_path_buf(),
+/// The objects a kustomization's `resources` hold, recursively (files and directories with their
+/// own kustomization.yaml). Patches and transformers are not applied: `config/default` has none
+/// that touch RBAC or workload identities, and every namespaced object in config/ states its
+/// namespace (both checked by operator/tests/config_manifests.rs against `kubectl kustomize`).
+/// Reading the files keeps the end-to-end suites independent of the kubectl version installed.
+pub fn kustomization_objects(dir: &Path) -> Result<Vec<Value>, Error> {
+    let failed = |path: &Path, message: String| Error::BuildManifests {
+        dir: path.to_path_buf(),
         message,
     };
-    let out = std::process::Command::new("kubectl")
-        .arg("kustomize")
-        .arg(dir)
-        .output()
-        .map_err(|e| {
-            failed(format!(
-                "running kubectl (scripts/test.sh installs it): {e}"
-            ))
-        })?;
-    if !out.status.success() {
-        return Err(failed(String::from_utf8_lossy(&out.stderr).into_owned()));
+    let read = |path: &Path| -> Result<Vec<Value>, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| failed(path, e.to_string()))?;
+        let docs =
+            serde_saphyr::from_multiple::<Value>(&text).map_err(|e| failed(path, e.to_string()))?;
+        Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
+    };
+    let kustomization = read(&dir.join("kustomization.yaml"))?;
+    let mut out = Vec::new();
+    for resource in kustomization
+        .first()
+        .map(|k| strings(&k["resources"]))
+        .unwrap_or_default()
+    {
+        let path = dir.join(&resource);
+        if path.is_dir() {
+            out.extend(kustomization_objects(&path)?);
+        } else {
+            out.extend(read(&path)?);
+        }
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let docs = serde_saphyr::from_multiple::<Value>(&text).map_err(|e| failed(e.to_string()))?;
-    Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
+    Ok(out)
 }
 
 impl Policy {
-    /// The RBAC `config/default` installs (built once per test process).
+    /// The RBAC `config/default` installs (read once per test process).
     pub fn installed() -> Result<&'static Policy, Error> {
         static INSTALLED: OnceLock<Policy> = OnceLock::new();
         if let Some(p) = INSTALLED.get() {
             return Ok(p);
         }
-        let policy = Self::from_objects(&kustomize(&workspace().join("config/default"))?)?;
+        let policy =
+            Self::from_objects(&kustomization_objects(&workspace().join("config/default"))?)?;
         Ok(INSTALLED.get_or_init(|| policy))
     }
 
@@ -515,6 +526,104 @@ mod tests {
             p.check(&request("", "delete", "", "nodes", "", "n"))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn the_installed_policy_grants_each_component_its_own_work_only() {
+        let p = Policy::installed().unwrap();
+        let (agent, cni, ctl, hook) = (
+            user_agent::AGENT,
+            user_agent::CNI,
+            user_agent::CONTROLLER,
+            user_agent::WEBHOOK,
+        );
+        let op = "sriov-network-operator";
+        let sriov = "sriovnetwork.openshift.io";
+        let ok = [
+            (agent, "watch", "", "pods", "", ""),
+            (agent, "create", "", "pods/eviction", "team", "p"),
+            (agent, "get", sriov, "sriovnetworknodestates", op, "node-1"),
+            (
+                agent,
+                "patch",
+                sriov,
+                "sriovnetworknodestates/status",
+                op,
+                "node-1",
+            ),
+            (cni, "update", "", "pods/status", "team", "p"),
+            (
+                cni,
+                "get",
+                "k8s.cni.cncf.io",
+                "network-attachment-definitions",
+                "team",
+                "n",
+            ),
+            (
+                ctl,
+                "update",
+                "coordination.k8s.io",
+                "leases",
+                op,
+                "multus-controller",
+            ),
+            (
+                ctl,
+                "create",
+                "k8s.cni.cncf.io",
+                "network-attachment-definitions",
+                "app",
+                "n",
+            ),
+            (hook, "get", "", "configmaps", op, "supported-nic-ids"),
+        ];
+        for (ua, verb, group, resource, ns, name) in ok {
+            let r = request(ua, verb, group, resource, ns, name);
+            assert!(p.check(&r).is_ok(), "{r:?}");
+        }
+        let refused = [
+            (agent, "delete", "", "pods", "team", "p"),
+            (
+                agent,
+                "patch",
+                sriov,
+                "sriovnetworknodestates",
+                op,
+                "node-1",
+            ),
+            (
+                agent,
+                "get",
+                sriov,
+                "sriovnetworknodestates",
+                "elsewhere",
+                "node-1",
+            ),
+            (cni, "get", "", "secrets", "team", "s"),
+            (ctl, "create", "", "pods/eviction", "team", "p"),
+            (
+                ctl,
+                "update",
+                "coordination.k8s.io",
+                "leases",
+                "kube-system",
+                "x",
+            ),
+            (hook, "get", "", "configmaps", op, "other"),
+            (
+                hook,
+                "create",
+                "k8s.cni.cncf.io",
+                "network-attachment-definitions",
+                "team",
+                "",
+            ),
+        ];
+        for (ua, verb, group, resource, ns, name) in refused {
+            let r = request(ua, verb, group, resource, ns, name);
+            assert!(p.check(&r).is_err(), "{r:?}");
+        }
     }
 
     #[test]
