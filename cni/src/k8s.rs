@@ -30,6 +30,10 @@ pub async fn client_from_kubeconfig(path: &str) -> Result<Client> {
         .map_err(|e| err(e.to_string()))?;
     config.connect_timeout = Some(Duration::from_secs(2));
     config.read_timeout = Some(Duration::from_secs(10));
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(multus_crds::constants::user_agent::CNI),
+    ));
     Client::try_from(config).map_err(|e| err(e.to_string()))
 }
 

@@ -39,3 +39,13 @@ pub mod field_manager {
     pub const WEBHOOK: &str = "multus-webhook";
     pub const CNI: &str = "multus-cni";
 }
+
+/// `User-Agent` of each component's API requests, `<component>/<version>`: audit logs show which
+/// component made a request, and the RBAC test (tests/src/rbac.rs) checks each one's requests
+/// against its role. The `multus` CNI plugin runs with the node agent's credentials.
+pub mod user_agent {
+    pub const CONTROLLER: &str = concat!("multus-operator-controller/", env!("CARGO_PKG_VERSION"));
+    pub const AGENT: &str = concat!("multus-operator-agent/", env!("CARGO_PKG_VERSION"));
+    pub const WEBHOOK: &str = concat!("multus-webhook/", env!("CARGO_PKG_VERSION"));
+    pub const CNI: &str = concat!("multus-cni/", env!("CARGO_PKG_VERSION"));
+}

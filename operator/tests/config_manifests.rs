@@ -2,7 +2,10 @@
 //! into Kubernetes objects, every kustomization's resources exist, every patch targets an object
 //! its kustomization builds, the flags and `MULTUS_*` variables the Deployments and DaemonSets
 //! (and the overlays' patches) set are real flags of the binaries, and the CRD copies in
-//! `config/crd/` are byte-identical to `crds/*.yaml`.
+//! `config/crd/` are byte-identical to `crds/*.yaml`. `config/default` and both overlays are
+//! built with `kubectl kustomize` (installed by scripts/test.sh) and their contents checked: what
+//! each installs, the agent DaemonSet's flags and hostPath mounts against the paths the agent
+//! really uses, and the images and binaries against the Dockerfile.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -123,6 +126,8 @@ fn kustomization_resources_and_patch_targets_exist() {
         "crd",
         "rbac",
         "controller",
+        "agent",
+        "webhook",
         "default",
         "overlays/multus-only",
         "overlays/sriov",
@@ -431,4 +436,501 @@ fn controller_deployment_is_production_shaped() {
                 .iter()
                 .any(|r| strs(&r["resources"]).contains(&"leases".to_owned()))
     }));
+}
+
+/// `kubectl kustomize config/<dir>`: the objects it installs.
+fn build(dir: &str) -> Vec<Value> {
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(config().join(dir))
+        .output()
+        .expect("kubectl (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize config/{dir}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_saphyr::from_multiple::<Value>(&String::from_utf8(out.stdout).unwrap())
+        .unwrap()
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .collect()
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+}
+
+fn container<'a>(workload: &'a Value, name: &str) -> &'a Value {
+    workload["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no container {name} in {}", workload["metadata"]["name"]))
+}
+
+fn env<'a>(container: &'a Value, name: &str) -> Option<&'a str> {
+    container["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)?["value"]
+        .as_str()
+}
+
+const SRIOV_CRDS: [&str; 3] = [
+    "sriovnetworknodepolicies.sriovnetwork.openshift.io",
+    "sriovnetworknodestates.sriovnetwork.openshift.io",
+    "sriovnetworks.sriovnetwork.openshift.io",
+];
+
+#[test]
+fn default_and_overlays_build_and_install_what_they_promise() {
+    let builds: BTreeMap<&str, Vec<Value>> = ["default", "overlays/multus-only", "overlays/sriov"]
+        .into_iter()
+        .map(|d| (d, build(d)))
+        .collect();
+    for (dir, objects) in &builds {
+        // every namespaced object has a namespace the build creates (or kube-system)
+        let namespaces: BTreeSet<_> = objects
+            .iter()
+            .filter(|o| o["kind"] == "Namespace")
+            .filter_map(|o| o["metadata"]["name"].as_str())
+            .collect();
+        for o in objects {
+            let cluster_scoped = [
+                "Namespace",
+                "CustomResourceDefinition",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "PriorityClass",
+                "MutatingWebhookConfiguration",
+                "ValidatingWebhookConfiguration",
+            ]
+            .contains(&o["kind"].as_str().unwrap());
+            let ns = o["metadata"]["namespace"].as_str();
+            if cluster_scoped {
+                assert!(
+                    ns.is_none(),
+                    "config/{dir}: {} has a namespace",
+                    kind_name(o).1
+                );
+            } else {
+                let ns = ns.unwrap_or_else(|| {
+                    panic!("config/{dir}: {:?} without namespace", kind_name(o))
+                });
+                assert!(
+                    namespaces.contains(ns),
+                    "config/{dir}: namespace {ns} not installed"
+                );
+            }
+        }
+        // the essentials of every variant
+        for (kind, name) in [
+            ("Namespace", "multus-system"),
+            (
+                "CustomResourceDefinition",
+                "network-attachment-definitions.k8s.cni.cncf.io",
+            ),
+            ("DaemonSet", "multus-agent"),
+            ("ServiceAccount", "multus-agent"),
+            ("ClusterRole", "multus-agent"),
+            ("ClusterRoleBinding", "multus-agent"),
+            ("PriorityClass", "multus-agent"),
+            ("Deployment", "multus-webhook"),
+            ("ValidatingWebhookConfiguration", "multus-webhook"),
+            ("MutatingWebhookConfiguration", "multus-webhook"),
+        ] {
+            assert!(
+                find(objects, kind, name).is_some(),
+                "config/{dir}: no {kind} {name}"
+            );
+        }
+        let agent = find(objects, "DaemonSet", "multus-agent").unwrap();
+        let spec = &agent["spec"]["template"]["spec"];
+        let pc = spec["priorityClassName"].as_str().unwrap();
+        assert!(
+            find(objects, "PriorityClass", pc).is_some() || pc.starts_with("system-"),
+            "config/{dir}: priority class {pc} not installed"
+        );
+        assert!(
+            spec["tolerations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["operator"] == "Exists" && t.get("key").is_none()),
+            "config/{dir}: the agent must tolerate every taint"
+        );
+        // privileged: the agent only
+        for o in objects.iter().filter(|o| o["kind"] == "Deployment") {
+            for c in o["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .unwrap()
+            {
+                assert_ne!(
+                    c["securityContext"]["privileged"], true,
+                    "config/{dir}: {}",
+                    o["metadata"]["name"]
+                );
+                assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+            }
+        }
+    }
+    let default = &builds["default"];
+    let controller = find(default, "Deployment", "multus-controller").unwrap();
+    assert_eq!(controller["spec"]["replicas"], 2);
+    for crd in SRIOV_CRDS {
+        assert!(
+            find(default, "CustomResourceDefinition", crd).is_some(),
+            "{crd}"
+        );
+        assert!(
+            find(&builds["overlays/sriov"], "CustomResourceDefinition", crd).is_some(),
+            "{crd}"
+        );
+        assert!(
+            find(
+                &builds["overlays/multus-only"],
+                "CustomResourceDefinition",
+                crd
+            )
+            .is_none(),
+            "{crd}"
+        );
+    }
+    // Multus only: no controller, no SR-IOV permissions, the agent's and webhook's SR-IOV off
+    let only = &builds["overlays/multus-only"];
+    assert!(find(only, "Deployment", "multus-controller").is_none());
+    assert!(find(only, "ClusterRole", "multus-agent-sriov").is_none());
+    assert!(find(only, "Role", "multus-agent").is_none());
+    let agent = container(find(only, "DaemonSet", "multus-agent").unwrap(), "agent");
+    assert_eq!(env(agent, "MULTUS_SRIOV"), Some("false"));
+    let webhook = container(
+        find(only, "Deployment", "multus-webhook").unwrap(),
+        "webhook",
+    );
+    assert_eq!(env(webhook, "MULTUS_SRIOV"), Some("false"));
+    // SR-IOV: on, with the built-in device plugin
+    let sriov = &builds["overlays/sriov"];
+    let agent = container(find(sriov, "DaemonSet", "multus-agent").unwrap(), "agent");
+    assert_eq!(env(agent, "MULTUS_SRIOV"), Some("true"));
+    assert_eq!(env(agent, "MULTUS_DEVICE_PLUGIN"), Some("builtin"));
+    assert!(find(sriov, "ClusterRole", "multus-agent-sriov").is_some());
+    // the flags of the built (patched) workloads are real too
+    for (dir, objects) in &builds {
+        let mut uses = Vec::new();
+        for o in objects {
+            workload_uses(&format!("config/{dir} (built)"), o, None, &mut uses);
+        }
+        for u in uses.iter().filter(|u| u.binary == "multus-operator") {
+            let help = operator_help(u.sub.as_deref().unwrap());
+            for e in u
+                .env
+                .iter()
+                .filter(|e| e.starts_with("MULTUS_") && *e != "MULTUS_LOG_FORMAT")
+            {
+                assert!(
+                    help.contains(&format!("{e}=")),
+                    "{}: {e} is not a flag of {:?}",
+                    u.at,
+                    u.sub
+                );
+            }
+        }
+    }
+}
+
+/// Every directory the agent reads or writes, as `for_host("/host")` computes it, is a hostPath
+/// mount of the same host directory (the mount at that path or at one of its parents).
+#[test]
+fn agent_host_paths_are_mounted_from_the_host() {
+    use multus_operator::agent::{cni, sriov};
+    let objects = build("default");
+    let ds = find(&objects, "DaemonSet", "multus-agent").unwrap();
+    let spec = &ds["spec"]["template"]["spec"];
+    let c = container(ds, "agent");
+    let root = env(c, "MULTUS_HOST_ROOT").expect("MULTUS_HOST_ROOT");
+    assert_eq!(
+        c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "MULTUS_NODE_NAME")
+            .unwrap()["valueFrom"]["fieldRef"]["fieldPath"],
+        "spec.nodeName"
+    );
+    assert_eq!(
+        spec["hostPID"], true,
+        "netns paths from the runtime are /proc/<pid>/ns/net"
+    );
+    let volumes: BTreeMap<&str, &str> = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| Some((v["name"].as_str()?, v["hostPath"]["path"].as_str()?)))
+        .collect();
+    let mounts: Vec<(PathBuf, PathBuf)> = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let host = volumes[m["name"].as_str().unwrap()];
+            (
+                PathBuf::from(m["mountPath"].as_str().unwrap()),
+                PathBuf::from(host),
+            )
+        })
+        .collect();
+    let cni = cni::Config::for_host("n", root, cni::multusconf::Mode::Thick);
+    let sriov = sriov::Config::for_host("n", root);
+    let devinfo = cni::under_root(
+        Path::new(root),
+        &multus_cni::engine::EngineOptions::default()
+            .devinfo_dir
+            .display()
+            .to_string(),
+    );
+    let used = [
+        ("CNI conf dir", cni.cni_conf_dir.clone()),
+        (
+            "Multus confDir (rendered NADs)",
+            cni.multus_conf_dir.clone(),
+        ),
+        ("CNI bin dir", cni.cni_bin_dir.clone()),
+        ("Multus cache", cni.cni_dir.clone()),
+        ("daemon socket dir", cni.socket_dir.clone()),
+        ("device info dir", devinfo),
+        ("sysfs", sriov.sysfs_root.clone()),
+        ("SR-IOV state dir", sriov.state_dir.clone()),
+        ("kubelet device plugins", sriov.plugin_dir.clone()),
+        (
+            "kubelet pod resources",
+            sriov.pod_resources_socket.parent().unwrap().to_path_buf(),
+        ),
+        (
+            "upstream device plugin config",
+            sriov.upstream_config.parent().unwrap().to_path_buf(),
+        ),
+    ];
+    for (what, path) in used {
+        let host = Path::new("/").join(path.strip_prefix(root).unwrap());
+        let (mount, from) = mounts
+            .iter()
+            .filter(|(m, _)| path.starts_with(m) && m != Path::new(root))
+            .max_by_key(|(m, _)| m.components().count())
+            .unwrap_or_else(|| panic!("{what} ({}) is not mounted", path.display()));
+        let expected = from.join(path.strip_prefix(mount).unwrap());
+        assert_eq!(
+            expected,
+            host,
+            "{what}: {} comes from the host's {}",
+            path.display(),
+            expected.display()
+        );
+    }
+}
+
+/// The Dockerfile builds every binary the manifests run, under the names and paths they use, and
+/// the images the manifests name are its targets.
+#[test]
+fn dockerfile_builds_the_binaries_and_images_the_manifests_use() {
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    // `-p PKG --bin B ...` of the cargo build: each bin exists in that package
+    let cargo_build = dockerfile
+        .split("cargo build")
+        .nth(1)
+        .unwrap()
+        .split("&&")
+        .next()
+        .unwrap();
+    let mut built = BTreeSet::new();
+    let mut package = None;
+    let words: Vec<_> = cargo_build
+        .split_whitespace()
+        .filter(|w| *w != "\\")
+        .collect();
+    for pair in words.windows(2) {
+        match pair[0] {
+            "-p" => package = Some(pair[1]),
+            "--bin" => {
+                let pkg = package.expect("--bin after -p");
+                let dir = ["crds", "cni", "kubelet", "operator", "webhooks", "tests"]
+                    .into_iter()
+                    .find(|d| {
+                        std::fs::read_to_string(root().join(d).join("Cargo.toml"))
+                            .unwrap()
+                            .contains(&format!("name = \"{pkg}\""))
+                    })
+                    .unwrap_or_else(|| panic!("Dockerfile: no workspace package {pkg}"));
+                assert!(
+                    root()
+                        .join(dir)
+                        .join("src/bin")
+                        .join(format!("{}.rs", pair[1]))
+                        .is_file(),
+                    "Dockerfile: {pkg} has no binary {}",
+                    pair[1]
+                );
+                built.insert(pair[1].to_owned());
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        built.is_superset(
+            &["multus", "multus-operator", "multus-webhook"]
+                .map(String::from)
+                .into()
+        )
+    );
+    // copied out of the build (`for b in ...; do cp`) and into the image's /usr/local/bin
+    let copied_out: Vec<_> = dockerfile
+        .lines()
+        .find(|l| l.trim_start().starts_with("&& for b in"))
+        .expect("the copy loop")
+        .split_whitespace()
+        .map(|w| w.trim_end_matches(';'))
+        .collect();
+    let into_image: Vec<_> = dockerfile
+        .lines()
+        .find(|l| l.starts_with("COPY --from=builder") && l.ends_with("/usr/local/bin/"))
+        .expect("the COPY into /usr/local/bin/")
+        .split_whitespace()
+        .collect();
+    for b in &built {
+        assert!(
+            copied_out.contains(&b.as_str()),
+            "Dockerfile: {b} not copied to /out"
+        );
+        assert!(
+            into_image.contains(&format!("/out/{b}").as_str()),
+            "Dockerfile: {b} not in the image"
+        );
+    }
+    let targets: BTreeSet<_> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("FROM "))
+        .filter_map(|l| l.split(" AS ").nth(1))
+        .map(str::trim)
+        .collect();
+    for objects in [build("default"), build("overlays/multus-only")] {
+        for o in objects
+            .iter()
+            .filter(|o| o["kind"] == "Deployment" || o["kind"] == "DaemonSet")
+        {
+            for c in o["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .unwrap()
+            {
+                let image = c["image"].as_str().unwrap();
+                let repo = image.split(':').next().unwrap();
+                // the build command documented for this image names a target that exists
+                let documented = dockerfile
+                    .lines()
+                    .find(|l| l.contains("docker build") && l.contains(&format!("-t {repo}:")))
+                    .unwrap_or_else(|| panic!("Dockerfile documents no build of {repo}"));
+                let target = documented
+                    .split("--target")
+                    .nth(1)
+                    .unwrap()
+                    .split_whitespace()
+                    .next()
+                    .unwrap();
+                assert!(targets.contains(target), "{repo}: no stage {target}");
+                // what runs: the command, or the target's entrypoint
+                let program = match c["command"].as_array() {
+                    Some(cmd) => cmd[0].as_str().unwrap().to_owned(),
+                    None => {
+                        let stage = dockerfile.split(&format!(" AS {target}\n")).nth(1).unwrap();
+                        let entry = stage.lines().find(|l| l.starts_with("ENTRYPOINT")).unwrap();
+                        entry.split('"').nth(1).unwrap().to_owned()
+                    }
+                };
+                let name = program
+                    .strip_prefix("/usr/local/bin/")
+                    .unwrap_or_else(|| panic!("{program}"));
+                assert!(
+                    built.contains(name),
+                    "{repo} runs {program}, which the Dockerfile does not build"
+                );
+                if let Some(b) = env(c, "MULTUS_BINARY") {
+                    let name = b.strip_prefix("/usr/local/bin/").unwrap();
+                    assert!(
+                        built.contains(name),
+                        "MULTUS_BINARY {b} is not in the image"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// tests/src/rbac.rs reads config/default's resource files instead of running kustomize: the
+/// RBAC objects and workloads it sees must be exactly those of the build (same names,
+/// namespaces, rules, subjects and ServiceAccounts).
+#[test]
+fn raw_files_of_default_give_the_rbac_of_the_build() {
+    fn identity(objects: &[Value]) -> BTreeSet<String> {
+        objects
+            .iter()
+            .filter(|o| {
+                [
+                    "ServiceAccount",
+                    "Role",
+                    "ClusterRole",
+                    "RoleBinding",
+                    "ClusterRoleBinding",
+                    "Deployment",
+                    "DaemonSet",
+                ]
+                .contains(&o["kind"].as_str().unwrap_or_default())
+            })
+            .map(|o| {
+                serde_json::json!({
+                    "kind": o["kind"], "name": o["metadata"]["name"],
+                    "namespace": o["metadata"]["namespace"], "rules": o["rules"],
+                    "roleRef": o["roleRef"], "subjects": o["subjects"],
+                    "sa": o["spec"]["template"]["spec"]["serviceAccountName"],
+                })
+            })
+            .map(|v| canonical(&v))
+            .collect()
+    }
+    /// JSON text with object keys sorted (kustomize reorders keys).
+    fn canonical(v: &Value) -> String {
+        match v {
+            Value::Object(m) => {
+                let fields: BTreeMap<_, _> = m.iter().map(|(k, v)| (k, canonical(v))).collect();
+                let fields: Vec<_> = fields.iter().map(|(k, v)| format!("{k:?}:{v}")).collect();
+                format!("{{{}}}", fields.join(","))
+            }
+            Value::Array(a) => {
+                format!(
+                    "[{}]",
+                    a.iter().map(canonical).collect::<Vec<_>>().join(",")
+                )
+            }
+            other => other.to_string(),
+        }
+    }
+    let raw = multus_tests_free_objects(&config().join("default"));
+    let built = build("default");
+    assert_eq!(identity(&raw), identity(&built));
+}
+
+/// The resource files of a kustomization, recursively (what tests/src/rbac.rs reads).
+fn multus_tests_free_objects(dir: &Path) -> Vec<Value> {
+    let kust = &docs(&dir.join("kustomization.yaml"))[0];
+    let mut out = Vec::new();
+    for res in strs(&kust["resources"]) {
+        let path = dir.join(&res);
+        if path.is_dir() {
+            out.extend(multus_tests_free_objects(&path));
+        } else {
+            out.extend(docs(&path));
+        }
+    }
+    out
 }

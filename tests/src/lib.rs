@@ -10,6 +10,7 @@ use std::path::PathBuf;
 pub mod apiserver;
 pub mod harness;
 pub mod kubelet;
+pub mod rbac;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -24,6 +25,15 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("opening the audit log {path}: {source}")]
+    WriteAuditLog {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("building the manifests of {dir}: {message}")]
+    BuildManifests { dir: PathBuf, message: String },
+    #[error("requests not granted by the RBAC in config/:\n  {denials}")]
+    RequestsNotGranted { denials: String },
     #[error("building a client from the kubeconfig: {0}")]
     BuildClient(String),
     #[error("finding the workspace binary {0} (build it first: cargo build --bins)")]

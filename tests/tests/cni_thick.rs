@@ -24,7 +24,13 @@ async fn fifty_pods_through_the_daemon_then_the_daemon_stops() {
 
     let socket_dir = t.dir.path().join("run");
     let server = DaemonServer::new(
-        Engine::new(EngineOptions::default(), Some(t.client.clone())),
+        Engine::new(
+            EngineOptions::default(),
+            Some(multus_tests::rbac::as_component(
+                &t.client,
+                multus_crds::constants::user_agent::AGENT,
+            )),
+        ),
         ServerOptions {
             socket_dir: socket_dir.clone(),
             max_concurrent: 8,

@@ -54,7 +54,9 @@ fn start(client: &kube::Client, identity: &str) -> Running {
     config.lease.renew = Duration::from_millis(300);
     config.state_removal_delay = Duration::from_secs(1);
     config.debounce = Duration::from_millis(50);
-    let (ctx, leader) = Context::new(client.clone(), config);
+    let client =
+        multus_tests::rbac::as_component(client, multus_crds::constants::user_agent::CONTROLLER);
+    let (ctx, leader) = Context::new(client, config);
     let stop = CancellationToken::new();
     let task = tokio::spawn(controller::run(Arc::clone(&ctx), leader, stop.clone()));
     Running { ctx, stop, task }
@@ -236,6 +238,8 @@ async fn sriov_network_nad_follows_create_update_edit_and_delete() {
     .unwrap();
     r.stop.cancel();
     r.task.await.unwrap().unwrap();
+    multus_tests::rbac::check_server(&_server, &[multus_crds::constants::user_agent::CONTROLLER])
+        .unwrap();
 }
 
 async fn add_node(client: &kube::Client, name: &str, labels: serde_json::Value) {
@@ -468,6 +472,8 @@ async fn policies_and_node_labels_drive_node_states_and_conflicts_surface() {
     .unwrap();
     r.stop.cancel();
     r.task.await.unwrap().unwrap();
+    multus_tests::rbac::check_server(&_server, &[multus_crds::constants::user_agent::CONTROLLER])
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -502,6 +508,8 @@ async fn standby_takes_over_when_the_leader_dies_and_no_write_is_lost() {
     .unwrap();
     b.stop.cancel();
     b.task.await.unwrap().unwrap();
+    multus_tests::rbac::check_server(&_server, &[multus_crds::constants::user_agent::CONTROLLER])
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -526,4 +534,6 @@ async fn a_replica_that_loses_the_lease_stops() {
         "{result:?}"
     );
     let _ = a.stop;
+    multus_tests::rbac::check_server(&_server, &[multus_crds::constants::user_agent::CONTROLLER])
+        .unwrap();
 }

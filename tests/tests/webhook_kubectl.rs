@@ -278,4 +278,6 @@ spec:
         !logs.contains("denied"),
         "per-request log lines at info: {logs}"
     );
+    multus_tests::rbac::check_server(&server, &[multus_crds::constants::user_agent::WEBHOOK])
+        .unwrap();
 }

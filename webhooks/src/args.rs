@@ -119,9 +119,14 @@ impl Args {
             provider.clone(),
         )?);
         let tls = Arc::new(tls::server_config(certificate, provider)?);
-        let client = kube::Client::try_default()
+        let mut config = kube::Config::infer()
             .await
-            .map_err(Error::BuildClient)?;
+            .map_err(|e| Error::BuildClient(kube::Error::InferConfig(e)))?;
+        config.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(multus_crds::constants::user_agent::WEBHOOK),
+        ));
+        let client = kube::Client::try_from(config).map_err(Error::BuildClient)?;
 
         let mut settings = self.settings();
         if self.sriov && !self.dev_mode {

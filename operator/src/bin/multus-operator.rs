@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use multus_crds::constants::user_agent;
 use multus_operator::agent::cni;
 use multus_operator::agent::sriov::discovery::IpLinkAltNames;
 use multus_operator::agent::sriov::{self, Config, Context, DevicePluginMode};
@@ -282,7 +283,7 @@ fn parse_selector(text: &str) -> std::collections::BTreeMap<String, String> {
 
 async fn controller(args: ControllerArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     use multus_operator::controller::{self, Config, Context};
-    let client = kube_client(args.kubeconfig.as_deref()).await?;
+    let client = kube_client(args.kubeconfig.as_deref(), user_agent::CONTROLLER).await?;
     let mut config = Config::new(&args.namespace, &args.identity);
     config.resource_prefix = args.resource_prefix;
     config.node_selector = parse_selector(&args.node_selector);
@@ -298,7 +299,7 @@ async fn controller(args: ControllerArgs, shutdown: CancellationToken) -> anyhow
 
 async fn agent(args: AgentArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let client = match args.cni.source {
-        SourceSpec::Kube => Some(kube_client(args.kubeconfig.as_deref()).await?),
+        SourceSpec::Kube => Some(kube_client(args.kubeconfig.as_deref(), user_agent::AGENT).await?),
         SourceSpec::Dir(_) => None,
     };
     let cni = cni_agent(&args, client.clone(), shutdown.clone());
@@ -387,8 +388,11 @@ async fn sriov_agent(
     sriov::run(ctx, shutdown).await.context("SR-IOV agent")
 }
 
-async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
+async fn kube_client(
+    kubeconfig: Option<&std::path::Path>,
+    user_agent: &'static str,
+) -> anyhow::Result<kube::Client> {
+    let mut config = match kubeconfig {
         Some(path) => {
             let file = kube::config::Kubeconfig::read_from(path)
                 .with_context(|| format!("reading kubeconfig {}", path.display()))?;
@@ -396,6 +400,11 @@ async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kub
         }
         None => kube::Config::infer().await?,
     };
+    // Which component made a request, in audit logs and the RBAC test.
+    config.headers.push((
+        hyper::header::USER_AGENT,
+        hyper::header::HeaderValue::from_static(user_agent),
+    ));
     Ok(kube::Client::try_from(config)?)
 }
 

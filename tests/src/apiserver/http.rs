@@ -89,6 +89,11 @@ pub async fn serve(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = parse_query(req.uri().query());
+    let user_agent = req.headers().get(header::USER_AGENT);
+    let user_agent = user_agent.and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if let Some(r) = super::audit::RecordedRequest::parse(user_agent, &method, &path, &query) {
+        state.audit.record(r);
+    }
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)

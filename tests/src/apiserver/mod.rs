@@ -9,6 +9,7 @@
 
 mod admission;
 mod apply;
+mod audit;
 mod crd;
 mod discovery;
 mod eviction;
@@ -33,6 +34,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::{net::TcpListener, sync::watch as signal};
 
+pub use audit::RecordedRequest;
 pub use status::ApiStatus;
 
 pub use crate::Error;
@@ -48,6 +50,9 @@ pub struct ServerConfig {
     pub watch_window: usize,
     /// Where to write the kubeconfig; None: a temporary directory owned by the server.
     pub kubeconfig_out: Option<PathBuf>,
+    /// Also append every recorded request ([`FakeApiServer::requests`]) to this file as a JSON
+    /// line.
+    pub audit_log: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +62,7 @@ impl Default for ServerConfig {
             port: 0,
             watch_window: 100_000,
             kubeconfig_out: None,
+            audit_log: None,
         }
     }
 }
@@ -70,6 +76,8 @@ pub(crate) struct State {
     inner: Mutex<Inner>,
     /// `host:port`, for the `/api` document.
     address: String,
+    /// Every resource request received, for RBAC checks.
+    audit: audit::AuditLog,
 }
 
 impl State {
@@ -126,6 +134,15 @@ impl FakeApiServer {
                 registry: resources::Registry::default(),
             }),
             address: addr.to_string(),
+            audit: match &config.audit_log {
+                Some(path) => {
+                    audit::AuditLog::to_file(path).map_err(|source| Error::WriteAuditLog {
+                        path: path.clone(),
+                        source,
+                    })?
+                }
+                None => audit::AuditLog::default(),
+            },
         });
         let (acceptor, ca_pem) = if config.tls {
             let bundle = tls::CertBundle::generate(&["localhost", "127.0.0.1"])?;
@@ -198,6 +215,11 @@ impl FakeApiServer {
         .await
         .map_err(|e| Error::BuildClient(e.to_string()))?;
         kube::Client::try_from(config).map_err(|e| Error::BuildClient(e.to_string()))
+    }
+
+    /// Every resource request received so far, in order (see [`RecordedRequest`]).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state.audit.snapshot()
     }
 
     /// Stop accepting connections (open watches end when their clients go).

@@ -26,6 +26,10 @@ struct Args {
         default_value_t = 100_000
     )]
     watch_window: usize,
+    /// Append every resource request (user agent, verb, group, resource, subresource,
+    /// namespace, name) to this file as a JSON line, for RBAC checks.
+    #[arg(long, env = "MULTUS_FAKE_APISERVER_AUDIT_LOG")]
+    audit_log: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -41,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
         port: args.port,
         watch_window: args.watch_window,
         kubeconfig_out: Some(args.kubeconfig_out.clone()),
+        audit_log: args.audit_log.clone(),
     })
     .await
     .context("starting the server")?;

@@ -67,6 +67,17 @@ impl Drop for Agent {
     }
 }
 
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Every API request the agent made in this test is granted by its RBAC (config/agent).
+        if !std::thread::panicking()
+            && let Err(e) = multus_tests::rbac::check_server(&self.api, &[])
+        {
+            panic!("{e}");
+        }
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

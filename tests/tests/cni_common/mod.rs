@@ -284,6 +284,12 @@ impl Drop for Cluster {
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge])
             .output();
+        // Every API request the plugin made in this test is granted by the agent's RBAC.
+        if !std::thread::panicking()
+            && let Err(e) = multus_tests::rbac::check_server(&self.api, &[])
+        {
+            panic!("{e}");
+        }
     }
 }
 
