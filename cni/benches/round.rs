@@ -95,6 +95,24 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// CPU seconds so far (user + system) of this process and of its waited-for descendants, from
+/// /proc/self/stat (clock ticks, 100 per second): summed over many rounds, precise enough.
+fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<f64> = after_comm
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    // Fields 14-17 of proc(5) (utime, stime, cutime, cstime) are 11-14 after the state field.
+    ((f[11] + f[12]) / 100.0, (f[13] + f[14]) / 100.0)
+}
+
+fn cpu_total() -> f64 {
+    let (own, children) = cpu_seconds();
+    own + children
+}
+
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let kb: f64 = status
@@ -120,6 +138,9 @@ fn binary() -> PathBuf {
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
+    }
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average: {}", load.trim());
     }
     let rounds: usize = std::env::var("ROUNDS")
         .ok()
@@ -159,9 +180,7 @@ fn main() {
         .collect();
     let no_caps = Map::new();
     let mut alone = Vec::with_capacity(rounds);
-    for r in 0..rounds {
-        let cid = format!("alone{r}");
-        let start = Instant::now();
+    let alone_round = |cid: &str| {
         rt.block_on(async {
             for (i, list) in lists.iter().enumerate() {
                 let ifname = if i == 0 {
@@ -170,7 +189,7 @@ fn main() {
                     format!("net{i}")
                 };
                 let rc = RuntimeConf {
-                    container_id: &cid,
+                    container_id: cid,
                     netns: "/var/run/netns/bn-pod",
                     ifname: &ifname,
                     cni_args: "",
@@ -185,7 +204,7 @@ fn main() {
                     format!("net{i}")
                 };
                 let rc = RuntimeConf {
-                    container_id: &cid,
+                    container_id: cid,
                     netns: "/var/run/netns/bn-pod",
                     ifname: &ifname,
                     cni_args: "",
@@ -194,21 +213,26 @@ fn main() {
                 runner.del(list, &rc, None).await.unwrap();
             }
         });
+    };
+    let cpu0 = cpu_total();
+    for r in 0..rounds {
+        let start = Instant::now();
+        alone_round(&format!("alone{r}"));
         alone.push(ms(start.elapsed()));
     }
-    let mut sorted = alone.clone();
-    sorted.sort_by(f64::total_cmp);
-    let alone_p50 = pct(&sorted, 0.5);
+    let alone_cpu = (cpu_total() - cpu0) / rounds as f64 * 1e3;
     report(
         "delegates alone (bridge,macvlan,bridge)",
         alone.clone(),
         vec![0.0],
     );
+    println!("    CPU per round (delegates alone): {alone_cpu:.2} ms");
 
     // In-process engine: exact overhead from the time spent inside plugins.
     let engine = Engine::new(EngineOptions::default(), None);
     let thin_conf = serde_json::to_vec(&config(dir.path(), "multus", &socket_dir)).unwrap();
     let (mut total, mut over) = (Vec::new(), Vec::new());
+    let cpu0 = cpu_total();
     for r in 0..rounds {
         let (before, _) = engine.exec_stats().snapshot();
         let start = Instant::now();
@@ -229,18 +253,39 @@ fn main() {
         total.push(elapsed);
         over.push(elapsed - (after - before) as f64 / 1e6);
     }
+    let engine_cpu = (cpu_total() - cpu0) / rounds as f64 * 1e3;
     report("engine in-process (library)", total, over);
+    println!(
+        "    CPU per round: {engine_cpu:.2} ms, {:.2} ms more than the delegates alone",
+        engine_cpu - alone_cpu
+    );
 
-    // Thin: the binary per call; overhead against the delegates-alone median.
-    let mut total = Vec::new();
+    // Thin: the binary per call. Each round is paired with a delegates-alone round run just
+    // before it, so both see the same machine load; the overhead is their difference.
+    let (mut total, mut over) = (Vec::new(), Vec::new());
+    let (mut thin_cpu, mut paired_cpu) = (0.0, 0.0);
     for r in 0..rounds {
+        let c0 = cpu_total();
+        let start = Instant::now();
+        alone_round(&format!("pair{r}"));
+        let alone_ms = ms(start.elapsed());
+        let c1 = cpu_total();
         let start = Instant::now();
         run(&binary, "ADD", "bn-pod", &format!("thin{r}"), &thin_conf);
         run(&binary, "DEL", "bn-pod", &format!("thin{r}"), &thin_conf);
-        total.push(ms(start.elapsed()));
+        let thin_ms = ms(start.elapsed());
+        let c2 = cpu_total();
+        paired_cpu += c1 - c0;
+        thin_cpu += c2 - c1;
+        total.push(thin_ms);
+        over.push(thin_ms - alone_ms);
     }
-    let over = total.iter().map(|t| t - alone_p50).collect();
     report("thin (multus binary)", total, over);
+    println!(
+        "    CPU per round: {:.2} ms, {:.2} ms more than the paired delegates-alone rounds",
+        thin_cpu / rounds as f64 * 1e3,
+        (thin_cpu - paired_cpu) / rounds as f64 * 1e3
+    );
 
     // Thick: shim binary → in-process daemon; overhead = total − time inside plugins.
     let server = DaemonServer::new(
@@ -259,6 +304,7 @@ fn main() {
     }));
     let shim_conf = serde_json::to_vec(&config(dir.path(), "multus-shim", &socket_dir)).unwrap();
     let (mut total, mut over) = (Vec::new(), Vec::new());
+    let cpu0 = cpu_total();
     for r in 0..rounds {
         let (before, _) = server.engine().exec_stats().snapshot();
         let start = Instant::now();
@@ -269,7 +315,12 @@ fn main() {
         total.push(elapsed);
         over.push(elapsed - (after - before) as f64 / 1e6);
     }
+    let thick_cpu = (cpu_total() - cpu0) / rounds as f64 * 1e3;
     report("thick (shim → daemon)", total, over);
+    println!(
+        "    CPU per round (shims + daemon + delegates): {thick_cpu:.2} ms, {:.2} ms more than the delegates alone",
+        thick_cpu - alone_cpu
+    );
 
     // 100 concurrent ADDs through the daemon, one namespace per pod; peak RSS of this process,
     // which is the daemon's host here.

@@ -8,9 +8,10 @@
 //!   `multus-rs.delegate`. It is written before the delegate runs and again with its result, so
 //!   DEL can release an attachment even when the delegate list is lost.
 //!
-//! Every file is written to a temporary name in the same directory and renamed (the delegate list
-//! is fsynced first); files are 0600 and directories 0700. Every name in a path is checked first, so a container ID, network
-//! name or interface name can never lead outside `cniDir`.
+//! Every file is written to a temporary name in the same directory and renamed (not fsynced, as
+//! upstream Multus and libcni do not: see docs/decisions.md); files are 0600 and directories 0700.
+//! Every name in a path is checked first, so a container ID, network name or interface name can
+//! never lead outside `cniDir`.
 //!
 //! Delegate lists written by Go Multus (a JSON array of records with `Bytes`) are read too, so an
 //! upgrade in place does not leak the attachments of running pods.
@@ -207,9 +208,12 @@ impl CacheDir {
         Ok(self.results_dir().join(format!("{network}-{cid}-{ifname}")))
     }
 
+    /// Written by temporary file and rename, not fsynced (docs/decisions.md, "Cache writes
+    /// without fsync"): the page cache survives a crash of this process, and after a kernel
+    /// crash the pods' namespaces are gone with it.
     pub fn write_list(&self, list: &DelegateList) -> Result<()> {
         let path = self.list_path(&list.container_id)?;
-        write_json(&path, list, true)
+        write_json(&path, list)
     }
 
     /// Read a container's delegate list, in our format or Go Multus'. `runtime_ifname` and
@@ -284,8 +288,7 @@ impl CacheDir {
             result,
             delegate: Some(delegate.clone()),
         };
-        // Not fsynced: the delegate list already is, and these are its fallback.
-        write_json(&path, &record, false)
+        write_json(&path, &record)
     }
 
     pub fn read_result(
@@ -418,16 +421,11 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
         .create(dir)
 }
 
-/// Write `bytes` to `path` atomically and durably: a 0600 temporary file in the same directory,
-/// fsync, rename.
+/// Write `bytes` to `path` atomically: a 0600 temporary file in the same directory, renamed over
+/// `path`. Readers never see a partial file. Not fsynced: what the plugin writes describes
+/// network namespaces that do not survive a reboot (docs/decisions.md, "Cache writes without
+/// fsync"); an fsync cost ~15 ms per ADD on a busy disk, most of the plugin's own overhead.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_replace(path, bytes, true)
-}
-
-/// Write `bytes` to `path` by temporary file and rename, fsyncing the file when `durable`.
-/// Readers never see a partial file either way; only the delegate list, which DEL depends on
-/// after a crash, pays for an fsync (about 15 ms on a busy disk, most of an ADD's overhead).
-fn write_replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::other("path has no parent"))?;
@@ -448,9 +446,6 @@ fn write_replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
             .mode(0o600)
             .open(&tmp)?;
         file.write_all(bytes)?;
-        if durable {
-            file.sync_all()?;
-        }
         fs::rename(&tmp, path)
     })();
     if outcome.is_err() {
@@ -459,12 +454,12 @@ fn write_replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     outcome
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T, durable: bool) -> Result<()> {
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let bytes = serde_json::to_vec(value).map_err(|e| Error::Serialize {
         what: "cache record",
         message: e.to_string(),
     })?;
-    write_replace(path, &bytes, durable).map_err(|source| Error::WriteCache {
+    write_atomic(path, &bytes).map_err(|source| Error::WriteCache {
         path: path.to_owned(),
         source,
     })

@@ -12,6 +12,7 @@ use multus_crds::cni::{
 };
 use multus_crds::multus_config::MultusConfig;
 use serde_json::Value;
+use tokio::sync::OnceCell;
 use tracing::Instrument;
 
 use crate::cache::{CacheDir, CachedList, Delegate, DelegateList};
@@ -19,7 +20,7 @@ use crate::chain::{Runner, RuntimeConf, several};
 use crate::env::{Command, Invocation};
 use crate::error::{Error, PodRef, Result};
 use crate::exec::ExecStats;
-use crate::k8s::{Kube, client_from_kubeconfig, uid_matches};
+use crate::k8s::{Kube, client_for_config, uid_matches};
 use crate::netns;
 use crate::resolve::{Context, DeviceSource, resolve};
 
@@ -38,6 +39,10 @@ pub struct EngineOptions {
     pub devinfo_dir: PathBuf,
     /// Kubelet's PodResources socket, unless the config's `podResourcesSocket` names another.
     pub pod_resources_socket: PathBuf,
+    /// Where the service account's `token` and `ca.crt` are, for in-cluster credentials when
+    /// the config names no `kubeconfig` and `KUBERNETES_SERVICE_HOST`/`_PORT` are set (the thin
+    /// plugin, multus-spec §2.1). `None`: no in-cluster credentials (a daemon has its client).
+    pub service_account_dir: Option<PathBuf>,
 }
 
 impl Default for EngineOptions {
@@ -48,6 +53,7 @@ impl Default for EngineOptions {
             pod_lookup_patience: Duration::from_millis(2500),
             devinfo_dir: PathBuf::from("/var/run/k8s.cni.cncf.io/devinfo"),
             pod_resources_socket: PathBuf::from(multus_kubelet::POD_RESOURCES_SOCKET),
+            service_account_dir: None,
         }
     }
 }
@@ -68,7 +74,9 @@ struct Call<'a> {
     version: CniVersion,
     cache: CacheDir,
     path: Vec<PathBuf>,
-    kube: Option<Kube>,
+    /// The Kubernetes client, built on first use: a DEL served from the cache, a CHECK or a GC
+    /// never reads the kubeconfig nor sets up TLS.
+    kube: OnceCell<Option<Kube>>,
 }
 
 impl Engine {
@@ -119,21 +127,16 @@ impl Engine {
             .map_err(|e| Error::ParseConfig(format!("cniVersion: {e}")))?;
         let mut path = vec![PathBuf::from(config.bin_dir())];
         path.extend(inv.path.iter().cloned());
-        let kube = match (
-            &self.kube,
-            config.kubeconfig.as_deref().filter(|k| !k.is_empty()),
-        ) {
-            (Some(k), _) => Some(k.clone()),
-            (None, Some(file)) => Some(Kube::new(client_from_kubeconfig(file).await?)),
-            (None, None) => None,
-        };
         let call = Call {
             inv,
             config,
             version,
             cache: CacheDir::new(config.cni_dir()),
             path,
-            kube,
+            kube: match &self.kube {
+                Some(k) => OnceCell::new_with(Some(Some(k.clone()))),
+                None => OnceCell::new(),
+            },
         };
         let span =
             tracing::info_span!("cni", command = %inv.command, container = %inv.container_id);
@@ -194,9 +197,26 @@ impl Engine {
         Ok(())
     }
 
+    /// The request's Kubernetes client: the engine's, else one from `kubeconfig`, else
+    /// in-cluster credentials (thin plugin only), else none (static delegates only).
+    async fn kube<'c>(&self, call: &'c Call<'_>) -> Result<Option<&'c Kube>> {
+        call.kube
+            .get_or_try_init(|| async {
+                let client = client_for_config(
+                    call.config.kubeconfig.as_deref(),
+                    self.options.service_account_dir.as_deref(),
+                    |k| std::env::var(k).ok(),
+                )
+                .await?;
+                Ok::<_, Error>(client.map(Kube::new))
+            })
+            .await
+            .map(Option::as_ref)
+    }
+
     /// The pod, when the request names one and there is an API. `Ok(None)`: no pod context.
-    async fn lookup_pod(&self, call: &Call<'_>) -> Result<Option<Pod>> {
-        let (Some(kube), Some(pod)) = (&call.kube, call.inv.pod()) else {
+    async fn lookup_pod(&self, kube: Option<&Kube>, inv: &Invocation) -> Result<Option<Pod>> {
+        let (Some(kube), Some(pod)) = (kube, inv.pod()) else {
             return Ok(None);
         };
         kube.get_pod(&pod.namespace, &pod.name, self.options.pod_lookup_patience)
@@ -208,13 +228,14 @@ impl Engine {
     fn context<'a>(
         &'a self,
         call: &'a Call<'_>,
+        kube: Option<&'a Kube>,
         pod: Option<&'a Pod>,
         pod_resources_socket: Option<&'a Path>,
     ) -> Context<'a> {
         Context {
             config: call.config,
             invocation: call.inv,
-            kube: call.kube.as_ref(),
+            kube,
             pod,
             devices: self.devices.as_deref(),
             pod_resources_socket,
@@ -228,8 +249,9 @@ impl Engine {
         self.wait_readiness(call.config).await?;
         let inv = call.inv;
         let pod_ref = inv.pod().unwrap_or_default();
-        let pod = self.lookup_pod(call).await?;
-        if call.kube.is_some() && inv.pod().is_some() {
+        let kube = self.kube(call).await?;
+        let pod = self.lookup_pod(kube, inv).await?;
+        if kube.is_some() && inv.pod().is_some() {
             match &pod {
                 // The pod is gone: its sandbox is being torn down, nothing to attach.
                 None => return Ok(empty_result(inv)),
@@ -246,7 +268,7 @@ impl Engine {
         }
         let socket =
             crate::devices::socket_from_config(call.config, &self.options.pod_resources_socket);
-        let delegates = resolve(&self.context(call, pod.as_ref(), Some(&socket))).await?;
+        let delegates = resolve(&self.context(call, kube, pod.as_ref(), Some(&socket))).await?;
 
         // A previous ADD of this container that was neither finished nor deleted (a crash, a
         // failed rollback): release it first, so a retry never trips over its interfaces.
@@ -259,13 +281,32 @@ impl Engine {
         {
             tracing::warn!(error = %e, "releasing the previous attempt's attachments");
         }
+        // Refuse interface names already taken in the pod before anything runs (one visit of the
+        // namespace for all attachments; their names are distinct, checked by resolve).
+        let names: Vec<String> = delegates.iter().map(|d| d.ifname.clone()).collect();
+        let taken = netns::existing_links(&inv.netns, &names).map_err(|source| Error::Netns {
+            netns: inv.netns.clone(),
+            source,
+        })?;
+        if let Some(d) = delegates.iter().find(|d| taken.contains(&d.ifname)) {
+            return Err(Error::attachment(
+                Error::AddNetwork,
+                &pod_ref,
+                &d.status_name,
+                &d.ifname,
+                Error::InterfaceExists {
+                    ifname: d.ifname.clone(),
+                    netns: inv.netns.clone(),
+                },
+            ));
+        }
         let list = DelegateList::new(&inv.container_id, &inv.netns, inv.pod(), delegates);
         call.cache.write_list(&list)?;
 
         let mut statuses: Vec<NetworkStatus> = Vec::new();
         let mut master: Option<CniResult> = None;
         for (i, d) in list.delegates.iter().enumerate() {
-            let added = self.add_one(call, d, pod.as_ref()).await;
+            let added = self.add_one(call, d, kube.zip(pod.as_ref())).await;
             let result = match added {
                 Ok(r) => r,
                 Err(source) => {
@@ -295,7 +336,7 @@ impl Engine {
             }
         }
 
-        if let (Some(kube), Some(_)) = (&call.kube, &pod) {
+        if let (Some(kube), Some(_)) = (kube, &pod) {
             let value = to_status_annotation(&statuses).map_err(|e| Error::Serialize {
                 what: "network-status",
                 message: e.to_string(),
@@ -311,28 +352,24 @@ impl Engine {
         Ok(master.unwrap_or_else(|| CniResult::new(call.version)))
     }
 
-    async fn add_one(&self, call: &Call<'_>, d: &Delegate, pod: Option<&Pod>) -> Result<CniResult> {
+    /// ADD one attachment; `api` is where its `AddedInterface` event goes.
+    async fn add_one(
+        &self,
+        call: &Call<'_>,
+        d: &Delegate,
+        api: Option<(&Kube, &Pod)>,
+    ) -> Result<CniResult> {
         let inv = call.inv;
         let list = parse_delegate(d)?;
         call.cache
             .write_result(d, &inv.container_id, &inv.netns, None)?;
-        let exists = netns::link_exists(&inv.netns, &d.ifname).map_err(|source| Error::Netns {
-            netns: inv.netns.clone(),
-            source,
-        })?;
-        if exists {
-            return Err(Error::InterfaceExists {
-                ifname: d.ifname.clone(),
-                netns: inv.netns.clone(),
-            });
-        }
         copy_device_info(&self.options.devinfo_dir, d);
         let rt = runtime_conf(inv, d);
         let mut result = self.runner(call).add(&list, &rt).await?;
         self.default_routes(inv, d, &mut result)?;
         call.cache
             .write_result(d, &inv.container_id, &inv.netns, Some(&result))?;
-        if let (Some(kube), Some(pod)) = (&call.kube, pod)
+        if let Some((kube, pod)) = api
             && (!result.interfaces.is_empty() || !result.ips.is_empty())
         {
             let ips: Vec<String> = result.ips.iter().map(|ip| ip.address.to_string()).collect();
@@ -439,15 +476,6 @@ impl Engine {
     async fn del(&self, call: &Call<'_>) -> Result<()> {
         let inv = call.inv;
         let pod_ref = inv.pod().unwrap_or_default();
-        // The pod only matters when the cache is gone; an unreachable API must not block DEL.
-        let pod = match self.lookup_pod(call).await {
-            Ok(Some(p)) if uid_matches(&p, &pod_ref.uid) => Some(p),
-            Ok(_) => None,
-            Err(e) => {
-                tracing::debug!(error = %e, "pod lookup on DEL");
-                None
-            }
-        };
         let mut delegates = match call
             .cache
             .read_list(&inv.container_id, &inv.ifname, &inv.args)?
@@ -465,8 +493,21 @@ impl Engine {
         let mut guessed = false;
         if delegates.is_empty() {
             // Nothing cached: what the current config and pod say the attachments are. If even
-            // that cannot be resolved, the error says what could not be released.
-            delegates = resolve(&self.context(call, pod.as_ref(), None))
+            // that cannot be resolved, the error says what could not be released. The API is
+            // only asked here, and an unreachable one must not block DEL.
+            let kube = self.kube(call).await.unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "Kubernetes client on DEL");
+                None
+            });
+            let pod = match self.lookup_pod(kube, inv).await {
+                Ok(Some(p)) if uid_matches(&p, &pod_ref.uid) => Some(p),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::debug!(error = %e, "pod lookup on DEL");
+                    None
+                }
+            };
+            delegates = resolve(&self.context(call, kube, pod.as_ref(), None))
                 .await?
                 .into_iter()
                 .rev()
@@ -572,7 +613,7 @@ impl Engine {
                 version: call.version,
                 cache: call.cache.clone(),
                 path: call.path.clone(),
-                kube: None,
+                kube: OnceCell::new_with(Some(None)),
             };
             let delegates = match call.cache.read_list(cid, &inv.ifname, "")? {
                 CachedList::Found(list) => list.delegates.into_iter().rev().collect(),
@@ -612,7 +653,8 @@ impl Engine {
     /// STATUS of the cluster network's plugins.
     async fn status(&self, call: &Call<'_>) -> Result<()> {
         self.wait_readiness(call.config).await?;
-        let delegates = resolve(&self.context(call, None, None)).await?;
+        let kube = self.kube(call).await?;
+        let delegates = resolve(&self.context(call, kube, None, None)).await?;
         let Some(master) = delegates.first() else {
             return Ok(());
         };

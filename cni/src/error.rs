@@ -71,6 +71,15 @@ pub enum Error {
         "network {namespace}/{name} not found: no NetworkAttachmentDefinition {namespace}/{name}"
     )]
     NetworkNotFound { namespace: String, name: String },
+    #[error(
+        "{api}; no copy of NetworkAttachmentDefinition {namespace}/{name} on the node either (no {file:?}, no configuration named {name:?} beside it)"
+    )]
+    NetworkOffline {
+        namespace: String,
+        name: String,
+        file: PathBuf,
+        api: Box<Error>,
+    },
     #[error("network {name:?}: no CNI configuration named {name:?} in {dir:?}")]
     FindNetworkFile { name: String, dir: PathBuf },
     #[error("reading network configuration file {path:?}: {message}")]
@@ -125,12 +134,21 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("[{}:{}]: error adding container to network {network:?} (interface {ifname}): {}", .0.pod, .0.network, .0.source, network = .0.network, ifname = .0.ifname)]
+    #[error("{}: error adding container to network {network:?} (interface {ifname}): {}", .0.prefix(), .0.source, network = .0.network, ifname = .0.ifname)]
     AddNetwork(Box<AttachmentFailure>),
-    #[error("[{}:{}]: error deleting container from network {network:?} (interface {ifname}): {}", .0.pod, .0.network, .0.source, network = .0.network, ifname = .0.ifname)]
+    #[error("{}: error deleting container from network {network:?} (interface {ifname}): {}", .0.prefix(), .0.source, network = .0.network, ifname = .0.ifname)]
     DelNetwork(Box<AttachmentFailure>),
-    #[error("[{}:{}]: checking network {network:?} (interface {ifname}): {}", .0.pod, .0.network, .0.source, network = .0.network, ifname = .0.ifname)]
+    #[error("{}: checking network {network:?} (interface {ifname}): {}", .0.prefix(), .0.source, network = .0.network, ifname = .0.ifname)]
     CheckNetwork(Box<AttachmentFailure>),
+    #[error("{}: resolving network {network:?} for interface {ifname}: {}", .0.prefix(), .0.source, network = .0.network, ifname = .0.ifname)]
+    ResolveNetwork(Box<AttachmentFailure>),
+    /// A failure about the pod as a whole (its annotations, its default routes).
+    #[error("[{pod}]: {source}")]
+    ForPod {
+        pod: PodRef,
+        #[source]
+        source: Box<Error>,
+    },
     #[error("errors: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join(" / "))]
     Several(Vec<Error>),
     #[error("no cached attachments for container {container_id}: nothing to check")]
@@ -182,6 +200,7 @@ impl Error {
             Error::WaitReadiness { .. }
             | Error::GetPod { .. }
             | Error::GetNetwork { .. }
+            | Error::NetworkOffline { .. }
             | Error::UpdateStatus { .. }
             | Error::DaemonUnreachable { .. }
             | Error::PodResources { .. }
@@ -190,7 +209,11 @@ impl Error {
                 ErrorCode::UnknownContainer
             }
             Error::PluginFailed { error, .. } | Error::Remote(error) => error.code,
-            Error::AddNetwork(f) | Error::DelNetwork(f) | Error::CheckNetwork(f) => f.source.code(),
+            Error::AddNetwork(f)
+            | Error::DelNetwork(f)
+            | Error::CheckNetwork(f)
+            | Error::ResolveNetwork(f) => f.source.code(),
+            Error::ForPod { source, .. } => source.code(),
             Error::Several(errors) => errors.first().map_or(ErrorCode::Plugin(100), Error::code),
             Error::BuildKubeClient { .. }
             | Error::ExecPlugin { .. }
@@ -216,9 +239,11 @@ impl Error {
             Error::PluginFailed { error, .. } if !error.details.is_empty() => {
                 Some(error.details.clone())
             }
-            Error::AddNetwork(f) | Error::DelNetwork(f) | Error::CheckNetwork(f) => {
-                f.source.delegate_details()
-            }
+            Error::AddNetwork(f)
+            | Error::DelNetwork(f)
+            | Error::CheckNetwork(f)
+            | Error::ResolveNetwork(f) => f.source.delegate_details(),
+            Error::ForPod { source, .. } => source.delegate_details(),
             _ => None,
         }
     }
@@ -235,6 +260,17 @@ pub struct AttachmentFailure {
     pub network: String,
     pub ifname: String,
     pub source: Error,
+}
+
+impl AttachmentFailure {
+    /// `[namespace/name/uid:network]`, or `[network]` when the request names no pod.
+    fn prefix(&self) -> String {
+        if self.pod == PodRef::default() {
+            format!("[{}]", self.network)
+        } else {
+            format!("[{}:{}]", self.pod, self.network)
+        }
+    }
 }
 
 impl Error {

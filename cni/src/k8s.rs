@@ -1,6 +1,7 @@
 //! The Kubernetes API calls the plugin makes: the pod, NADs, the network-status write-back and
 //! events. Field manager and event source are `multus-cni`.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,13 +19,23 @@ use crate::error::{Error, Result};
 /// another UID than the one the runtime passes.
 const CONFIG_SOURCE_ANNOTATION: &str = "kubernetes.io/config.source";
 
+/// Where a pod's service-account credentials are mounted.
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
 /// Build a client from a kubeconfig file (the thin plugin's `kubeconfig` key).
 pub async fn client_from_kubeconfig(path: &str) -> Result<Client> {
-    let err = |message: String| Error::BuildKubeClient {
+    let kubeconfig = Kubeconfig::read_from(path).map_err(|e| Error::BuildKubeClient {
         path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    client_from(kubeconfig, path).await
+}
+
+async fn client_from(kubeconfig: Kubeconfig, source: &str) -> Result<Client> {
+    let err = |message: String| Error::BuildKubeClient {
+        path: source.to_owned(),
         message,
     };
-    let kubeconfig = Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .map_err(|e| err(e.to_string()))?;
@@ -34,7 +45,69 @@ pub async fn client_from_kubeconfig(path: &str) -> Result<Client> {
         http::header::USER_AGENT,
         http::HeaderValue::from_static(multus_crds::constants::user_agent::CNI),
     ));
+    // kube retries 429/503/504 up to 15 times with backoff growing to 1000 s: a CNI call must
+    // answer the runtime in seconds, so the plugin bounds its own retries (pod lookup, status).
+    config.default_retry = false;
     Client::try_from(config).map_err(|e| err(e.to_string()))
+}
+
+/// In-cluster credentials as client-go reads them: the API server at
+/// `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT` (`get` looks a variable up), the
+/// service account's `token` (re-read as kubelet rotates it) and `ca.crt` from `sa_dir`.
+/// `Ok(None)` when the variables are not both set: not running in a cluster.
+pub async fn in_cluster_client(
+    get: impl Fn(&str) -> Option<String>,
+    sa_dir: &Path,
+) -> Result<Option<Client>> {
+    let (Some(host), Some(port)) = (
+        get("KUBERNETES_SERVICE_HOST").filter(|h| !h.is_empty()),
+        get("KUBERNETES_SERVICE_PORT").filter(|p| !p.is_empty()),
+    ) else {
+        return Ok(None);
+    };
+    let source = format!("in-cluster credentials in {}", sa_dir.display());
+    let err = |message: String| Error::BuildKubeClient {
+        path: source.clone(),
+        message,
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| err(format!("KUBERNETES_SERVICE_PORT {port:?} is not a port")))?;
+    let server = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => format!("https://{}", std::net::SocketAddr::new(ip, port)),
+        Err(_) => format!("https://{host}:{port}"),
+    };
+    let (token, ca) = (sa_dir.join("token"), sa_dir.join("ca.crt"));
+    for file in [&token, &ca] {
+        if !file.is_file() {
+            return Err(err(format!("{} is missing", file.display())));
+        }
+    }
+    let kubeconfig: Kubeconfig = serde_json::from_value(serde_json::json!({
+        "clusters": [{"name": "in-cluster", "cluster": {
+            "server": server, "certificate-authority": ca}}],
+        "users": [{"name": "service-account", "user": {"tokenFile": token}}],
+        "contexts": [{"name": "in-cluster", "context": {
+            "cluster": "in-cluster", "user": "service-account"}}],
+        "current-context": "in-cluster",
+    }))
+    .map_err(|e| err(e.to_string()))?;
+    client_from(kubeconfig, &source).await.map(Some)
+}
+
+/// The thin plugin's client (multus-spec §2.1 `kubeconfig`): the kubeconfig file when the config
+/// names one; else in-cluster credentials from `sa_dir` when given and the service variables
+/// are set; else none (static delegates only).
+pub async fn client_for_config(
+    kubeconfig: Option<&str>,
+    sa_dir: Option<&Path>,
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Client>> {
+    match (kubeconfig.filter(|k| !k.is_empty()), sa_dir) {
+        (Some(file), _) => client_from_kubeconfig(file).await.map(Some),
+        (None, Some(dir)) => in_cluster_client(get, dir).await,
+        (None, None) => Ok(None),
+    }
 }
 
 fn is_not_found(e: &kube::Error) -> bool {

@@ -22,6 +22,7 @@ pub mod env;
 pub mod error;
 pub mod exec;
 pub mod k8s;
+pub mod logfile;
 pub mod netns;
 pub mod plugin;
 pub mod resolve;

@@ -28,16 +28,20 @@ fn in_netns<T: Send + 'static>(
     .map_err(|_| io::Error::other("namespace thread panicked"))?
 }
 
-/// Whether `ifname` exists in the namespace.
-pub fn link_exists(netns: &str, ifname: &str) -> io::Result<bool> {
-    let ifname = ifname.to_owned();
+/// Which of `ifnames` exist in the namespace: one visit for all of them.
+pub fn existing_links(netns: &str, ifnames: &[String]) -> io::Result<Vec<String>> {
+    let ifnames = ifnames.to_vec();
     in_netns(netns, move || {
         let sock = socket(AddressFamily::INET, SocketType::DGRAM, None)?;
-        match name_to_index(&sock, &ifname) {
-            Ok(_) => Ok(true),
-            Err(e) if e == rustix::io::Errno::NODEV => Ok(false),
-            Err(e) => Err(e.into()),
+        let mut found = Vec::new();
+        for ifname in ifnames {
+            match name_to_index(&sock, &ifname) {
+                Ok(_) => found.push(ifname),
+                Err(e) if e == rustix::io::Errno::NODEV => {}
+                Err(e) => return Err(e.into()),
+            }
         }
+        Ok(found)
     })
 }
 

@@ -18,8 +18,8 @@ pub struct Outcome {
 }
 
 /// Set up logging from the Multus keys: `logLevel` (`panic` — the default — is silent,
-/// `error`, `verbose`, `debug`), `logToStderr` and `logFile` (appended to; rotation is left to
-/// the node's logrotate).
+/// `error`, `verbose`, `debug`), `logToStderr` and `logFile` (appended to, rotated as
+/// `logOptions` says: [`crate::logfile`]).
 pub fn init_logging(config: &MultusConfig) {
     let level = match config.log_level() {
         LogLevel::Panic => return,
@@ -32,11 +32,8 @@ pub fn init_logging(config: &MultusConfig) {
         .as_deref()
         .filter(|f| !f.is_empty())
         .and_then(|f| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(f)
-                .ok()
+            let limits = crate::logfile::Limits::from_options(&config.log_options());
+            crate::logfile::RotatingFile::open(f, limits).ok()
         });
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
@@ -86,9 +83,11 @@ pub async fn run(stdin: Vec<u8>) -> Outcome {
     let outcome = if config.is_shim() {
         crate::shim::forward(&inv, &config).await
     } else {
-        Engine::new(EngineOptions::default(), None)
-            .run_config(&inv, &config)
-            .await
+        let options = EngineOptions {
+            service_account_dir: Some(crate::k8s::SERVICE_ACCOUNT_DIR.into()),
+            ..EngineOptions::default()
+        };
+        Engine::new(options, None).run_config(&inv, &config).await
     };
     match outcome {
         Ok(out) => Outcome {

@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use crate::cache::Delegate;
 use crate::devices::PodDevices;
 use crate::env::{Invocation, format_cni_args};
-use crate::error::{Error, Result};
+use crate::error::{Error, PodRef, Result};
 use crate::k8s::Kube;
 
 /// The `runtimeConfig` keys Multus takes from the runtime (multus-spec §2.1).
@@ -94,8 +94,24 @@ fn check_selection(annotation: &'static str, s: &NetworkSelection) -> Result<()>
     Ok(())
 }
 
-/// Resolve every attachment of the pod (or, without a pod, of the configuration alone).
+/// Resolve every attachment of the pod (or, without a pod, of the configuration alone). Every
+/// error names the pod (`[namespace/name/uid:network]` for one attachment's failure,
+/// `[namespace/name/uid]` for the pod's annotations and default routes).
 pub async fn resolve(ctx: &Context<'_>) -> Result<Vec<Delegate>> {
+    let pod_ref = ctx.invocation.pod().unwrap_or_default();
+    resolve_attachments(ctx, &pod_ref)
+        .await
+        .map_err(|e| match e {
+            Error::ResolveNetwork(_) => e,
+            other if pod_ref == PodRef::default() => other,
+            other => Error::ForPod {
+                pod: pod_ref.clone(),
+                source: Box::new(other),
+            },
+        })
+}
+
+async fn resolve_attachments(ctx: &Context<'_>, pod_ref: &PodRef) -> Result<Vec<Delegate>> {
     let config = ctx.config;
     let selections = match annotation(ctx.pod, NETWORKS_ANNOTATION) {
         Some(v) => parse_networks(v).map_err(|e| Error::ParseAnnotation {
@@ -160,19 +176,38 @@ pub async fn resolve(ctx: &Context<'_>) -> Result<Vec<Delegate>> {
     let mut fetched: Option<PodDevices> = None;
     let mut delegates = Vec::with_capacity(plan.len());
     for attachment in &plan {
+        let reference = match (attachment.origin, attachment.network) {
+            (AttachmentOrigin::ClusterNetwork, _) if static_mode => statics[0].name().to_owned(),
+            (AttachmentOrigin::DefaultNetworks(i), _) if static_mode => {
+                statics[i + 1].name().to_owned()
+            }
+            (_, network) => network.to_string(),
+        };
+        let wrap = |source| {
+            Error::attachment(
+                Error::ResolveNetwork,
+                pod_ref,
+                &reference,
+                &attachment.ifname,
+                source,
+            )
+        };
         let network = match (attachment.origin, attachment.network) {
             (AttachmentOrigin::ClusterNetwork, _) if static_mode => static_network(&statics[0]),
             (AttachmentOrigin::DefaultNetworks(i), _) if static_mode => {
                 static_network(&statics[i + 1])
             }
-            (_, NetworkRef::Configured { value }) => configured_network(ctx, value).await?,
+            (_, NetworkRef::Configured { value }) => {
+                configured_network(ctx, value).await.map_err(wrap)?
+            }
             (origin, NetworkRef::Nad { namespace, name }) => {
                 if config.namespace_isolation()
                     && matches!(origin, AttachmentOrigin::NetworksAnnotation(_))
                 {
-                    check_namespace_isolation(pod_namespace, namespace, name, &globals)?;
+                    check_namespace_isolation(pod_namespace, namespace, name, &globals)
+                        .map_err(|e| wrap(e.into()))?;
                 }
-                nad_network(ctx, namespace, name).await?
+                nad_network(ctx, namespace, name).await.map_err(wrap)?
             }
         };
         let label = network.status_name.clone();
@@ -184,20 +219,23 @@ pub async fn resolve(ctx: &Context<'_>) -> Result<Vec<Delegate>> {
             });
         }
         if network.resource_name.is_some() && ctx.devices.is_none() && fetched.is_none() {
-            fetched = fetch_pod_devices(ctx).await?;
+            fetched = fetch_pod_devices(ctx).await.map_err(wrap)?;
         }
         let devices = ctx
             .devices
             .or(fetched.as_ref().map(|d| d as &dyn DeviceSource));
-        delegates.push(build_delegate(
-            ctx,
-            attachment.index,
-            &attachment.ifname,
-            attachment.selection,
-            network,
-            devices,
-            &mut device_cursor,
-        )?);
+        delegates.push(
+            build_delegate(
+                ctx,
+                attachment.index,
+                &attachment.ifname,
+                attachment.selection,
+                network,
+                devices,
+                &mut device_cursor,
+            )
+            .map_err(wrap)?,
+        );
     }
     apply_default_routes(&mut delegates, &plan_gateways(&plan))?;
     Ok(delegates)
@@ -267,12 +305,18 @@ async fn configured_network(ctx: &Context<'_>, value: &str) -> Result<Network> {
     if let Some(kube) = ctx.kube {
         match kube.get_nad(namespace, value).await {
             Ok(Some(nad)) => return nad_to_network(ctx, &nad, namespace, value),
-            Ok(None) => {}
-            // Unreachable API: the file of that name, if the node has one.
-            Err(e) => {
-                return conf_dir_network(ctx, value).map_err(|_| e);
-            }
+            Ok(None) => return conf_dir_network(ctx, value),
+            // Unreachable API: the agent's copy of the NAD, else the file of that name.
+            Err(e) => return offline_network(ctx, namespace, value, e),
         }
+    }
+    // No API at all: the agent's copy of the NAD stands in for it, as with an unreachable API.
+    if let Some(list) = rendered_nad(ctx, namespace, value)? {
+        return Ok(Network {
+            list,
+            status_name: format!("{namespace}/{value}"),
+            resource_name: None,
+        });
     }
     conf_dir_network(ctx, value)
 }
@@ -284,6 +328,69 @@ fn conf_dir_network(ctx: &Context<'_>, name: &str) -> Result<Network> {
         list,
         resource_name: None,
     })
+}
+
+/// Suffix of the files in which the node agent renders every NAD into `confDir`
+/// (`operator/src/agent/cni/nadfiles.rs`): `<namespace>_<name>.nad.conflist`, the NAD's
+/// delegate configuration in list form. `_` cannot appear in a namespace or NAD name.
+pub const RENDERED_NAD_SUFFIX: &str = ".nad.conflist";
+
+/// The file the node agent renders NAD `namespace/name` into, inside `conf_dir`.
+pub fn rendered_nad_path(conf_dir: &Path, namespace: &str, name: &str) -> PathBuf {
+    conf_dir.join(format!("{namespace}_{name}{RENDERED_NAD_SUFFIX}"))
+}
+
+/// The agent's rendering of NAD `namespace/name`, when it exists. The names come from the
+/// pod's annotation: a name that could leave `confDir` is refused (names of NADs never can).
+fn rendered_nad(
+    ctx: &Context<'_>,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<NetworkConfigList>> {
+    for part in [namespace, name] {
+        multus_crds::names::validate_cni_name(part).map_err(|reason| Error::UnsafeName {
+            name: "network name",
+            value: format!("{namespace}/{name}"),
+            reason,
+        })?;
+    }
+    let path = rendered_nad_path(Path::new(ctx.config.conf_dir()), namespace, name);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    load_file(&path).map(Some)
+}
+
+/// NAD `namespace/name` while the API server cannot be asked (`api` says why): the agent's
+/// rendering of it, else a `confDir` file whose CNI name is the NAD's name (Multus' fallback).
+/// Neither → the API error, with the places looked at.
+fn offline_network(ctx: &Context<'_>, namespace: &str, name: &str, api: Error) -> Result<Network> {
+    let status_name = format!("{namespace}/{name}");
+    let dir = Path::new(ctx.config.conf_dir());
+    if let Some(list) = rendered_nad(ctx, namespace, name)? {
+        tracing::warn!(network = %status_name, error = %api, "API server unreachable: using the node's rendered copy of the NAD");
+        return Ok(Network {
+            list,
+            status_name,
+            resource_name: None,
+        });
+    }
+    match find_in_conf_dir(dir, name) {
+        Ok(list) => {
+            tracing::warn!(network = %status_name, error = %api, "API server unreachable: using the confDir file of that name");
+            Ok(Network {
+                list,
+                status_name,
+                resource_name: None,
+            })
+        }
+        Err(_) => Err(Error::NetworkOffline {
+            namespace: namespace.into(),
+            name: name.into(),
+            file: rendered_nad_path(dir, namespace, name),
+            api: Box::new(api),
+        }),
+    }
 }
 
 async fn nad_network(ctx: &Context<'_>, namespace: &str, name: &str) -> Result<Network> {
@@ -307,13 +414,7 @@ async fn nad_network(ctx: &Context<'_>, namespace: &str, name: &str) -> Result<N
                 name: name.into(),
             })
         }
-        Err(e) => find_in_conf_dir(Path::new(ctx.config.conf_dir()), name)
-            .map(|list| Network {
-                list,
-                status_name: format!("{namespace}/{name}"),
-                resource_name: None,
-            })
-            .map_err(|_| e),
+        Err(e) => offline_network(ctx, namespace, name, e),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The thick plugin's client (`type: multus-shim`): forward the CNI call to the daemon over
 //! `<daemonSocketDir>/multus.sock` (multus-spec §3.16) and print its answer.
 //!
-//! When the daemon cannot be reached:
+//! The call goes straight to `POST /cni`. When the daemon cannot be connected to:
 //! - ADD, CHECK, GC and STATUS wait for `/readyz` for a bounded time (`daemonWaitSeconds`,
 //!   default 10 s) and then fail with CNI error 11, "try again later": the runtime retries the
 //!   sandbox, and a pod never starts with interfaces silently missing. Running ADD in-process
@@ -44,6 +44,16 @@ pub async fn request(
     body: Vec<u8>,
 ) -> std::io::Result<(u16, Bytes)> {
     let stream = UnixStream::connect(socket).await?;
+    request_on(stream, method, uri, body).await
+}
+
+/// One HTTP/1.1 request over a connected stream.
+async fn request_on(
+    stream: UnixStream,
+    method: &str,
+    uri: &str,
+    body: Vec<u8>,
+) -> std::io::Result<(u16, Bytes)> {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(std::io::Error::other)?;
@@ -93,28 +103,39 @@ pub async fn forward(inv: &Invocation, config: &MultusConfig) -> Result<Option<S
         .get(DAEMON_WAIT_KEY)
         .and_then(Value::as_f64)
         .map_or(DEFAULT_DAEMON_WAIT, Duration::from_secs_f64);
-    let reachable = if inv.command == Command::Del {
-        request(&socket, "GET", "/healthz", Vec::new())
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    } else {
-        wait_ready(&socket, patience).await
-    };
-    if let Err(message) = reachable {
-        if inv.command == Command::Del {
-            tracing::warn!(%message, "daemon unreachable; running DEL in-process from the cache");
+    let body = json!({
+        "env": inv.to_env(),
+        "config": base64::engine::general_purpose::STANDARD.encode(&inv.config),
+    })
+    .to_string()
+    .into_bytes();
+    // A daemon that accepts the connection serves the call (one that is shutting down still
+    // finishes what it accepted), so the usual path costs one connection, not a `/readyz`
+    // probe first. Only a daemon that cannot be connected to is waited for.
+    let stream = match UnixStream::connect(&socket).await {
+        Ok(stream) => stream,
+        Err(e) if inv.command == Command::Del => {
+            tracing::warn!(error = %e, "daemon unreachable; running DEL in-process from the cache");
             return Engine::new(EngineOptions::default(), None)
                 .run_config(inv, config)
                 .await;
         }
-        return Err(Error::DaemonUnreachable { socket, message });
-    }
-    let body = json!({
-        "env": inv.to_env(),
-        "config": base64::engine::general_purpose::STANDARD.encode(&inv.config),
-    });
-    let (status, answer) = request(&socket, "POST", "/cni", body.to_string().into_bytes())
+        Err(_) => {
+            wait_ready(&socket, patience)
+                .await
+                .map_err(|message| Error::DaemonUnreachable {
+                    socket: socket.clone(),
+                    message,
+                })?;
+            UnixStream::connect(&socket)
+                .await
+                .map_err(|e| Error::DaemonUnreachable {
+                    socket: socket.clone(),
+                    message: e.to_string(),
+                })?
+        }
+    };
+    let (status, answer) = request_on(stream, "POST", "/cni", body)
         .await
         .map_err(|e| Error::DaemonUnreachable {
             socket: socket.clone(),

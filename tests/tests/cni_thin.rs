@@ -184,7 +184,18 @@ async fn refusals_are_clear_cni_errors() {
         let pod = t.pod("team", name, Some(&ann.to_string())).await;
         let err = t.cni("ADD", &pod, &t.thin_config(extra)).expect_err();
         assert_eq!(err["code"], code, "{name}: {err}");
-        assert!(err["msg"].as_str().unwrap().contains(text), "{name}: {err}");
+        let msg = err["msg"].as_str().unwrap();
+        assert!(msg.contains(text), "{name}: {err}");
+        // Every resolution error names the pod; those about one network name it too.
+        if code == 7 {
+            let network = format!(
+                "{}/{}",
+                ann[0]["namespace"].as_str().unwrap_or("team"),
+                ann[0]["name"].as_str().unwrap()
+            );
+            let prefix = format!("[team/{name}/{}:{network}]", pod.uid);
+            assert!(msg.starts_with(&prefix), "{prefix} {err}");
+        }
         assert_eq!(pod.netns_addrs().names(), vec!["lo"], "{name}");
     }
     assert!(t.host_local_allocations().is_empty());
@@ -193,4 +204,188 @@ async fn refusals_are_clear_cni_errors() {
         reasons.contains(&"NoNetworkFound".to_owned()),
         "{reasons:?}"
     );
+}
+
+/// The API server serves pods but fails every NetworkAttachmentDefinition request (503): the
+/// NAD is taken from the node agent's rendering of it in `confDir`
+/// (`<namespace>_<name>.nad.conflist`); a NAD with no rendering fails with code 11 and an error
+/// naming the pod, the network and the file looked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nad_failures_fall_back_to_the_agents_rendered_files() {
+    let t = Cluster::start("tf", 48).await;
+    let parent = t.veth_parent("tfP", "tfq");
+    // The API's copy would fail (no such parent link): it must not be the one used.
+    t.nad("team", "macnet", &macvlan_nad("tf-no-such-link"))
+        .await;
+    // The rendered copy carries its own CNI name, so a lookup by CNI name would not find it.
+    let mut rendered: serde_json::Value =
+        serde_json::from_str(&macvlan_nad(parent.host_name())).unwrap();
+    rendered["name"] = json!("macnet-rendered");
+    render_nad(&t.conf_dir, "team", "macnet", &rendered);
+    let proxy = FailingApi::start(t.api.url(), "network-attachment-definitions").await;
+    let conf = t.thin_config(json!({"kubeconfig": proxy.kubeconfig}));
+
+    let ann = json!([{"name":"macnet","ips":["10.148.5.10/24"]}]).to_string();
+    let pod = t.pod("team", "web", Some(&ann)).await;
+    t.cni("ADD", &pod, &conf).expect_ok();
+    assert_eq!(pod.netns_addrs().ipv4("net1"), vec!["10.148.5.10/24"]);
+    let status = t.network_status(&pod).await;
+    assert_eq!(status[1]["name"], "team/macnet");
+    t.cni("DEL", &pod, &conf).expect_ok();
+    assert_eq!(pod.netns_addrs().names(), vec!["lo"]);
+
+    let ann = json!([{"name":"macnet","ips":["10.148.5.11/24"]},{"name":"unrendered"}]).to_string();
+    let pod = t.pod("team", "db", Some(&ann)).await;
+    let err = t.cni("ADD", &pod, &conf).expect_err();
+    assert_eq!(err["code"], 11, "{err}");
+    let msg = err["msg"].as_str().unwrap();
+    for part in [
+        format!("[team/db/{}:team/unrendered]", pod.uid),
+        "interface net2".to_owned(),
+        "etcd unavailable".to_owned(),
+        "team_unrendered.nad.conflist".to_owned(),
+    ] {
+        assert!(msg.contains(&part), "{part:?} not in {msg}");
+    }
+    assert_eq!(pod.netns_addrs().names(), vec!["lo"]);
+    assert!(t.host_local_allocations().is_empty());
+}
+
+/// CHECK covers NAD attachments too, GC releases every network of a container the runtime no
+/// longer lists (and only those), and STATUS resolves a cluster network given as a NAD name from
+/// the agent's rendered file when the API server is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_gc_and_status_cover_every_network() {
+    let t = Cluster::start("tg", 49).await;
+    let parent = t.veth_parent("tgP", "tgq");
+    t.nad("team", "macnet", &macvlan_nad(parent.host_name()))
+        .await;
+    let conf = t.thin_config(json!({}));
+    let mut pods = Vec::new();
+    for (i, name) in ["kept", "collected"].iter().enumerate() {
+        let ann = json!([{"name":"macnet","ips":[format!("10.149.5.{}/24", 10 + i)]}]).to_string();
+        let pod = t.pod("team", name, Some(&ann)).await;
+        t.cni("ADD", &pod, &conf).expect_ok();
+        pods.push(pod);
+    }
+    assert_eq!(t.host_local_allocations().len(), 2);
+
+    t.cni("CHECK", &pods[0], &conf).expect_ok();
+    // The NAD's interface disappears behind the plugin's back: CHECK says which attachment.
+    pods[1].netns.ip(&["link", "del", "net1"]).unwrap();
+    let err = t.cni("CHECK", &pods[1], &conf).expect_err();
+    let msg = err["msg"].as_str().unwrap();
+    assert!(
+        msg.starts_with(&format!("[team/collected/{}:team/macnet]", pods[1].uid))
+            && msg.contains("net1"),
+        "{err}"
+    );
+
+    // GC with only the first pod valid: the second pod's every attachment is released.
+    let gc = t.thin_config(json!({"cni.dev/valid-attachments": [
+        {"containerID": pods[0].container_id, "ifname": "eth0"}]}));
+    t.cni("GC", &pods[0], &gc).expect_ok();
+    assert_eq!(t.host_local_allocations().len(), 1);
+    let left = t.cache_files().join(" ");
+    assert!(left.contains(&pods[0].container_id), "{left}");
+    assert!(!left.contains(&pods[1].container_id), "{left}");
+    t.cni("CHECK", &pods[0], &conf).expect_ok();
+    t.cni("DEL", &pods[0], &conf).expect_ok();
+    assert!(t.host_local_allocations().is_empty());
+
+    // STATUS: the cluster network is the NAD kube-system/cluster, the API is down, the agent's
+    // rendering stands in; without a rendering STATUS says what is missing.
+    let cluster: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&t.cluster_file).unwrap()).unwrap();
+    let by_name = t.thin_config(json!({"clusterNetwork": "cluster"}));
+    t.api.stop();
+    let err = t.cni("STATUS", &pods[0], &by_name).expect_err();
+    assert_eq!(err["code"], 11, "{err}");
+    assert!(
+        err["msg"]
+            .as_str()
+            .unwrap()
+            .contains("kube-system_cluster.nad.conflist"),
+        "{err}"
+    );
+    render_nad(&t.conf_dir, "kube-system", "cluster", &cluster);
+    t.cni("STATUS", &pods[0], &by_name).expect_ok();
+}
+
+/// `default-route` on a NAD attachment: the pod's only IPv4 default route goes through that
+/// interface to the requested gateway; the cluster network's default route is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_route_moves_the_pods_default_route() {
+    let t = Cluster::start("th", 50).await;
+    let parent = t.veth_parent("thP", "thq");
+    t.nad("team", "macnet", &macvlan_nad(parent.host_name()))
+        .await;
+    let ann = json!([{"name":"macnet","ips":["10.150.5.10/24"],"default-route":["10.150.5.1"]}])
+        .to_string();
+    let pod = t.pod("team", "router", Some(&ann)).await;
+    let conf = t.thin_config(json!({}));
+    t.cni("ADD", &pod, &conf).expect_ok();
+    let out = std::process::Command::new("ip")
+        .args([
+            "-n",
+            pod.netns.name(),
+            "-4",
+            "-j",
+            "route",
+            "show",
+            "default",
+        ])
+        .output()
+        .unwrap();
+    let routes: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(routes.len(), 1, "{routes:?}");
+    assert_eq!(routes[0]["dev"], "net1", "{routes:?}");
+    assert_eq!(routes[0]["gateway"], "10.150.5.1", "{routes:?}");
+    let status = t.network_status(&pod).await;
+    assert_eq!(status[1]["gateway"], json!(["10.150.5.1"]), "{status:?}");
+    assert!(status[0].get("gateway").is_none(), "{status:?}");
+    t.cni("DEL", &pod, &conf).expect_ok();
+    assert_eq!(pod.netns_addrs().names(), vec!["lo"]);
+    assert!(t.host_local_allocations().is_empty());
+}
+
+/// In-cluster credentials (no kubeconfig): the API server from KUBERNETES_SERVICE_HOST/PORT,
+/// over TLS verified with the service account's CA, with its token; none without the variables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_cluster_credentials_reach_the_api_over_tls() {
+    use multus_tests::apiserver::{FakeApiServer, ServerConfig};
+    let api = FakeApiServer::start_with(ServerConfig {
+        tls: true,
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let addr = multus_tests::apiserver::socket_addr(api.url()).unwrap();
+    let sa = tempfile::tempdir().unwrap();
+    std::fs::write(sa.path().join("ca.crt"), api.ca_pem().unwrap()).unwrap();
+    std::fs::write(sa.path().join("token"), "test-token").unwrap();
+    let env = |k: &str| match k {
+        "KUBERNETES_SERVICE_HOST" => Some(addr.ip().to_string()),
+        "KUBERNETES_SERVICE_PORT" => Some(addr.port().to_string()),
+        _ => None,
+    };
+    let client = multus_cni::k8s::in_cluster_client(env, sa.path())
+        .await
+        .unwrap()
+        .expect("a client");
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
+    let default = namespaces.get("default").await.unwrap();
+    assert_eq!(default.metadata.name.as_deref(), Some("default"));
+
+    assert!(
+        multus_cni::k8s::in_cluster_client(|_| None, sa.path())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    std::fs::remove_file(sa.path().join("token")).unwrap();
+    let Err(e) = multus_cni::k8s::in_cluster_client(env, sa.path()).await else {
+        panic!("a client without a token");
+    };
+    assert!(e.to_string().contains("token"), "{e}");
 }

@@ -374,3 +374,89 @@ impl Addrs {
         self.link(ifname)["address"].as_str().unwrap().to_owned()
     }
 }
+
+/// An HTTP proxy in front of the API server that answers 503 ("etcd unavailable") to every
+/// request whose path contains `refused`, and forwards the rest: an API server that is up for
+/// pods but cannot serve NetworkAttachmentDefinitions. Stops when dropped.
+pub struct FailingApi {
+    pub kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FailingApi {
+    pub async fn start(upstream: &str, refused: &'static str) -> Self {
+        use http_body_util::{BodyExt, Full};
+        use hyper_util::rt::TokioIo;
+
+        let upstream = multus_tests::apiserver::socket_addr(upstream).expect("plain HTTP upstream");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| async move {
+                            if req.uri().path().contains(refused) {
+                                let body = json!({"kind":"Status","apiVersion":"v1","status":"Failure",
+                                    "message":"etcd unavailable","reason":"ServiceUnavailable","code":503});
+                                let resp = hyper::Response::builder()
+                                    .status(503)
+                                    .header("content-type", "application/json")
+                                    .body(Full::new(bytes::Bytes::from(body.to_string())))
+                                    .unwrap();
+                                return Ok::<_, std::convert::Infallible>(resp);
+                            }
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.unwrap().to_bytes();
+                            let stream = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                            let (mut sender, conn) =
+                                hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                                    .await
+                                    .unwrap();
+                            tokio::spawn(conn);
+                            let resp = sender
+                                .send_request(hyper::Request::from_parts(parts, Full::new(body)))
+                                .await
+                                .unwrap();
+                            let (parts, body) = resp.into_parts();
+                            let body = body.collect().await.unwrap().to_bytes();
+                            Ok(hyper::Response::from_parts(parts, Full::new(body)))
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .await;
+                });
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        let config = json!({"apiVersion":"v1","kind":"Config",
+            "clusters":[{"name":"proxy","cluster":{"server":url}}],
+            "users":[{"name":"u","user":{}}],
+            "contexts":[{"name":"proxy","context":{"cluster":"proxy","user":"u"}}],
+            "current-context":"proxy"});
+        std::fs::write(&kubeconfig, config.to_string()).unwrap();
+        Self {
+            kubeconfig,
+            _dir: dir,
+            task,
+        }
+    }
+}
+
+impl Drop for FailingApi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Write `config` where the node agent renders NAD `namespace/name` in `conf_dir`.
+pub fn render_nad(conf_dir: &Path, namespace: &str, name: &str, config: &Value) {
+    let path = multus_cni::resolve::rendered_nad_path(conf_dir, namespace, name);
+    std::fs::write(path, config.to_string()).unwrap();
+}
