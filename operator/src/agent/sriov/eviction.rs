@@ -69,7 +69,8 @@ pub async fn pods_holding(
 }
 
 /// Evict `pods` and wait until they are gone, retrying evictions a PodDisruptionBudget blocks,
-/// for at most `timeout`.
+/// for at most `timeout`. The pods are handled concurrently, so one pod a budget protects does
+/// not hold up the eviction of the others.
 pub async fn evict_and_wait(
     client: &kube::Client,
     pods: &[PodRef],
@@ -79,32 +80,16 @@ pub async fn evict_and_wait(
     let mut remaining: Vec<PodRef> = pods.to_vec();
     let mut delay = Duration::from_millis(50);
     while !remaining.is_empty() {
+        let rounds = remaining
+            .iter()
+            .map(|pod| evict_once(client, pod, deadline));
         let mut still = Vec::new();
-        for pod in remaining {
-            let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
-            match api.evict(&pod.name, &EvictParams::default()).await {
-                Ok(_) => {
-                    tracing::info!(%pod, "evicted: it holds VFs of a PF being reconfigured");
-                }
-                Err(kube::Error::Api(e)) if e.code == 404 => continue,
-                // 429: a PodDisruptionBudget forbids it now; try again later.
-                Err(kube::Error::Api(e)) if e.code == 429 => {}
-                Err(source) => {
-                    return Err(SriovError::EvictPod {
-                        pod: pod.to_string(),
-                        source,
-                    });
-                }
-            }
-            match api.get_opt(&pod.name).await {
-                Ok(None) => {}
-                Ok(Some(_)) => still.push(pod),
-                Err(source) => {
-                    return Err(SriovError::EvictPod {
-                        pod: pod.to_string(),
-                        source,
-                    });
-                }
+        for (pod, gone) in remaining
+            .iter()
+            .zip(futures::future::join_all(rounds).await)
+        {
+            if !gone? {
+                still.push(pod.clone());
             }
         }
         remaining = still;
@@ -117,8 +102,41 @@ pub async fn evict_and_wait(
                 seconds: timeout.as_secs(),
             });
         }
-        tokio::time::sleep(delay).await;
+        tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }
     Ok(())
+}
+
+/// One eviction attempt of `pod`; whether it is gone afterwards.
+async fn evict_once(
+    client: &kube::Client,
+    pod: &PodRef,
+    deadline: Instant,
+) -> Result<bool, SriovError> {
+    let fail = |source| SriovError::EvictPod {
+        pod: pod.to_string(),
+        source,
+    };
+    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
+    // kube's default client retries a 429 itself, sleeping the server's Retry-After (10 s) up
+    // to 15 times: bound the call by our deadline so the timeout holds.
+    let left = deadline.saturating_duration_since(Instant::now());
+    let params = EvictParams::default();
+    match tokio::time::timeout(left, api.evict(&pod.name, &params)).await {
+        // Out of time while the client waited on a PodDisruptionBudget: still there.
+        Err(_elapsed) => return Ok(false),
+        Ok(Ok(_)) => {
+            tracing::info!(%pod, "evicted: it holds VFs of a PF being reconfigured");
+        }
+        Ok(Err(kube::Error::Api(e))) if e.code == 404 => return Ok(true),
+        // 429: a PodDisruptionBudget forbids it now; try again later.
+        Ok(Err(kube::Error::Api(e))) if e.code == 429 => {}
+        Ok(Err(source)) => return Err(fail(source)),
+    }
+    // Evicted pods may linger (finalizers, graceful termination): gone means gone.
+    api.get_opt(&pod.name)
+        .await
+        .map(|p| p.is_none())
+        .map_err(fail)
 }
