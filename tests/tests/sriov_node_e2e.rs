@@ -119,6 +119,42 @@ fn synced(s: &SriovNetworkNodeState, status: SyncStatus, intel_vfs: i32) -> bool
             .any(|i| i.pci_address == INTEL && i.num_vfs == intel_vfs)
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET http://127.0.0.1:<port><path>`: status and body.
+async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+/// Wait until `/metrics` has every line of `lines`.
+async fn wait_metrics(port: u16, lines: &[&str]) -> String {
+    wait_for("metrics", T, || async move {
+        let (_, body) = http_get(port, "/metrics").await?;
+        lines
+            .iter()
+            .all(|l| body.lines().any(|b| b == *l))
+            .then_some(body)
+    })
+    .await
+    .unwrap()
+}
+
 fn driver(sys: &Path, pci: &str) -> String {
     std::fs::read_link(sys.join("bus/pci/devices").join(pci).join("driver"))
         .map(|l| l.file_name().unwrap().to_string_lossy().into_owned())
@@ -164,6 +200,8 @@ async fn node_state_is_applied_and_only_pods_holding_vfs_of_a_changed_pf_are_evi
         .expect("multus-operator is built by `cargo test --workspace`");
     let root_arg = root.to_str().unwrap();
     let kubeconfig = server.kubeconfig_path().to_str().unwrap();
+    let health_port = free_port();
+    let health_addr = format!("127.0.0.1:{health_port}");
     let _agent = Process::spawn(
         &binary,
         &[
@@ -180,6 +218,8 @@ async fn node_state_is_applied_and_only_pods_holding_vfs_of_a_changed_pf_are_evi
             "1",
             "--eviction-timeout-seconds",
             "2",
+            "--health-addr",
+            &health_addr,
         ],
         None,
     )
@@ -230,6 +270,21 @@ async fn node_state_is_applied_and_only_pods_holding_vfs_of_a_changed_pf_are_evi
             .await
             .unwrap_or_else(|| panic!("{resource} registered with kubelet"));
     }
+    // With the CNI side off, the SR-IOV side serves the process's health endpoints itself.
+    assert_eq!(http_get(health_port, "/healthz").await.unwrap().0, 200);
+    assert_eq!(http_get(health_port, "/readyz").await.unwrap().0, 200);
+    wait_metrics(
+        health_port,
+        &[
+            "multus_sriov_sync_status{status=\"Succeeded\"} 1",
+            "multus_sriov_sync_status{status=\"InProgress\"} 0",
+            "multus_sriov_pool_devices{resource=\"dpdk\",health=\"healthy\"} 4",
+            "multus_sriov_pool_devices{resource=\"fastnic\",health=\"healthy\"} 4",
+            "multus_sriov_pool_devices{resource=\"rdma\",health=\"healthy\"} 4",
+            "multus_sriov_applies_total{result=\"succeeded\"} 1",
+        ],
+    )
+    .await;
 
     // 2. Pods: two hold VFs of the Intel PF (one behind a budget), one a VF of the Mellanox PF,
     //    one holds nothing. Kubelet knows who holds what.
@@ -317,4 +372,27 @@ async fn node_state_is_applied_and_only_pods_holding_vfs_of_a_changed_pf_are_evi
         }
     }
     assert_eq!(devices, 8, "dpdk pool size");
+
+    let text = wait_metrics(
+        health_port,
+        &[
+            "multus_sriov_sync_status{status=\"Succeeded\"} 1",
+            "multus_sriov_sync_status{status=\"Failed\"} 0",
+            "multus_sriov_pool_devices{resource=\"dpdk\",health=\"healthy\"} 8",
+            "multus_sriov_pods_evicted_total 2",
+        ],
+    )
+    .await;
+    let failed: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("multus_sriov_applies_total{result=\"failed\"} "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        failed >= 1,
+        "the blocked eviction counted as a failed apply"
+    );
+    assert!(text.contains("multus_sriov_errors_total{operation=\"eviction\"}"));
+    assert!(text.contains("multus_sriov_discovery_duration_seconds_count"));
 }
