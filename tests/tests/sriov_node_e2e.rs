@@ -24,8 +24,8 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use multus_crds::sriov::{SriovNetworkNodeState, SyncStatus};
-use multus_kubelet::deviceplugin::v1beta1::Empty;
+use multus_crds::sriov::{SriovNetworkNodePolicy, SriovNetworkNodeState, SyncStatus};
+use multus_kubelet::deviceplugin::v1beta1::{AllocateRequest, ContainerAllocateRequest, Empty};
 use multus_operator::agent::sriov::fakesys::{FakeHost, FakePf, SimulatedKernel};
 use multus_tests::apiserver::FakeApiServer;
 use multus_tests::harness::process::{Process, workspace_binary};
@@ -195,6 +195,20 @@ async fn node_state_is_applied_and_only_pods_holding_vfs_of_a_changed_pf_are_evi
         "spec": {"interfaces": interfaces(8)}}))
     .unwrap();
     states.create(&PostParams::default(), &state).await.unwrap();
+    // Two options live only in the policies: the agent reads them from there.
+    let policies: Api<SriovNetworkNodePolicy> = Api::namespaced(client.clone(), NS);
+    for (name, option) in [("fastnic", "needVhostNet"), ("rdma", "excludeTopology")] {
+        let policy: SriovNetworkNodePolicy = serde_json::from_value(json!({
+            "apiVersion": "sriovnetwork.openshift.io/v1", "kind": "SriovNetworkNodePolicy",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"resourceName": name, "nodeSelector": {}, "numVfs": 8,
+                     "nicSelector": {"pfNames": ["ens1f0"]}, option: true}}))
+        .unwrap();
+        policies
+            .create(&PostParams::default(), &policy)
+            .await
+            .unwrap();
+    }
 
     let binary = workspace_binary("multus-operator")
         .expect("multus-operator is built by `cargo test --workspace`");
@@ -285,6 +299,56 @@ async fn node_state_is_applied_and_only_pods_holding_vfs_of_a_changed_pf_are_evi
         ],
     )
     .await;
+
+    // The policies' options reach the pools: vhost-net for fastnic, no topology for rdma; every
+    // allocated VF gets its device-info file under the host root.
+    let fastnic = kubelet
+        .wait_registered("openshift.io/fastnic", 1, T)
+        .await
+        .unwrap();
+    let vf0 = intel().vf_pci(0);
+    let plugin = kubelet.dial(&fastnic).await.unwrap();
+    let devices = wait_for("vhost-net in fastnic's Allocate", T, || {
+        let mut plugin = plugin.clone();
+        let vf0 = vf0.clone();
+        async move {
+            let request = AllocateRequest {
+                container_requests: vec![ContainerAllocateRequest {
+                    devices_ids: vec![vf0],
+                }],
+            };
+            let r = plugin.allocate(request).await.ok()?.into_inner();
+            let paths: Vec<String> = r.container_responses[0]
+                .devices
+                .iter()
+                .map(|d| d.host_path.clone())
+                .collect();
+            paths.iter().any(|p| p == "/dev/vhost-net").then_some(paths)
+        }
+    })
+    .await
+    .unwrap();
+    assert!(devices.iter().any(|p| p == "/dev/net/tun"), "{devices:?}");
+    let file = root.join(format!(
+        "var/run/k8s.cni.cncf.io/devinfo/dp/openshift.io-fastnic-{vf0}-device.json"
+    ));
+    let info: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(info["pci"]["pci-address"], vf0.as_str());
+    assert_eq!(info["pci"]["pf-pci-address"], INTEL);
+    assert_eq!(info["pci"]["vhost-net"], "/dev/vhost-net");
+    let rdma = kubelet
+        .wait_registered("openshift.io/rdma", 1, T)
+        .await
+        .unwrap();
+    let mut plugin = kubelet.dial(&rdma).await.unwrap();
+    let mut stream = plugin.list_and_watch(Empty {}).await.unwrap().into_inner();
+    let list = next_list(&mut stream, T).await.unwrap();
+    assert_eq!(list.devices.len(), 4);
+    assert!(
+        list.devices.iter().all(|d| d.topology.is_none()),
+        "{list:?}"
+    );
+    drop(stream);
 
     // 2. Pods: two hold VFs of the Intel PF (one behind a budget), one a VF of the Mellanox PF,
     //    one holds nothing. Kubelet knows who holds what.

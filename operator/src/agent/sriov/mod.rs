@@ -22,21 +22,23 @@ pub mod metrics;
 pub mod status;
 pub mod sysfs;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Api;
-use multus_crds::sriov::{Interface, SriovNetworkNodeState, SyncStatus};
+use multus_crds::sriov::{Interface, SriovNetworkNodePolicy, SriovNetworkNodeState, SyncStatus};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use error::SriovError;
 
-use crate::deviceplugin::{self, PluginSettings, Pools, build_pools};
+use crate::deviceplugin::{
+    self, PluginSettings, Pools, ResourceOptions, build_pools, resource_options, set_options,
+};
 use apply::{Applier, Timeouts, disruptive_pfs};
 use discovery::{AltNames, Nic, discover};
 pub use metrics::SriovMetrics;
@@ -68,6 +70,8 @@ pub struct Config {
     pub device_plugin: DevicePluginMode,
     /// Kubelet's device-plugin directory.
     pub plugin_dir: PathBuf,
+    /// The device-info directory (multus-spec §1.6); the device plugin writes `dp/` files there.
+    pub devinfo_dir: Option<PathBuf>,
     /// Kubelet's PodResources socket.
     pub pod_resources_socket: PathBuf,
     /// Where `--device-plugin=external` writes the upstream plugin's config.
@@ -96,6 +100,7 @@ impl Config {
             resource_prefix: multus_crds::constants::DEFAULT_RESOURCE_PREFIX.to_owned(),
             device_plugin: DevicePluginMode::Builtin,
             plugin_dir: root.join("var/lib/kubelet/device-plugins"),
+            devinfo_dir: Some(root.join("var/run/k8s.cni.cncf.io/devinfo")),
             pod_resources_socket: root.join("var/lib/kubelet/pod-resources/kubelet.sock"),
             upstream_config: root.join("etc/pcidp/config.json"),
             resync: Duration::from_secs(5),
@@ -141,6 +146,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), SriovE
             plugin_dir: config.plugin_dir.clone(),
             kubelet_check: config.kubelet_check,
             sysfs: Sysfs::new(&config.sysfs_root),
+            devinfo_dir: config.devinfo_dir.clone(),
         };
         tokio::spawn(deviceplugin::manager::run(
             settings,
@@ -187,6 +193,8 @@ struct Agent<'a> {
     sync_status: Option<SyncStatus>,
     last_error: String,
     retry: Retry,
+    /// `needVhostNet` / `excludeTopology` per resource, from the policies.
+    options: BTreeMap<String, ResourceOptions>,
 }
 
 impl<'a> Agent<'a> {
@@ -207,6 +215,7 @@ impl<'a> Agent<'a> {
             sync_status: None,
             last_error: String::new(),
             retry: Retry::default(),
+            options: BTreeMap::new(),
         }
     }
 
@@ -276,8 +285,23 @@ impl<'a> Agent<'a> {
             nics = self.discover()?;
         }
         self.publish(&nics, &spec).await?;
+        self.refresh_options().await;
         self.update_pools(&spec, &nics)?;
         Ok(())
+    }
+
+    /// Read the policies' per-resource options. On failure the previous ones are kept: they
+    /// only refine how pools are served, and must not stop the node from being configured.
+    async fn refresh_options(&mut self) {
+        let c = &self.ctx.config;
+        let api: Api<SriovNetworkNodePolicy> =
+            Api::namespaced(self.ctx.client.clone(), &c.namespace);
+        match api.list(&kube::api::ListParams::default()).await {
+            Ok(list) => self.options = resource_options(&list.items),
+            Err(error) => {
+                tracing::warn!(%error, "reading SriovNetworkNodePolicies; pool options kept")
+            }
+        }
     }
 
     async fn apply(
@@ -320,7 +344,8 @@ impl<'a> Agent<'a> {
 
     fn update_pools(&self, spec: &[Interface], nics: &[Nic]) -> Result<(), SriovError> {
         let c = &self.ctx.config;
-        let pools = build_pools(spec, nics);
+        let mut pools = build_pools(spec, nics);
+        set_options(&mut pools, &self.options);
         self.ctx.metrics.set_pools(&pools);
         match c.device_plugin {
             DevicePluginMode::Builtin => {
