@@ -73,15 +73,14 @@ mod tests {
             numa_node: Some(0),
             healthy: true,
         };
+        let pool = Pool {
+            need_vhost_net: true,
+            ..Pool::default()
+        };
         for _ in 0..2 {
             // Twice: a second allocation of the VF replaces the read-only file.
-            write(
-                dir.path(),
-                "openshift.io/fastnic",
-                &d,
-                Some("mlx5_1".into()),
-            )
-            .unwrap();
+            let rdma = Some("mlx5_1".to_owned());
+            write(dir.path(), "openshift.io/fastnic", &pool, &d, rdma).unwrap();
         }
         let file = path(dir.path(), "openshift.io/fastnic", "0000:3c:00.1");
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
