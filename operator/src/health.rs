@@ -21,6 +21,46 @@ pub trait Endpoints: Send + Sync + 'static {
     fn metrics(&self) -> String;
 }
 
+/// Several parts of one process behind its one health server (the agent's CNI and SR-IOV
+/// sides): ready when every part is; the metrics of all parts, with one `# EOF` trailer.
+#[derive(Clone, Default)]
+pub struct Combined(pub Vec<Arc<dyn Endpoints>>);
+
+impl Combined {
+    /// `first`, then these parts.
+    pub fn after(&self, first: Arc<dyn Endpoints>) -> Self {
+        Self(
+            std::iter::once(first)
+                .chain(self.0.iter().cloned())
+                .collect(),
+        )
+    }
+}
+
+impl std::fmt::Debug for Combined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Combined({} parts)", self.0.len())
+    }
+}
+
+impl Endpoints for Combined {
+    fn ready(&self) -> bool {
+        self.0.iter().all(|e| e.ready())
+    }
+
+    fn metrics(&self) -> String {
+        let mut out = String::new();
+        for part in &self.0 {
+            for line in part.metrics().lines().filter(|l| *l != "# EOF") {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out.push_str("# EOF\n");
+        out
+    }
+}
+
 /// The response for one request path.
 pub fn answer(path: &str, endpoints: &dyn Endpoints) -> Response<Full<Bytes>> {
     let (status, body) = match path {
@@ -75,8 +115,20 @@ mod tests {
             self.0.load(Ordering::SeqCst)
         }
         fn metrics(&self) -> String {
-            "multus_test 1\n".to_owned()
+            "multus_test 1\n# EOF\n".to_owned()
         }
+    }
+
+    #[test]
+    fn combined_parts_are_ready_together_and_end_with_one_eof() {
+        let a = Arc::new(Fixed(AtomicBool::new(true)));
+        let b = Arc::new(Fixed(AtomicBool::new(false)));
+        let both = Combined(vec![a, b.clone()]);
+        assert!(!both.ready());
+        b.0.store(true, Ordering::SeqCst);
+        assert!(both.ready());
+        let text = both.metrics();
+        assert_eq!(text, "multus_test 1\nmultus_test 1\n# EOF\n");
     }
 
     #[test]

@@ -82,6 +82,7 @@ async fn plugin_registers_streams_health_allocates_and_survives_kubelet_restart(
         plugin_dir: kubelet.plugin_dir().to_owned(),
         kubelet_check: Duration::from_millis(20),
         sysfs: sysfs.clone(),
+        devinfo_dir: Some(dir.path().join("devinfo")),
     };
     let plugins = tokio::spawn(manager::run(settings, pools_rx, shutdown.clone()));
 
@@ -211,6 +212,36 @@ async fn plugin_registers_streams_health_allocates_and_survives_kubelet_restart(
         "{paths:?}"
     );
     assert!(paths.contains(&"/dev/infiniband/rdma_cm"));
+
+    // Every allocated VF has its device-info file (multus-spec §1.6) for Multus to copy.
+    let devinfo = |resource: &str, id: &str| -> serde_json::Value {
+        let file = dir.path().join(format!(
+            "devinfo/dp/openshift.io-{resource}-{id}-device.json"
+        ));
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap()
+    };
+    let fast = devinfo("fastnic", "0000:3c:00.3");
+    assert_eq!(fast["type"], "pci");
+    assert_eq!(fast["version"], "1.1.0");
+    assert_eq!(fast["pci"]["pci-address"], "0000:3c:00.3");
+    assert_eq!(fast["pci"]["pf-pci-address"], INTEL);
+    assert!(fast["pci"].get("rdma-device").is_none());
+    assert_eq!(devinfo("dpdk", vf)["pci"]["pci-address"], vf);
+    let rdma_info = devinfo("rdma", "0000:5f:00.0");
+    assert_eq!(rdma_info["pci"]["pf-pci-address"], MLX);
+    assert!(
+        rdma_info["pci"]["rdma-device"]
+            .as_str()
+            .unwrap()
+            .starts_with("mlx5_"),
+        "{rdma_info}"
+    );
+    assert!(
+        !dir.path()
+            .join("devinfo/dp/openshift.io-fastnic-0000:3c:00.0-device.json")
+            .exists(),
+        "only allocated VFs get a file"
+    );
 
     // Preferred allocation keeps required devices and fills up to the size.
     let pref = client

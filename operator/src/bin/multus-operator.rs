@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use multus_crds::constants::user_agent;
 use multus_operator::agent::cni;
 use multus_operator::agent::sriov::discovery::IpLinkAltNames;
-use multus_operator::agent::sriov::{self, Config, Context, DevicePluginMode};
+use multus_operator::agent::sriov::{self, Config, Context, DevicePluginMode, SriovMetrics};
 use multus_operator::source::SourceSpec;
 use tokio_util::sync::CancellationToken;
 
@@ -302,10 +302,20 @@ async fn agent(args: AgentArgs, shutdown: CancellationToken) -> anyhow::Result<(
         SourceSpec::Kube => Some(kube_client(args.kubeconfig.as_deref(), user_agent::AGENT).await?),
         SourceSpec::Dir(_) => None,
     };
-    let cni = cni_agent(&args, client.clone(), shutdown.clone());
+    // One health server per process: the CNI side's when it runs, reporting the SR-IOV side's
+    // metrics and readiness too; else the SR-IOV side's own.
+    let sriov_metrics = (client.is_some() && args.cni.sriov).then(|| Arc::new(SriovMetrics::new()));
+    let cni = cni_agent(
+        &args,
+        client.clone(),
+        sriov_metrics.clone(),
+        shutdown.clone(),
+    );
     let sriov = async {
-        match (&client, args.cni.sriov) {
-            (Some(client), true) => sriov_agent(&args, client.clone(), shutdown.clone()).await,
+        match (&client, sriov_metrics) {
+            (Some(client), Some(metrics)) => {
+                sriov_agent(&args, client.clone(), metrics, shutdown.clone()).await
+            }
             _ => Ok(()),
         }
     };
@@ -325,6 +335,7 @@ async fn agent(args: AgentArgs, shutdown: CancellationToken) -> anyhow::Result<(
 async fn cni_agent(
     args: &AgentArgs,
     client: Option<kube::Client>,
+    sriov_metrics: Option<Arc<SriovMetrics>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let c = &args.cni;
@@ -339,6 +350,9 @@ async fn cni_agent(
         .readiness_indicator_file
         .clone_from(&c.readiness_indicator_file);
     config.health_addr = Some(c.health_addr);
+    if let Some(m) = sriov_metrics {
+        config.health_parts.0.push(m);
+    }
     config.daemon = cni::DaemonLimits {
         max_concurrent: c.daemon_max_concurrent.max(1),
         max_queued: c.daemon_max_queued,
@@ -366,6 +380,7 @@ async fn cni_agent(
 async fn sriov_agent(
     args: &AgentArgs,
     client: kube::Client,
+    metrics: Arc<SriovMetrics>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut config = Config::for_host(&args.node_name, &args.host_root);
@@ -380,10 +395,14 @@ async fn sriov_agent(
     };
     config.resync = Duration::from_secs(args.resync_seconds.max(1));
     config.eviction_timeout = Duration::from_secs(args.eviction_timeout_seconds);
+    if matches!(args.cni.cni_mode, CniModeArg::Off) {
+        config.health_addr = Some(args.cni.health_addr);
+    }
     let ctx = Context {
         config,
         client,
         alt_names: Arc::new(IpLinkAltNames),
+        metrics,
     };
     sriov::run(ctx, shutdown).await.context("SR-IOV agent")
 }

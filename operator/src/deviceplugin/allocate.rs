@@ -5,7 +5,8 @@
 //!   per device (`generic`, and `vfio` / `rdma` when they apply);
 //! - device nodes: for vfio-pci VFs `/dev/vfio/vfio` and `/dev/vfio/<group>`, the group looked up
 //!   **at allocation time** because IOMMU group numbers change across reboots (§8 item 8);
-//!   for RDMA pools the VF's verbs and MAD devices and `/dev/infiniband/rdma_cm`.
+//!   for RDMA pools the VF's verbs and MAD devices and `/dev/infiniband/rdma_cm`; for
+//!   `needVhostNet` pools `/dev/vhost-net` and `/dev/net/tun`.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +16,10 @@ use serde_json::{Map, Value, json};
 
 use super::pool::Pool;
 use crate::agent::sriov::sysfs::Sysfs;
+
+/// What `needVhostNet` hands out besides the VF (vhost-net for a DPDK virtio-user exception
+/// path, and the tap device it needs).
+pub const VHOST_NET_DEVICES: [&str; 2] = ["/dev/vhost-net", "/dev/net/tun"];
 
 /// `PCIDEVICE_<PREFIX>_<NAME>`: `.` becomes `_`, everything upper case, hyphens kept (as upstream).
 pub fn env_key(prefix: &str, resource_name: &str) -> String {
@@ -74,6 +79,15 @@ pub fn allocate(
                 );
             }
         }
+        if pool.need_vhost_net {
+            for dev in VHOST_NET_DEVICES {
+                add(&mut devices, dev, dev);
+            }
+            entry.insert(
+                "vhost".into(),
+                json!({"mount": VHOST_NET_DEVICES[0], "tun-mount": VHOST_NET_DEVICES[1]}),
+            );
+        }
         info.insert(id.clone(), Value::Object(entry));
     }
     let key = env_key(prefix, &pool.resource_name);
@@ -124,12 +138,23 @@ fn rdma_devices(sysfs: &Sysfs, pci: &str) -> BTreeMap<String, String> {
         };
         out.insert(key.to_owned(), format!("/dev/infiniband/{name}"));
     }
-    if let Some(name) = names("infiniband").into_iter().next() {
+    if let Some(name) = rdma_device_name(sysfs, pci) {
         out.insert("rdma_cm".to_owned(), "/dev/infiniband/rdma_cm".to_owned());
         // Not a device node: the RDMA device name, for the `_INFO` JSON only.
         out.insert("rdma_dev".to_owned(), name);
     }
     out
+}
+
+/// The RDMA device of a VF (`mlx5_3`), from its `infiniband/` directory.
+pub fn rdma_device_name(sysfs: &Sysfs, pci: &str) -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir(sysfs.device(pci).join("infiniband"))
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names.into_iter().next()
 }
 
 /// Pick `size` devices among `available`, keeping `must_include`, preferring VFs on one NUMA

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use multus_crds::sriov::{DeviceType, Interface};
+use multus_crds::sriov::{DeviceType, Interface, SriovNetworkNodePolicy};
 
 use crate::agent::sriov::apply::group_of;
 use crate::agent::sriov::discovery::Nic;
@@ -29,6 +29,10 @@ pub struct Pool {
     pub resource_name: String,
     pub device_type: DeviceType,
     pub is_rdma: bool,
+    /// Also hand out `/dev/vhost-net` and `/dev/net/tun` (policy `needVhostNet`).
+    pub need_vhost_net: bool,
+    /// Advertise no NUMA topology (policy `excludeTopology`).
+    pub exclude_topology: bool,
     /// Sorted by PCI address.
     pub devices: Vec<PoolDevice>,
 }
@@ -41,6 +45,36 @@ impl Pool {
 
 /// The pools of a node, by resource name.
 pub type Pools = BTreeMap<String, Pool>;
+
+/// Per-resource settings the NodeState does not carry: they live only in the policies (upstream
+/// renders its device-plugin config from the policies for the same reason).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResourceOptions {
+    pub need_vhost_net: bool,
+    pub exclude_topology: bool,
+}
+
+/// The options of every resource the policies name (a resource named by several policies takes
+/// each option from any of them; the webhook rejects policies that disagree on
+/// `excludeTopology`).
+pub fn resource_options(policies: &[SriovNetworkNodePolicy]) -> BTreeMap<String, ResourceOptions> {
+    let mut out: BTreeMap<String, ResourceOptions> = BTreeMap::new();
+    for p in policies {
+        let o = out.entry(p.spec.resource_name.clone()).or_default();
+        o.need_vhost_net |= p.spec.need_vhost_net;
+        o.exclude_topology |= p.spec.exclude_topology;
+    }
+    out
+}
+
+/// Set the policies' options on the pools.
+pub fn set_options(pools: &mut Pools, options: &BTreeMap<String, ResourceOptions>) {
+    for (name, pool) in pools.iter_mut() {
+        let o = options.get(name).cloned().unwrap_or_default();
+        pool.need_vhost_net = o.need_vhost_net;
+        pool.exclude_topology = o.exclude_topology;
+    }
+}
 
 /// Build the pools: every VF that exists and falls in some VF group of `spec` joins the group's
 /// resource. A resource spread over several PFs (or groups) is one pool.

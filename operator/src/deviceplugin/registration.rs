@@ -32,6 +32,9 @@ pub struct PluginSettings {
     /// How often to check for a kubelet restart (upstream: 5 s).
     pub kubelet_check: Duration,
     pub sysfs: Sysfs,
+    /// The device-info directory (`<host-root>/var/run/k8s.cni.cncf.io/devinfo`): a file per
+    /// allocated VF under `dp/`. `None`: none written.
+    pub devinfo_dir: Option<PathBuf>,
 }
 
 impl PluginSettings {
@@ -87,6 +90,7 @@ async fn serve_once(
         prefix: settings.prefix.clone(),
         pool: pool.clone(),
         sysfs: settings.sysfs.clone(),
+        devinfo_dir: settings.devinfo_dir.clone(),
     };
     let router = tonic::transport::Server::builder().add_service(DevicePluginServer::new(service));
     let generation = stop.child_token();

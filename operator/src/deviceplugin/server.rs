@@ -13,7 +13,8 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::WatchStream;
 use tonic::{Request, Response, Status};
 
-use super::allocate::{UnknownDevice, allocate, preferred};
+use super::allocate::{UnknownDevice, allocate, preferred, rdma_device_name};
+use super::devinfo;
 use super::pool::Pool;
 use crate::agent::sriov::sysfs::Sysfs;
 
@@ -24,6 +25,8 @@ pub struct PoolService {
     pub prefix: String,
     pub pool: watch::Receiver<Pool>,
     pub sysfs: Sysfs,
+    /// Where device-info files are written (see [`super::devinfo`]); `None`: not written.
+    pub devinfo_dir: Option<std::path::PathBuf>,
 }
 
 /// The `ListAndWatch` message for a pool.
@@ -40,9 +43,12 @@ pub fn list_response(pool: &Pool) -> ListAndWatchResponse {
                     api::UNHEALTHY
                 }
                 .to_owned(),
-                topology: d.numa_node.map(|id| TopologyInfo {
-                    nodes: vec![NumaNode { id }],
-                }),
+                topology: d
+                    .numa_node
+                    .filter(|_| !pool.exclude_topology)
+                    .map(|id| TopologyInfo {
+                        nodes: vec![NumaNode { id }],
+                    }),
             })
             .collect(),
     }
@@ -104,8 +110,8 @@ impl api::device_plugin_server::DevicePlugin for PoolService {
         request: Request<AllocateRequest>,
     ) -> Result<Response<AllocateResponse>, Status> {
         let pool = self.pool.borrow().clone();
+        let request = request.into_inner();
         let container_responses = request
-            .into_inner()
             .container_requests
             .iter()
             .map(|c| allocate(&pool, &self.prefix, &c.devices_ids, &self.sysfs))
@@ -116,6 +122,13 @@ impl api::device_plugin_server::DevicePlugin for PoolService {
                     pool.resource_name
                 ))
             })?;
+        if let Some(dir) = &self.devinfo_dir {
+            let ids = request
+                .container_requests
+                .iter()
+                .flat_map(|c| &c.devices_ids);
+            self.write_devinfo(dir, &pool, ids);
+        }
         Ok(Response::new(AllocateResponse {
             container_responses,
         }))
@@ -126,6 +139,28 @@ impl api::device_plugin_server::DevicePlugin for PoolService {
         _: Request<PreStartContainerRequest>,
     ) -> Result<Response<PreStartContainerResponse>, Status> {
         Ok(Response::new(PreStartContainerResponse {}))
+    }
+}
+
+impl PoolService {
+    /// One device-info file per allocated VF. A failure is logged, not returned: the container
+    /// still gets its VF (as with upstream's plugin), only without the file Multus would copy.
+    fn write_devinfo<'a>(
+        &self,
+        dir: &std::path::Path,
+        pool: &Pool,
+        ids: impl Iterator<Item = &'a String>,
+    ) {
+        let resource = format!("{}/{}", self.prefix, pool.resource_name);
+        for device in ids.filter_map(|id| pool.device(id)) {
+            let rdma = pool
+                .is_rdma
+                .then(|| rdma_device_name(&self.sysfs, &device.pci))
+                .flatten();
+            if let Err(error) = devinfo::write(dir, &resource, pool, device, rdma) {
+                tracing::warn!(%resource, device = %device.pci, %error, "device-info file");
+            }
+        }
     }
 }
 

@@ -55,7 +55,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, CniAgentError> {
 /// Serve until shutdown.
 pub async fn serve(
     listener: TcpListener,
-    health: Arc<Health>,
+    health: Arc<dyn crate::health::Endpoints>,
     shutdown: CancellationToken,
 ) -> Result<(), CniAgentError> {
     crate::health::serve(listener, health, shutdown).await;

@@ -77,6 +77,8 @@ pub struct Config {
     pub kubeconfig: Option<KubeconfigSettings>,
     pub daemon: DaemonLimits,
     pub health_addr: Option<SocketAddr>,
+    /// Other parts of the process (the SR-IOV side) reported by the same health server.
+    pub health_parts: crate::health::Combined,
 }
 
 /// Join a host path (absolute, as the host sees it) onto the host root.
@@ -111,6 +113,7 @@ impl Config {
                 max_queued: 256,
             },
             health_addr: None,
+            health_parts: crate::health::Combined::default(),
         }
     }
 
@@ -185,9 +188,10 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(addr) = config.health_addr {
         let listener = health::bind(addr).await?;
+        let ours: Arc<dyn crate::health::Endpoints> = Arc::clone(&health) as _;
         tasks.spawn(health::serve(
             listener,
-            Arc::clone(&health),
+            Arc::new(config.health_parts.after(ours)),
             shutdown.clone(),
         ));
     }

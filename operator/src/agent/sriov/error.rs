@@ -58,7 +58,18 @@ pub enum SriovError {
         source: kube::Error,
     },
     #[error("pods still hold VFs after {seconds}s of eviction attempts: {}", pods.join(", "))]
-    EvictionTimeout { pods: Vec<String>, seconds: u64 },
+    EvictionTimeout {
+        pods: Vec<String>,
+        seconds: u64,
+        /// Pods that were evicted before the time ran out.
+        evicted: usize,
+    },
+    #[error("serving health and metrics on {addr}: {source}")]
+    ServeHealth {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("asking kubelet which pods hold devices: {0}")]
     ListPodResources(#[source] tonic::Status),
     #[error(transparent)]
@@ -69,4 +80,23 @@ pub enum SriovError {
         #[source]
         source: tonic::Status,
     },
+}
+
+impl SriovError {
+    /// A bounded name of what failed, for metric labels.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::ReadSysfs { .. } => "read_sysfs",
+            Self::WriteSysfs { .. } | Self::KernelTimeout { .. } => "write_sysfs",
+            Self::UnknownPf { .. }
+            | Self::TooManyVfs { .. }
+            | Self::ExternallyManaged { .. }
+            | Self::VfRange { .. } => "spec",
+            Self::WriteFile { .. } => "write_file",
+            Self::GetNodeState { .. } | Self::PatchNodeStateStatus { .. } => "api",
+            Self::EvictPod { .. } | Self::EvictionTimeout { .. } => "eviction",
+            Self::ListPodResources(_) | Self::Kubelet(_) | Self::Register { .. } => "kubelet",
+            Self::ServeHealth { .. } => "health",
+        }
+    }
 }

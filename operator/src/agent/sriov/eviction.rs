@@ -69,42 +69,30 @@ pub async fn pods_holding(
 }
 
 /// Evict `pods` and wait until they are gone, retrying evictions a PodDisruptionBudget blocks,
-/// for at most `timeout`.
+/// for at most `timeout`. The pods are handled concurrently, so one pod a budget protects does
+/// not hold up the eviction of the others. Returns how many pods this call evicted.
 pub async fn evict_and_wait(
     client: &kube::Client,
     pods: &[PodRef],
     timeout: Duration,
-) -> Result<(), SriovError> {
+) -> Result<usize, SriovError> {
     let deadline = Instant::now() + timeout;
     let mut remaining: Vec<PodRef> = pods.to_vec();
     let mut delay = Duration::from_millis(50);
+    let mut evicted = 0;
     while !remaining.is_empty() {
+        let rounds = remaining
+            .iter()
+            .map(|pod| evict_once(client, pod, deadline));
         let mut still = Vec::new();
-        for pod in remaining {
-            let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
-            match api.evict(&pod.name, &EvictParams::default()).await {
-                Ok(_) => {
-                    tracing::info!(%pod, "evicted: it holds VFs of a PF being reconfigured");
-                }
-                Err(kube::Error::Api(e)) if e.code == 404 => continue,
-                // 429: a PodDisruptionBudget forbids it now; try again later.
-                Err(kube::Error::Api(e)) if e.code == 429 => {}
-                Err(source) => {
-                    return Err(SriovError::EvictPod {
-                        pod: pod.to_string(),
-                        source,
-                    });
-                }
-            }
-            match api.get_opt(&pod.name).await {
-                Ok(None) => {}
-                Ok(Some(_)) => still.push(pod),
-                Err(source) => {
-                    return Err(SriovError::EvictPod {
-                        pod: pod.to_string(),
-                        source,
-                    });
-                }
+        for (pod, outcome) in remaining
+            .iter()
+            .zip(futures::future::join_all(rounds).await)
+        {
+            let outcome = outcome?;
+            evicted += usize::from(outcome.evicted);
+            if !outcome.gone {
+                still.push(pod.clone());
             }
         }
         remaining = still;
@@ -115,10 +103,61 @@ pub async fn evict_and_wait(
             return Err(SriovError::EvictionTimeout {
                 pods: remaining.iter().map(ToString::to_string).collect(),
                 seconds: timeout.as_secs(),
+                evicted,
             });
         }
-        tokio::time::sleep(delay).await;
+        tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }
-    Ok(())
+    Ok(evicted)
+}
+
+/// What one eviction attempt achieved.
+struct Outcome {
+    /// The Eviction API accepted this attempt.
+    evicted: bool,
+    /// The pod no longer exists.
+    gone: bool,
+}
+
+/// One eviction attempt of `pod`.
+async fn evict_once(
+    client: &kube::Client,
+    pod: &PodRef,
+    deadline: Instant,
+) -> Result<Outcome, SriovError> {
+    let fail = |source| SriovError::EvictPod {
+        pod: pod.to_string(),
+        source,
+    };
+    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
+    // kube's default client retries a 429 itself, sleeping the server's Retry-After (10 s) up
+    // to 15 times: bound the call by our deadline so the timeout holds.
+    let left = deadline.saturating_duration_since(Instant::now());
+    let params = EvictParams::default();
+    let evicted = match tokio::time::timeout(left, api.evict(&pod.name, &params)).await {
+        // Out of time while the client waited on a PodDisruptionBudget: still there.
+        Err(_elapsed) => {
+            return Ok(Outcome {
+                evicted: false,
+                gone: false,
+            });
+        }
+        Ok(Ok(_)) => {
+            tracing::info!(%pod, "evicted: it holds VFs of a PF being reconfigured");
+            true
+        }
+        Ok(Err(kube::Error::Api(e))) if e.code == 404 => {
+            return Ok(Outcome {
+                evicted: false,
+                gone: true,
+            });
+        }
+        // 429: a PodDisruptionBudget forbids it now; try again later.
+        Ok(Err(kube::Error::Api(e))) if e.code == 429 => false,
+        Ok(Err(source)) => return Err(fail(source)),
+    };
+    // Evicted pods may linger (finalizers, graceful termination): gone means gone.
+    let gone = api.get_opt(&pod.name).await.map_err(fail)?.is_none();
+    Ok(Outcome { evicted, gone })
 }

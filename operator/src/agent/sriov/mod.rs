@@ -18,25 +18,30 @@ pub mod eviction;
 #[cfg(any(test, feature = "fake-sysfs"))]
 pub mod fakesys;
 pub mod files;
+pub mod metrics;
 pub mod status;
 pub mod sysfs;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Api;
-use multus_crds::sriov::{Interface, SriovNetworkNodeState, SyncStatus};
+use multus_crds::sriov::{Interface, SriovNetworkNodePolicy, SriovNetworkNodeState, SyncStatus};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use error::SriovError;
 
-use crate::deviceplugin::{self, PluginSettings, Pools, build_pools};
+use crate::deviceplugin::{
+    self, PluginSettings, Pools, ResourceOptions, build_pools, resource_options, set_options,
+};
 use apply::{Applier, Timeouts, disruptive_pfs};
 use discovery::{AltNames, Nic, discover};
+pub use metrics::SriovMetrics;
 use status::{StatusPublisher, status_of};
 use sysfs::Sysfs;
 
@@ -65,6 +70,8 @@ pub struct Config {
     pub device_plugin: DevicePluginMode,
     /// Kubelet's device-plugin directory.
     pub plugin_dir: PathBuf,
+    /// The device-info directory (multus-spec §1.6); the device plugin writes `dp/` files there.
+    pub devinfo_dir: Option<PathBuf>,
     /// Kubelet's PodResources socket.
     pub pod_resources_socket: PathBuf,
     /// Where `--device-plugin=external` writes the upstream plugin's config.
@@ -76,6 +83,9 @@ pub struct Config {
     /// How often the device plugin checks for a kubelet restart.
     pub kubelet_check: Duration,
     pub timeouts: Timeouts,
+    /// Where this side serves `/healthz`, `/readyz`, `/metrics` itself; `None` when the process
+    /// serves them elsewhere (next to the CNI side's, through [`crate::health::Combined`]).
+    pub health_addr: Option<SocketAddr>,
 }
 
 impl Config {
@@ -90,27 +100,45 @@ impl Config {
             resource_prefix: multus_crds::constants::DEFAULT_RESOURCE_PREFIX.to_owned(),
             device_plugin: DevicePluginMode::Builtin,
             plugin_dir: root.join("var/lib/kubelet/device-plugins"),
+            devinfo_dir: Some(root.join("var/run/k8s.cni.cncf.io/devinfo")),
             pod_resources_socket: root.join("var/lib/kubelet/pod-resources/kubelet.sock"),
             upstream_config: root.join("etc/pcidp/config.json"),
             resync: Duration::from_secs(5),
             eviction_timeout: Duration::from_secs(300),
             kubelet_check: Duration::from_secs(5),
             timeouts: Timeouts::default(),
+            health_addr: None,
         }
     }
 }
 
-/// What [`run`] needs: settings, an API client, and the source of alternative names.
+/// What [`run`] needs: settings, an API client, the source of alternative names, and the
+/// metrics (shared with whoever serves them).
 #[derive(Clone)]
 pub struct Context {
     pub config: Config,
     pub client: kube::Client,
     pub alt_names: Arc<dyn AltNames>,
+    pub metrics: Arc<SriovMetrics>,
 }
 
 /// Run the SR-IOV agent until `shutdown` is cancelled.
 pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), SriovError> {
     let config = &ctx.config;
+    let health = match config.health_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| SriovError::ServeHealth { addr, source })?;
+            let endpoints: Arc<dyn crate::health::Endpoints> = ctx.metrics.clone();
+            Some(tokio::spawn(crate::health::serve(
+                listener,
+                endpoints,
+                shutdown.child_token(),
+            )))
+        }
+        None => None,
+    };
     let (pools_tx, pools_rx) = watch::channel(Pools::new());
     let plugins = (config.device_plugin == DevicePluginMode::Builtin).then(|| {
         let settings = PluginSettings {
@@ -118,6 +146,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), SriovE
             plugin_dir: config.plugin_dir.clone(),
             kubelet_check: config.kubelet_check,
             sysfs: Sysfs::new(&config.sysfs_root),
+            devinfo_dir: config.devinfo_dir.clone(),
         };
         tokio::spawn(deviceplugin::manager::run(
             settings,
@@ -132,15 +161,22 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), SriovE
         tokio::select! {
             () = shutdown.cancelled() => break,
             _ = tick.tick() => {
-                if let Err(error) = agent.pass().await {
+                let pass = agent.pass().await;
+                ctx.metrics.set_ready(pass.is_ok());
+                if let Err(error) = pass {
+                    ctx.metrics.failed(&error);
                     tracing::warn!(%error, "SR-IOV agent pass");
                 }
             }
         }
     }
+    ctx.metrics.set_ready(false);
     drop(agent);
     if let Some(plugins) = plugins {
         let _ = plugins.await;
+    }
+    if let Some(health) = health {
+        let _ = health.await;
     }
     Ok(())
 }
@@ -157,6 +193,8 @@ struct Agent<'a> {
     sync_status: Option<SyncStatus>,
     last_error: String,
     retry: Retry,
+    /// `needVhostNet` / `excludeTopology` per resource, from the policies.
+    options: BTreeMap<String, ResourceOptions>,
 }
 
 impl<'a> Agent<'a> {
@@ -177,15 +215,21 @@ impl<'a> Agent<'a> {
             sync_status: None,
             last_error: String::new(),
             retry: Retry::default(),
+            options: BTreeMap::new(),
         }
     }
 
     fn discover(&self) -> Result<Vec<Nic>, SriovError> {
         let sysfs = &self.applier.sysfs;
-        discover(sysfs, self.ctx.alt_names.as_ref()).map_err(|source| SriovError::ReadSysfs {
-            path: sysfs.pci_devices(),
-            source,
-        })
+        let started = std::time::Instant::now();
+        let nics = discover(sysfs, self.ctx.alt_names.as_ref()).map_err(|source| {
+            SriovError::ReadSysfs {
+                path: sysfs.pci_devices(),
+                source,
+            }
+        })?;
+        self.ctx.metrics.discovered(started.elapsed());
+        Ok(nics)
     }
 
     #[tracing::instrument(skip_all, fields(node = %self.ctx.config.node_name))]
@@ -221,8 +265,11 @@ impl<'a> Agent<'a> {
         {
             self.sync_status = Some(SyncStatus::InProgress);
             self.publish(&nics, &spec).await?;
-            match self.apply(&spec, &nics, &configured).await {
-                Ok(()) => {
+            let started = std::time::Instant::now();
+            let applied = self.apply(&spec, &nics, &configured).await;
+            self.ctx.metrics.applied(&applied, started.elapsed());
+            match applied {
+                Ok(_) => {
                     self.applied = Some(spec.clone());
                     self.sync_status = Some(SyncStatus::Succeeded);
                     self.last_error.clear();
@@ -238,8 +285,23 @@ impl<'a> Agent<'a> {
             nics = self.discover()?;
         }
         self.publish(&nics, &spec).await?;
+        self.refresh_options().await;
         self.update_pools(&spec, &nics)?;
         Ok(())
+    }
+
+    /// Read the policies' per-resource options. On failure the previous ones are kept: they
+    /// only refine how pools are served, and must not stop the node from being configured.
+    async fn refresh_options(&mut self) {
+        let c = &self.ctx.config;
+        let api: Api<SriovNetworkNodePolicy> =
+            Api::namespaced(self.ctx.client.clone(), &c.namespace);
+        match api.list(&kube::api::ListParams::default()).await {
+            Ok(list) => self.options = resource_options(&list.items),
+            Err(error) => {
+                tracing::warn!(%error, "reading SriovNetworkNodePolicies; pool options kept")
+            }
+        }
     }
 
     async fn apply(
@@ -247,7 +309,7 @@ impl<'a> Agent<'a> {
         spec: &[Interface],
         nics: &[Nic],
         configured: &[String],
-    ) -> Result<(), SriovError> {
+    ) -> Result<usize, SriovError> {
         let c = &self.ctx.config;
         let disruptive = disruptive_pfs(spec, nics, configured);
         let vfs: BTreeSet<String> = nics
@@ -259,22 +321,34 @@ impl<'a> Agent<'a> {
             let pods =
                 eviction::pods_holding(&c.pod_resources_socket, &c.resource_prefix, &vfs).await?;
             if !pods.is_empty() {
-                eviction::evict_and_wait(&self.ctx.client, &pods, c.eviction_timeout).await?;
+                let evicted =
+                    eviction::evict_and_wait(&self.ctx.client, &pods, c.eviction_timeout).await;
+                self.ctx.metrics.evicted(match &evicted {
+                    Ok(n) => *n,
+                    Err(SriovError::EvictionTimeout { evicted, .. }) => *evicted,
+                    Err(_) => 0,
+                });
+                evicted?;
             }
         }
-        self.applier.apply(spec, nics).await.map(|_| ())
+        self.applier.apply(spec, nics).await.map(|r| r.writes)
     }
 
     async fn publish(&mut self, nics: &[Nic], spec: &[Interface]) -> Result<(), SriovError> {
         let status = status_of(nics, spec, self.sync_status, &self.last_error);
-        self.publisher.publish(status).await.map(|_| ())
+        self.publisher.publish(status).await?;
+        // After the write: the gauge says what the NodeState says.
+        self.ctx.metrics.set_sync_status(self.sync_status);
+        Ok(())
     }
 
     fn update_pools(&self, spec: &[Interface], nics: &[Nic]) -> Result<(), SriovError> {
         let c = &self.ctx.config;
+        let mut pools = build_pools(spec, nics);
+        set_options(&mut pools, &self.options);
+        self.ctx.metrics.set_pools(&pools);
         match c.device_plugin {
             DevicePluginMode::Builtin => {
-                let pools = build_pools(spec, nics);
                 self.pools.send_if_modified(|old| {
                     let changed = *old != pools;
                     if changed {

@@ -60,12 +60,17 @@ impl StatusPublisher {
         if self.last.as_ref() == Some(&status) {
             return Ok(false);
         }
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "apiVersion": "sriovnetwork.openshift.io/v1",
             "kind": "SriovNetworkNodeState",
             "metadata": {"name": self.name},
             "status": status,
         });
+        // Always sent, even empty: clearing the error after a successful retry must not depend
+        // on server-side apply removing a field we stopped sending (which needs the server to
+        // have recorded our ownership of it, and the fake API server keeps no managedFields on
+        // status writes).
+        body["status"]["lastSyncError"] = serde_json::Value::from(status.last_sync_error.clone());
         let params = PatchParams::apply(field_manager::AGENT).force();
         self.api
             .patch_status(&self.name, &params, &Patch::Apply(&body))
