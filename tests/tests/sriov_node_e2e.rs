@@ -459,4 +459,7 @@ async fn node_state_is_applied_and_only_pods_holding_vfs_of_a_changed_pf_are_evi
     );
     assert!(text.contains("multus_sriov_errors_total{operation=\"eviction\"}"));
     assert!(text.contains("multus_sriov_discovery_duration_seconds_count"));
+    // Every request the agent made is granted by its role in config/.
+    multus_tests::rbac::check_server(&server, &[multus_crds::constants::user_agent::AGENT])
+        .unwrap();
 }
