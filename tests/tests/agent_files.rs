@@ -175,3 +175,86 @@ async fn a_directory_of_manifests_drives_the_same_engine_without_an_api_server()
     std::fs::remove_file(manifests.join("a.yaml")).unwrap();
     until_async("a removed", T, || !a.exists()).await;
 }
+
+/// SIGKILL while the agent rewrites thousands of NAD files (changed while it was down): every
+/// file under its final name is a whole config, old or new, never torn or empty; the next start
+/// sweeps the temporaries and finishes the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_converge_leaves_no_torn_file_and_the_restart_finishes() {
+    const N: usize = 2000;
+    let node = Node::start().await;
+    let api: kube::Api<multus_crds::NetworkAttachmentDefinition> =
+        kube::Api::namespaced(node.client.clone(), "team");
+    let put_all = |bridge_prefix: &'static str| {
+        let api = api.clone();
+        async move {
+            use futures::StreamExt;
+            futures::stream::iter((0..N).map(|i| {
+                let api = api.clone();
+                async move {
+                    let name = format!("n{i}");
+                    let mut nad =
+                        multus_crds::NetworkAttachmentDefinition::new(&name, Default::default());
+                    nad.spec.config = Some(bridge(&name, &format!("{bridge_prefix}{i}")));
+                    if let Some(old) = api.get_opt(&name).await.unwrap() {
+                        nad.metadata.resource_version = old.metadata.resource_version;
+                        api.replace(&name, &Default::default(), &nad).await.unwrap();
+                    } else {
+                        api.create(&Default::default(), &nad).await.unwrap();
+                    }
+                }
+            }))
+            .buffer_unordered(32)
+            .collect::<Vec<_>>()
+            .await;
+        }
+    };
+    put_all("old").await;
+    let nads = node.multus_conf_dir();
+    let mut agent = node.agent(&["--cni-mode", "thin"]);
+    until_async("ready", Duration::from_secs(120), || {
+        futures::executor::block_on(node.health("/readyz")).is_some_and(|(s, _)| s == 200)
+    })
+    .await;
+    agent.signal("-TERM");
+    assert_eq!(agent.wait_exit(T), Some(0), "{}", agent.logs());
+
+    // Every NAD changed while the agent is down; killed as soon as its first rewrite lands.
+    put_all("new").await;
+    let mut agent = node.agent(&["--cni-mode", "thin"]);
+    let files: Vec<_> = (0..N)
+        .map(|i| nads.join(format!("team_n{i}.nad.conflist")))
+        .collect();
+    until("a first file rewritten", Duration::from_secs(120), || {
+        files.iter().step_by(97).any(|f| read(f).contains("\"new"))
+    });
+    agent.signal("-KILL");
+    assert_eq!(agent.wait_exit(T), None);
+    let mut rewritten = 0;
+    for (i, f) in files.iter().enumerate() {
+        let text = read(f);
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("torn {}: {e}: {text:?}", f.display()));
+        let bridge = v["plugins"][0]["bridge"].as_str().unwrap().to_owned();
+        if bridge == format!("new{i}") {
+            rewritten += 1;
+        } else {
+            assert_eq!(bridge, format!("old{i}"), "{}", f.display());
+        }
+    }
+    eprintln!("killed with {rewritten} of {N} files rewritten");
+    assert!(rewritten < N, "the kill came after the whole converge");
+
+    let _agent = node.agent(&["--cni-mode", "thin"]);
+    until_async("ready again", Duration::from_secs(120), || {
+        futures::executor::block_on(node.health("/readyz")).is_some_and(|(s, _)| s == 200)
+    })
+    .await;
+    let listed = listing(&nads);
+    let temporaries: Vec<_> = listed.iter().filter(|f| f.contains(".tmp-")).collect();
+    assert!(temporaries.is_empty(), "temporaries left: {temporaries:?}");
+    assert_eq!(listed.len(), N);
+    for (i, f) in files.iter().enumerate() {
+        assert!(read(f).contains(&format!("\"new{i}\"")), "{}", f.display());
+    }
+}

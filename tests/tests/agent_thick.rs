@@ -1,8 +1,10 @@
 //! Thick mode end to end with the agent hosting the daemon: the real `multus-operator agent`
 //! (thick, its engine fed by its watch caches) against the fake API server, pods as network
 //! namespaces, the real `multus` binary as the shim with the 00-multus config the agent generated,
-//! Debian's plugins as delegates. Then SIGKILL mid-burst: no torn file anywhere, and DEL after a
-//! restart releases everything. Needs root; fails, never skips, without it.
+//! Debian's plugins as delegates. Then SIGKILL mid-burst (ADDs and NAD changes in flight): no torn
+//! file anywhere, the restarted agent sweeps the temporaries, and DEL releases everything. And the
+//! hosted daemon reads device IDs from kubelet's PodResources socket under the host root. Needs
+//! root; fails, never skips, without it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "agent_common/mod.rs"]
@@ -14,14 +16,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_common::{Node, read, until_async};
+use agent_common::{Node, listing, read, until_async};
 use cni_common::{PLUGINS, PodHandle, require_root_and_plugins, run_multus};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
+use multus_crds::NetworkAttachmentDefinition;
 use multus_crds::cni::NetworkConfigList;
 use multus_crds::multus_config::MultusConfig;
 use multus_tests::harness::netns::Netns;
 use multus_tests::harness::process::workspace_binary;
+use multus_tests::kubelet::{FakeKubelet, pod_with_devices};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(30);
@@ -53,6 +57,32 @@ async fn pod(node: &Node, i: usize) -> PodHandle {
         container_id: format!("agk-{name}-cid"),
         netns: Netns::create(&ns).unwrap(),
     }
+}
+
+/// Create and change NADs `team/churn-0..20` until `stop`; how many writes the API took.
+async fn churn_nads(client: kube::Client, stop: tokio_util::sync::CancellationToken) -> usize {
+    let api: Api<NetworkAttachmentDefinition> = Api::namespaced(client, "team");
+    let mut writes = 0;
+    while !stop.is_cancelled() {
+        let name = format!("churn-{}", writes % 20);
+        let mut nad = NetworkAttachmentDefinition::new(&name, Default::default());
+        nad.spec.config = Some(
+            json!({"cniVersion":"1.0.0","name":name,"plugins":[{"type":"bridge","bridge":format!("chb{writes}")}]})
+                .to_string(),
+        );
+        let result = match api.get_opt(&name).await {
+            Ok(Some(old)) => {
+                nad.metadata.resource_version = old.metadata.resource_version;
+                api.replace(&name, &PostParams::default(), &nad).await
+            }
+            _ => api.create(&PostParams::default(), &nad).await,
+        };
+        if result.is_ok() {
+            writes += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    writes
 }
 
 /// Addresses host-local holds under `dir` (one file per address).
@@ -155,6 +185,9 @@ async fn pods_get_their_networks_through_the_agent_hosted_daemon_and_survive_sig
         "{metrics}"
     );
 
+    // NADs changing all through the burst: the kill also lands while NAD files are written.
+    let churning = tokio_util::sync::CancellationToken::new();
+    let churn = tokio::spawn(churn_nads(node.client.clone(), churning.clone()));
     let burst: Vec<_> = pods[1..]
         .iter()
         .map(|p| {
@@ -166,6 +199,9 @@ async fn pods_get_their_networks_through_the_agent_hosted_daemon_and_survive_sig
     until_async("burst under way", T, || allocations(&ipam).len() >= 4).await;
     agent.signal("-KILL");
     assert_eq!(agent.wait_exit(T), None);
+    churning.cancel();
+    let churned = churn.await.unwrap();
+    assert!(churned > 0, "no NAD changed during the burst");
     let outcomes = futures::future::join_all(burst).await;
     let failed = outcomes
         .iter()
@@ -188,6 +224,14 @@ async fn pods_get_their_networks_through_the_agent_hosted_daemon_and_survive_sig
             && multus_cni::server::is_listening(&socket)
     })
     .await;
+    // The restarted agent swept the killed one's temporaries and converged the NAD files.
+    let nad_dir = node.multus_conf_dir();
+    until_async("NAD temporaries swept", T, || {
+        !listing(&nad_dir).iter().any(|f| f.contains(".tmp-"))
+    })
+    .await;
+    assert!(nad_dir.join("team_blue.nad.conflist").exists());
+    assert_no_torn_file(&node.host("/etc/cni"));
     for p in &pods {
         let out = run_multus(&multus, "DEL", p, &config);
         assert!(out.success, "DEL {}: {} {}", p.name, out.stdout, out.stderr);
@@ -207,4 +251,128 @@ async fn pods_get_their_networks_through_the_agent_hosted_daemon_and_survive_sig
             .args(["link", "del", br])
             .output();
     }
+}
+
+/// A plugin that writes its stdin to `<dir>/<command>-<ifname>.json` and succeeds.
+fn recording_plugin(bin: &Path, record: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let script = format!(
+        "#!/bin/sh\ncat > '{}'/\"$CNI_COMMAND-$CNI_IFNAME.json\"\n\
+         [ \"$CNI_COMMAND\" = ADD ] && echo '{{\"cniVersion\":\"1.0.0\"}}'\nexit 0\n",
+        record.display()
+    );
+    std::fs::create_dir_all(bin).unwrap();
+    std::fs::create_dir_all(record).unwrap();
+    let path = bin.join("agk-record");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The agent-hosted daemon asks kubelet's PodResources API where the node has it — under the
+/// host root — and hands the pod's device to the attachment of a NAD naming the resource.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_hosted_daemon_reads_device_ids_from_kubelet_under_the_host_root() {
+    const RESOURCE: &str = "example.com/agk_vf";
+    require_root_and_plugins();
+    let node = Node::start().await;
+    let record = node.host("/records");
+    recording_plugin(&node.host("/opt/cni/bin"), &record);
+    let conf = node.cni_conf_dir();
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(
+        conf.join("10-cluster.conflist"),
+        json!({"cniVersion":"1.0.0","name":"agk-dev-cluster","plugins":[{"type":"agk-record"}]})
+            .to_string(),
+    )
+    .unwrap();
+    let api: Api<NetworkAttachmentDefinition> = Api::namespaced(node.client.clone(), "team");
+    let mut nad = NetworkAttachmentDefinition::new("vf", Default::default());
+    nad.metadata.annotations = Some(
+        [(
+            "k8s.v1.cni.cncf.io/resourceName".to_owned(),
+            RESOURCE.to_owned(),
+        )]
+        .into(),
+    );
+    nad.spec.config = Some(
+        json!({"cniVersion":"1.0.0","type":"agk-record","capabilities":{"deviceID":true}})
+            .to_string(),
+    );
+    api.create(&PostParams::default(), &nad).await.unwrap();
+    // Kubelet as the node runs it: its socket at the standard path under the host root.
+    let kubelet = FakeKubelet::start(
+        node.host("/var/lib/kubelet/device-plugins"),
+        node.host("/var/lib/kubelet/pod-resources/kubelet.sock"),
+    )
+    .await
+    .unwrap();
+
+    let mut agent = node.agent(&["--cni-mode", "thick"]);
+    let generated = conf.join("00-multus.conflist");
+    until_async("00-multus", T, || generated.exists()).await;
+    until_async("ready", T, || {
+        futures::executor::block_on(node.health("/readyz")).is_some_and(|(s, _)| s == 200)
+    })
+    .await;
+    let socket = node.host("/run/multus/multus.sock");
+    until_async("daemon socket", T, || {
+        multus_cni::server::is_listening(&socket)
+    })
+    .await;
+    let list = NetworkConfigList::parse(&read(&generated)).unwrap();
+    let mut config = MultusConfig::from_network_config(&list).unwrap().to_value();
+    config["daemonSocketDir"] = json!(node.host("/run/multus"));
+
+    let mut p: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "dev", "namespace": "team",
+                     "annotations": {multus_crds::constants::NETWORKS_ANNOTATION: "vf"}},
+        "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "busybox"}]}
+    }))
+    .unwrap();
+    let pods: Api<Pod> = Api::namespaced(node.client.clone(), "team");
+    p = pods.create(&PostParams::default(), &p).await.unwrap();
+    kubelet.set_pod_resources(vec![pod_with_devices(
+        "team",
+        "dev",
+        RESOURCE,
+        &["0000:03:00.4"],
+    )]);
+    let _ = std::process::Command::new("ip")
+        .args(["netns", "del", "agk-dev"])
+        .output();
+    let pod = PodHandle {
+        namespace: "team".into(),
+        name: "dev".into(),
+        uid: p.metadata.uid.unwrap_or_default(),
+        container_id: "agk-dev-cid".into(),
+        netns: Netns::create("agk-dev").unwrap(),
+    };
+
+    let out = run_multus(&multus_binary(), "ADD", &pod, &config);
+    assert!(
+        out.success,
+        "{} {}\n{}",
+        out.stdout,
+        out.stderr,
+        agent.logs()
+    );
+    let net1: Value =
+        serde_json::from_str(&read(&record.join("ADD-net1.json"))).expect("net1 not recorded");
+    assert_eq!(net1["deviceID"], "0000:03:00.4", "{net1}");
+    assert_eq!(net1["runtimeConfig"]["deviceID"], "0000:03:00.4", "{net1}");
+    let eth0: Value = serde_json::from_str(&read(&record.join("ADD-eth0.json"))).unwrap();
+    assert!(eth0.get("deviceID").is_none(), "{eth0}");
+
+    // DEL hands the delegate what ADD gave it, kubelet no longer asked.
+    drop(kubelet);
+    let out = run_multus(&multus_binary(), "DEL", &pod, &config);
+    assert!(out.success, "{} {}", out.stdout, out.stderr);
+    let del: Value = serde_json::from_str(&read(&record.join("DEL-net1.json"))).unwrap();
+    assert_eq!(del["deviceID"], "0000:03:00.4", "{del}");
+    agent.signal("-TERM");
+    assert_eq!(agent.wait_exit(T), Some(0));
+}
+
+fn multus_binary() -> std::path::PathBuf {
+    workspace_binary("multus").unwrap()
 }

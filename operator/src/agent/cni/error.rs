@@ -11,6 +11,12 @@ pub enum CniAgentError {
         #[source]
         source: std::io::Error,
     },
+    #[error("syncing directory {path}: {source}")]
+    SyncDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("removing {path}: {source}")]
     RemoveFile {
         path: PathBuf,
@@ -80,6 +86,7 @@ impl CniAgentError {
         match self {
             Self::WriteFile { .. } => "write_file",
             Self::RemoveFile { .. } => "remove_file",
+            Self::SyncDir { .. } => "sync_dir",
             Self::ReadFile { .. } => "read_file",
             Self::ListDir { .. } => "list_dir",
             Self::InstallBinary { .. } => "install_binary",

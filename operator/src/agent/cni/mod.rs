@@ -12,6 +12,7 @@
 //! The state comes from a [`crate::source`] (the API server or a directory of manifests): the
 //! same engine either way. [`run`] wires it all to one shutdown token and joins it.
 
+pub mod batch;
 pub mod error;
 pub mod files;
 pub mod follow;
@@ -117,6 +118,16 @@ impl Config {
         }
     }
 
+    /// The hosted daemon's engine options: the host paths it reads, as the agent sees them
+    /// (kubelet's PodResources socket for device IDs, the device-info dir).
+    pub fn engine_options(&self) -> EngineOptions {
+        EngineOptions {
+            devinfo_dir: under_root(&self.host_root, "/var/run/k8s.cni.cncf.io/devinfo"),
+            pod_resources_socket: under_root(&self.host_root, multus_kubelet::POD_RESOURCES_SOCKET),
+            ..EngineOptions::default()
+        }
+    }
+
     /// The daemon's overlay: its own view of the host paths, merged over every request.
     fn daemon_overlay(&self) -> Map<String, Value> {
         let mut m = Map::new();
@@ -156,11 +167,7 @@ pub async fn run(
     let store = Arc::new(Store::default());
     let daemon = match (config.multus_config.mode, &client) {
         (Mode::Thick, Some(client)) => {
-            let options = EngineOptions {
-                devinfo_dir: under_root(&config.host_root, "/var/run/k8s.cni.cncf.io/devinfo"),
-                ..EngineOptions::default()
-            };
-            let engine = Engine::new(options, Some(client.clone()))
+            let engine = Engine::new(config.engine_options(), Some(client.clone()))
                 .with_cache(Arc::clone(&store) as Arc<dyn multus_cni::k8s::ObjectCache>);
             Some(DaemonServer::new(
                 engine,
@@ -308,5 +315,30 @@ fn consume(mut source: Source, mut nad_files: NadFiles, store: &Store, health: &
         if let Err(error) = result {
             tracing::warn!(%error, "NAD files not up to date");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn the_hosted_daemon_reads_kubelet_and_device_info_under_the_host_root() {
+        let config = Config::for_host("node-1", "/host", Mode::Thick);
+        let options = config.engine_options();
+        assert_eq!(
+            options.pod_resources_socket,
+            Path::new("/host/var/lib/kubelet/pod-resources/kubelet.sock")
+        );
+        assert_eq!(
+            options.devinfo_dir,
+            Path::new("/host/var/run/k8s.cni.cncf.io/devinfo")
+        );
+        // The rest are the engine's own defaults.
+        let defaults = EngineOptions::default();
+        assert_eq!(options.readiness_timeout, defaults.readiness_timeout);
+        assert_eq!(options.pod_lookup_patience, defaults.pod_lookup_patience);
     }
 }

@@ -23,8 +23,8 @@ use multus_crds::cni::delegate::effective_delegate_config;
 use multus_crds::rules::nad::validate_nad;
 
 use super::error::CniAgentError;
-use super::files;
 use super::metrics::AgentMetrics;
+use super::{batch, files};
 
 /// Suffix of the files the agent owns in `confDir`.
 pub const SUFFIX: &str = ".nad.conflist";
@@ -176,55 +176,75 @@ impl NadFiles {
     }
 
     /// Make the directory hold exactly the files of `nads`: write what differs, remove files of
-    /// ours that no NAD of the set renders to. Errors on single files are counted and logged, and
-    /// the pass goes on; the first one is returned at the end.
+    /// ours that no NAD of the set renders to, then fsync the directory once, so what it returns
+    /// is on disk. NADs are rendered and written on the [`batch`] pool (each file still through
+    /// the atomic writer). Errors on single files are counted and logged, and the pass goes on;
+    /// the first one is returned at the end.
     pub fn converge<'a>(
         &mut self,
         nads: impl IntoIterator<Item = &'a NetworkAttachmentDefinition>,
     ) -> Result<Converged, CniAgentError> {
-        let mut counts = Converged::default();
-        let mut keep = HashSet::new();
-        let mut first_error = None;
+        // One entry per file (the last NAD of a name wins, as a sequence of applies would): two
+        // workers must never write the same file, they would share its temporary.
+        let mut by_file: HashMap<String, &NetworkAttachmentDefinition> = HashMap::new();
         for nad in nads {
             let namespace = nad.metadata.namespace.as_deref().unwrap_or_default();
             let name = nad.metadata.name.as_deref().unwrap_or_default();
-            let file = file_name(namespace, name);
-            let result = match render(nad) {
-                Rendered::File(body) => {
-                    let r = self.write(file.clone(), &body);
-                    keep.insert(file);
-                    r
+            by_file.insert(file_name(namespace, name), nad);
+        }
+        let work: Vec<(String, &NetworkAttachmentDefinition)> = by_file.into_iter().collect();
+        let (dir, owned) = (&self.dir, &self.owned);
+        let steps = batch::map_parallel(&work, |(file, nad)| step(dir, owned, file, nad));
+
+        let mut counts = Converged::default();
+        let mut keep = HashSet::new();
+        let mut first_error = None;
+        for ((file, _), step) in work.iter().zip(steps) {
+            match step {
+                Step::Written(d) => {
+                    self.owned.insert(file.clone(), d);
+                    self.metrics.written(KIND);
+                    counts.written += 1;
+                    keep.insert(file.as_str());
                 }
-                Rendered::NoConfig => Ok(Outcome::Absent),
-                Rendered::Rejected(message) => {
-                    tracing::warn!(nad = %format!("{namespace}/{name}"), %message, "NetworkAttachmentDefinition not rendered: invalid");
+                Step::Unchanged => {
+                    keep.insert(file.as_str());
+                }
+                // The old file, if any, stays: a failed write is retried, not turned into a
+                // missing network.
+                Step::Failed(e) => {
+                    self.metrics.failed(&e);
+                    first_error.get_or_insert(e);
+                    keep.insert(file.as_str());
+                }
+                Step::NoConfig => {}
+                Step::Rejected(message) => {
+                    tracing::warn!(file = %file, %message, "NetworkAttachmentDefinition not rendered: invalid");
                     self.metrics.nads_rejected.inc();
                     counts.rejected += 1;
-                    Ok(Outcome::Absent)
-                }
-            };
-            match result {
-                Ok(Outcome::Written) => counts.written += 1,
-                Ok(_) => {}
-                Err(e) => {
-                    first_error.get_or_insert(e);
                 }
             }
         }
         let stale: Vec<String> = self
             .owned
             .keys()
-            .filter(|f| !keep.contains(*f))
+            .filter(|f| !keep.contains(f.as_str()))
             .cloned()
             .collect();
         for file in stale {
-            match self.remove(&file) {
+            match self.remove_unsynced(&file) {
                 Ok(Outcome::Removed) => counts.removed += 1,
                 Ok(_) => {}
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
             }
+        }
+        self.metrics.nad_files.set(self.owned.len() as i64);
+        if counts.written + counts.removed > 0
+            && let Err(e) = self.sync()
+        {
+            first_error.get_or_insert(e);
         }
         self.metrics.reconciled(KIND);
         match first_error {
@@ -233,6 +253,7 @@ impl NadFiles {
         }
     }
 
+    /// Write one file and fsync the directory (apply: one change, durable when it returns).
     fn write(&mut self, file: String, body: &[u8]) -> Result<Outcome, CniAgentError> {
         let d = digest(body);
         if self.owned.get(&file) == Some(&d) {
@@ -246,10 +267,19 @@ impl NadFiles {
         self.owned.insert(file, d);
         self.metrics.written(KIND);
         self.metrics.nad_files.set(self.owned.len() as i64);
+        self.sync()?;
         Ok(Outcome::Written)
     }
 
     fn remove(&mut self, file: &str) -> Result<Outcome, CniAgentError> {
+        let outcome = self.remove_unsynced(file)?;
+        if outcome == Outcome::Removed {
+            self.sync()?;
+        }
+        Ok(outcome)
+    }
+
+    fn remove_unsynced(&mut self, file: &str) -> Result<Outcome, CniAgentError> {
         if self.owned.remove(file).is_none() {
             return Ok(Outcome::Absent);
         }
@@ -264,6 +294,42 @@ impl NadFiles {
                 Err(e)
             }
         }
+    }
+
+    fn sync(&self) -> Result<(), CniAgentError> {
+        batch::sync_dir(&self.dir).inspect_err(|e| self.metrics.failed(e))
+    }
+}
+
+/// What [`NadFiles::converge`] did with one NAD, on a worker of the pool.
+enum Step {
+    Written(u64),
+    Unchanged,
+    Failed(CniAgentError),
+    NoConfig,
+    Rejected(String),
+}
+
+/// Render one NAD and write its file if it differs from what `owned` says is on disk.
+fn step(
+    dir: &Path,
+    owned: &HashMap<String, u64>,
+    file: &str,
+    nad: &NetworkAttachmentDefinition,
+) -> Step {
+    match render(nad) {
+        Rendered::File(body) => {
+            let d = digest(&body);
+            if owned.get(file) == Some(&d) {
+                return Step::Unchanged;
+            }
+            match files::write_private(&dir.join(file), &body) {
+                Ok(()) => Step::Written(d),
+                Err(e) => Step::Failed(e),
+            }
+        }
+        Rendered::NoConfig => Step::NoConfig,
+        Rendered::Rejected(message) => Step::Rejected(message),
     }
 }
 
