@@ -75,6 +75,10 @@ pub struct Args {
     /// Accept any NIC model in SR-IOV policies (upstream's DEV_MODE).
     #[arg(long, env = "MULTUS_DEV_MODE", default_value_t = false, action = clap::ArgAction::Set)]
     pub dev_mode: bool,
+    /// Threads serving reviews; 0 means one per CPU. Reviews are short and CPU-bound, so more
+    /// threads than CPUs only add wake-ups between them.
+    #[arg(long, env = "MULTUS_WEBHOOK_WORKER_THREADS", default_value_t = 0)]
+    pub worker_threads: usize,
     /// Log format.
     #[arg(long, env = "MULTUS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -108,6 +112,15 @@ impl Args {
             supported_nics: (!self.dev_mode).then(SupportedNics::builtin),
             live_lookup_timeout: Duration::from_secs_f64(self.live_lookup_timeout.max(0.001)),
         }
+    }
+
+    /// The tokio runtime for `--worker-threads`.
+    pub fn runtime(&self) -> Result<tokio::runtime::Runtime, Error> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if self.worker_threads > 0 {
+            builder.worker_threads(self.worker_threads);
+        }
+        builder.enable_all().build().map_err(Error::BuildRuntime)
     }
 
     /// Run until SIGTERM or SIGINT.

@@ -28,6 +28,8 @@ pub enum Error {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("building the async runtime: {0}")]
+    BuildRuntime(#[source] std::io::Error),
     #[error("accepting a connection: {0}")]
     Accept(#[source] std::io::Error),
     #[error("building the Kubernetes client: {0}")]

@@ -44,13 +44,16 @@ pub async fn run(
 }
 
 /// Feed one watch into a cache: `replace` with everything on each (re)list, `apply` and `delete`
-/// for changes. The watcher retries with backoff, so errors are logged and the stream goes on.
-async fn follow<K>(
+/// for changes. Each object goes through `convert` as it arrives, so a relist holds the cache's
+/// own (smaller) form of the objects, not the watch's. The watcher retries with backoff, so
+/// errors are logged and the stream goes on.
+async fn follow<K, T>(
     ctx: &Context,
     api: Api<K>,
     kind: &'static str,
-    mut replace: impl FnMut(Vec<K>),
-    mut apply: impl FnMut(K),
+    mut convert: impl FnMut(K) -> Option<T>,
+    mut replace: impl FnMut(Vec<T>),
+    mut apply: impl FnMut(T),
     mut delete: impl FnMut(K),
 ) where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
@@ -58,12 +61,16 @@ async fn follow<K>(
     let mut stream = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
-    let mut listing: Option<Vec<K>> = None;
+    let mut listing: Option<Vec<T>> = None;
     let mut synced_once = false;
     loop {
         match stream.try_next().await {
             Ok(Some(Event::Init)) => listing = Some(Vec::new()),
-            Ok(Some(Event::InitApply(obj))) => listing.get_or_insert_with(Vec::new).push(obj),
+            Ok(Some(Event::InitApply(obj))) => {
+                if let Some(item) = convert(obj) {
+                    listing.get_or_insert_with(Vec::new).push(item);
+                }
+            }
             Ok(Some(Event::InitDone)) => {
                 let all = listing.take().unwrap_or_default();
                 tracing::debug!(kind, count = all.len(), "listed");
@@ -74,7 +81,11 @@ async fn follow<K>(
                     tracing::info!(kind, "cache synced");
                 }
             }
-            Ok(Some(Event::Apply(obj))) => apply(obj),
+            Ok(Some(Event::Apply(obj))) => {
+                if let Some(item) = convert(obj) {
+                    apply(item);
+                }
+            }
             Ok(Some(Event::Delete(obj))) => delete(obj),
             Ok(None) => return,
             Err(error) => tracing::warn!(kind, %error, "watch failed; retrying"),
@@ -102,15 +113,12 @@ async fn watch_nads(ctx: Arc<Context>, client: Client) {
         c,
         api,
         "NetworkAttachmentDefinition",
+        typed,
         |all| {
-            let fresh: NadCache = all.into_iter().filter_map(typed).collect();
+            let fresh: NadCache = all.into_iter().collect();
             c.write_nads(|cache| *cache = fresh);
         },
-        |obj| {
-            if let Some(nad) = typed(obj) {
-                c.write_nads(|cache| cache.insert(nad));
-            }
-        },
+        |nad| c.write_nads(|cache| cache.insert(nad)),
         |obj| {
             let ns = obj.metadata.namespace.unwrap_or_default();
             let name = obj.metadata.name.unwrap_or_default();
@@ -140,13 +148,11 @@ async fn watch_nodes(ctx: Arc<Context>, client: Client) {
         c,
         Api::<Node>::all(client),
         "Node",
+        |node| Some(node_facts(&node)),
         |all| {
-            c.write_sriov(|index| index.replace_nodes(all.iter().map(node_facts)));
+            c.write_sriov(|index| index.replace_nodes(all));
         },
-        |node| {
-            let (name, facts) = node_facts(&node);
-            c.write_sriov(|index| index.insert_node(name, facts));
-        },
+        |(name, facts)| c.write_sriov(|index| index.insert_node(name, facts)),
         |node| {
             let name = node.metadata.name.unwrap_or_default();
             c.write_sriov(|index| index.remove_node(&name));
@@ -161,6 +167,7 @@ async fn watch_states(ctx: Arc<Context>, api: Api<SriovNetworkNodeState>) {
         c,
         api,
         "SriovNetworkNodeState",
+        Some,
         |all| {
             c.write_sriov(|index| index.replace_states(all));
         },
@@ -179,6 +186,7 @@ async fn watch_policies(ctx: Arc<Context>, api: Api<SriovNetworkNodePolicy>) {
         c,
         api,
         "SriovNetworkNodePolicy",
+        Some,
         |all| {
             c.write_sriov(|index| index.replace_policies(all));
         },

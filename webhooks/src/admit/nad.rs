@@ -14,11 +14,17 @@ pub fn validate(ctx: &Context, req: &ReviewRequest<'_>) -> Verdict {
     let Some(raw) = req.object.filter(|_| !req.is_delete()) else {
         return Verdict::allow();
     };
-    let nad =
-        match serde_json::from_str(raw.get()).and_then(NetworkAttachmentDefinition::from_value) {
+    // Straight into the typed NAD; only an object without `spec` (which `from_value` accepts)
+    // or a malformed one takes the slower way through a JSON tree.
+    let nad = match serde_json::from_str::<NetworkAttachmentDefinition>(raw.get()) {
+        Ok(nad) => nad,
+        Err(_) => match serde_json::from_str(raw.get())
+            .and_then(NetworkAttachmentDefinition::from_value)
+        {
             Ok(nad) => nad,
             Err(e) => return unreadable(WHAT, &e),
-        };
+        },
+    };
     let found = validate_nad(&nad);
     let mut verdict = verdict_from(WHAT, &req.object_ref(), &found);
     if verdict.is_allowed()

@@ -3,13 +3,13 @@
 use clap::Parser;
 use multus_webhooks::args::{Args, init_tracing};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     rustls::crypto::ring::default_provider()
         .install_default()
         .map_err(|_| anyhow::anyhow!("a rustls crypto provider was already installed"))?;
     let args = Args::parse();
     init_tracing(args.log_format, &args.log);
-    args.run().await?;
+    let runtime = args.runtime()?;
+    runtime.block_on(args.run())?;
     Ok(())
 }
