@@ -178,8 +178,8 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// An integer as serde_json reads one into an `i64`: `-?(0|[1-9][0-9]*)`. A fraction, an
-    /// exponent, a leading zero or an overflow gives up (serde_json refuses or converts those).
+    /// An integer as serde_json reads one into an `i64`: `0`, or `-?[1-9][0-9]*`. A fraction, an
+    /// exponent, a leading zero, `-0` or an overflow gives up (serde_json refuses those).
     fn int(&mut self) -> Option<i64> {
         self.skip_ws();
         let start = self.pos;
@@ -190,7 +190,8 @@ impl<'a> Scanner<'a> {
             .iter()
             .position(|b| !b.is_ascii_digit())
             .unwrap_or(digits.len());
-        let leading_zero = len > 1 && digits.first() == Some(&b'0');
+        // `01` is not JSON; `-0` serde_json reads as the float -0.0, which no i64 accepts.
+        let leading_zero = digits.first() == Some(&b'0') && (len > 1 || sign == 1);
         if len == 0 || leading_zero || matches!(digits.get(len), Some(b'.' | b'e' | b'E')) {
             return None;
         }
@@ -457,8 +458,62 @@ mod tests {
             .prop_map(|(b1, elements, b2, tail)| format!("{b1}[{}]{b2}{tail}", elements.join(",")))
     }
 
+    /// `bandwidth` and `portMappings` values built from every number and string shape.
+    fn typed_sub_objects() -> impl Strategy<Value = String> {
+        let number = prop_oneof![
+            Just("0"),
+            Just("-0"),
+            Just("7"),
+            Just("-7"),
+            Just("01"),
+            Just("-01"),
+            Just("1.0"),
+            Just("2e2"),
+            Just("9223372036854775807"),
+            Just("9223372036854775808"),
+            Just("-9223372036854775808"),
+            Just("null"),
+            Just(r#""80""#),
+        ];
+        let bw_key = prop_oneof![
+            Just("ingressRate"),
+            Just("ingressBurst"),
+            Just("egressRate"),
+            Just("egressBurst"),
+        ];
+        let pm_member = prop_oneof![
+            (Just("hostPort"), number.clone()).prop_map(|(k, v)| format!("\"{k}\":{v}")),
+            (Just("containerPort"), number.clone()).prop_map(|(k, v)| format!("\"{k}\":{v}")),
+            Just(r#""protocol":"tcp""#.to_owned()),
+            Just(r#""hostIP":"0.0.0.0""#.to_owned()),
+        ];
+        let bandwidth = proptest::collection::vec((bw_key, number), 0..4).prop_map(|kv| {
+            let body: Vec<String> = kv
+                .into_iter()
+                .map(|(k, v)| format!("\"{k}\":{v}"))
+                .collect();
+            format!(r#"[{{"name":"a","bandwidth":{{{}}}}}]"#, body.join(","))
+        });
+        let mappings = proptest::collection::vec(proptest::collection::vec(pm_member, 0..4), 0..3)
+            .prop_map(|maps| {
+                let maps: Vec<String> = maps
+                    .iter()
+                    .map(|m| format!("{{{}}}", m.join(",")))
+                    .collect();
+                format!(r#"[{{"name":"a","portMappings":[{}]}}]"#, maps.join(","))
+            });
+        prop_oneof![bandwidth, mappings]
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn typed_sub_objects_are_read_as_serde_reads_them(text in typed_sub_objects()) {
+            if let Some(fast) = scan_json_form(&text) {
+                prop_assert_eq!(Ok(fast), parse_networks_with_serde(&text), "{}", text);
+            }
+        }
 
         /// About one generated text in ten is valid, and the scanner takes every one of those.
         #[test]
@@ -471,12 +526,13 @@ mod tests {
 
     #[test]
     fn plain_sub_objects_are_read_here_and_odd_ones_left_to_serde() {
-        let plain = r#"[{"name":"a","portMappings":[{"hostPort":80,"containerPort":8080,"protocol":"tcp"}],"bandwidth":{"ingressRate":-0}}]"#;
+        let plain = r#"[{"name":"a","portMappings":[{"hostPort":80,"containerPort":8080,"protocol":"tcp"}],"bandwidth":{"ingressRate":0,"egressRate":-5}}]"#;
         assert!(scan_json_form(plain).is_some());
         for odd in [
             r#"[{"name":"a","bandwidth":{"ingressRate":1,"ingressRate":2}}]"#,
             r#"[{"name":"a","bandwidth":{"ingressRate":1.0}}]"#,
             r#"[{"name":"a","bandwidth":{"ingressRate":01}}]"#,
+            r#"[{"name":"a","bandwidth":{"ingressRate":-0}}]"#,
             r#"[{"name":"a","bandwidth":{"other":1}}]"#,
             r#"[{"name":"a","portMappings":null}]"#,
             r#"[{"name":"a\u0062"}]"#,
