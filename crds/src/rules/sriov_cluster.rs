@@ -9,9 +9,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diag::{Diagnostics, FieldPath};
+use crate::sriov::merge;
 use crate::sriov::{
     DEFAULT_POLICY_NAME, InterfaceStatus, PfNameSelector, SriovNetworkNicSelector,
-    SriovNetworkNodePolicy, SriovNetworkNodeState, SupportedNics, VfRange,
+    SriovNetworkNodePolicy, SriovNetworkNodePolicySpec, SriovNetworkNodeState, SupportedNics,
+    VfRange,
 };
 
 /// Intel's vendor ID: its PFs report their VF capacity in `totalvfs`.
@@ -100,24 +102,15 @@ impl SriovClusterIndex {
         (self.nodes.len(), self.states.len(), self.policies.len())
     }
 
+    /// The nodes the policy's `nodeSelector` picks, decided as the controller's merge decides.
     fn nodes_selected_by<'a>(
         &'a self,
-        selector: &'a BTreeMap<String, String>,
+        spec: &'a SriovNetworkNodePolicySpec,
     ) -> impl Iterator<Item = (&'a String, &'a NodeFacts)> + 'a {
         self.nodes
             .iter()
-            .filter(move |(_, node)| selector_matches(selector, &node.labels))
+            .filter(move |(_, node)| merge::node_selected(spec, &node.labels))
     }
-}
-
-/// A `nodeSelector` map matches when every key is present with that value (empty matches all).
-fn selector_matches(
-    selector: &BTreeMap<String, String>,
-    labels: &BTreeMap<String, String>,
-) -> bool {
-    selector
-        .iter()
-        .all(|(k, v)| labels.get(k).is_some_and(|have| have == v))
 }
 
 /// The rules of sriov-spec §2.2 steps 10–13 for `policy` against the cluster.
@@ -145,9 +138,7 @@ pub fn validate_policy_in_cluster(
     let spec_path = FieldPath::new("spec");
 
     // Step 10: a policy that selects no node configures nothing; that is always a mistake.
-    let selected: Vec<(&String, &NodeFacts)> = cluster
-        .nodes_selected_by(&policy.spec.node_selector)
-        .collect();
+    let selected: Vec<(&String, &NodeFacts)> = cluster.nodes_selected_by(&policy.spec).collect();
     if selected.is_empty() {
         d.error(
             spec_path.field("nodeSelector"),
@@ -205,7 +196,7 @@ pub fn validate_policy_in_cluster(
         for (other_name, other) in &cluster.policies {
             if other_name == name
                 || other_name == DEFAULT_POLICY_NAME
-                || !selector_matches(&other.spec.node_selector, &node.labels)
+                || !merge::node_selected(&other.spec, &node.labels)
                 || !compared.insert(other_name.as_str())
             {
                 continue;
@@ -216,22 +207,15 @@ pub fn validate_policy_in_cluster(
     d
 }
 
-/// Upstream's `Selected` plus its supported-model test (sriov-spec §2.2 step 11).
+/// Upstream's `Selected` — the very function the controller's merge uses — plus its
+/// supported-model test (sriov-spec §2.2 step 11).
 fn selects_supported_nic(
     sel: &SriovNetworkNicSelector,
     pf: &InterfaceStatus,
     node: &NodeFacts,
     nics: Option<&SupportedNics>,
 ) -> bool {
-    let selected = (sel.vendor.is_empty() || sel.vendor == pf.vendor)
-        && (sel.device_id.is_empty() || sel.device_id == pf.device_id)
-        && (sel.root_devices.is_empty() || sel.root_devices.contains(&pf.pci_address))
-        && (sel.pf_names.is_empty()
-            || sel
-                .pf_names
-                .iter()
-                .any(|entry| pf.has_name(PfNameSelector::name_of(entry))));
-    if !selected {
+    if !merge::selects_interface(sel, pf) {
         return false;
     }
     let Some(nics) = nics else {
