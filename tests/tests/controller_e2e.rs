@@ -206,7 +206,18 @@ async fn sriov_network_nad_follows_create_update_edit_and_delete() {
     .unwrap();
     assert_eq!(local.owner_references()[0].kind, "SriovNetwork");
 
-    // steady state: no writes
+    // steady state: once the writes that follow the last change (the new network's status, its
+    // Event) have landed, nothing more is written. A hot loop never settles and fails below.
+    let settle_until = std::time::Instant::now() + T;
+    let mut before = r.ctx.metrics.writes_total();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = r.ctx.metrics.writes_total();
+        if now == before || std::time::Instant::now() > settle_until {
+            break;
+        }
+        before = now;
+    }
     let before = r.ctx.metrics.writes_total();
     let reconciles = r.ctx.metrics.reconciles_total("sriovnetwork");
     tokio::time::sleep(Duration::from_millis(800)).await;
