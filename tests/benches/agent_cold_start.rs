@@ -132,11 +132,7 @@ fn ready(port: u16) -> bool {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    multus_tests::harness::process::free_port().unwrap()
 }
 
 fn our_files(dir: &Path) -> usize {

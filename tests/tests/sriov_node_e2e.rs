@@ -120,11 +120,7 @@ fn synced(s: &SriovNetworkNodeState, status: SyncStatus, intel_vfs: i32) -> bool
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    multus_tests::harness::process::free_port().unwrap()
 }
 
 /// `GET http://127.0.0.1:<port><path>`: status and body.

@@ -98,8 +98,8 @@ impl<'a> Scanner<'a> {
         self.text.get(start..start + len)
     }
 
-    /// `[ "…", … ]` of plain strings.
-    fn plain_str_list(&mut self) -> Option<Vec<Cow<'a, str>>> {
+    /// `[ item, … ]`, each item read by `item`.
+    fn list<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
         self.expect(b'[')?;
         let mut out = Vec::new();
         if self.peek()? == b']' {
@@ -107,13 +107,18 @@ impl<'a> Scanner<'a> {
             return Some(out);
         }
         loop {
-            out.push(Cow::Borrowed(self.plain_str()?));
+            out.push(item(self)?);
             match self.next_byte()? {
                 b',' => continue,
                 b']' => return Some(out),
                 _ => return None,
             }
         }
+    }
+
+    /// `[ "…", … ]` of plain strings.
+    fn plain_str_list(&mut self) -> Option<Vec<Cow<'a, str>>> {
+        self.list(|s| s.plain_str().map(Cow::Borrowed))
     }
 
     /// The text of the next value, whatever it is; serde_json checks it when it is read.
@@ -268,20 +273,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn port_mappings(&mut self) -> Option<Vec<PortMapping>> {
-        self.expect(b'[')?;
-        let mut out = Vec::new();
-        if self.peek()? == b']' {
-            self.pos += 1;
-            return Some(out);
-        }
-        loop {
-            out.push(self.port_mapping()?);
-            match self.next_byte()? {
-                b',' => continue,
-                b']' => return Some(out),
-                _ => return None,
-            }
-        }
+        self.list(Self::port_mapping)
     }
 
     fn json<T: DeserializeOwned>(&mut self) -> Option<T> {

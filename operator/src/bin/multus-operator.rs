@@ -59,27 +59,17 @@ struct RunArgs {
     /// the folder is followed and every change runs another pass.
     #[arg(long)]
     once: bool,
-    /// The operator namespace (policies, NodeStates).
-    #[arg(long, env = "MULTUS_NAMESPACE", default_value = multus_crds::sriov::DEFAULT_OPERATOR_NAMESPACE)]
-    namespace: String,
-    /// Device-plugin resource prefix.
-    #[arg(long, env = "MULTUS_RESOURCE_PREFIX", default_value = multus_crds::constants::DEFAULT_RESOURCE_PREFIX)]
-    resource_prefix: String,
-    /// Labels (`k=v,k2=v2`) a node needs to get a NodeState; default: Linux workers, as upstream.
-    #[arg(
-        long,
-        env = "MULTUS_NODE_SELECTOR",
-        default_value = "node-role.kubernetes.io/worker=,kubernetes.io/os=linux"
-    )]
-    node_selector: String,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// The Multus config written on every node: thin (`type: multus`) or thick (`multus-shim`).
     #[arg(long, env = "MULTUS_CNI_MODE", default_value = "thick")]
     cni_mode: CniModeArg,
 }
 
+/// The cluster-wide settings the controller and the offline run share.
 #[derive(clap::Args)]
-struct ControllerArgs {
-    /// The operator namespace (policies, NodeStates, the Lease).
+struct ClusterArgs {
+    /// The operator namespace (policies, NodeStates, the controller's Lease).
     #[arg(long, env = "MULTUS_NAMESPACE", default_value = multus_crds::sriov::DEFAULT_OPERATOR_NAMESPACE)]
     namespace: String,
     /// Device-plugin resource prefix written into the NADs' resourceName annotation.
@@ -92,6 +82,12 @@ struct ControllerArgs {
         default_value = "node-role.kubernetes.io/worker=,kubernetes.io/os=linux"
     )]
     node_selector: String,
+}
+
+#[derive(clap::Args)]
+struct ControllerArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// This replica's identity in the Lease (the pod name).
     #[arg(long, env = "MULTUS_POD_NAME")]
     identity: String,
@@ -252,9 +248,9 @@ async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let runner = Runner::new(Options {
         source,
         host_root: args.host_root,
-        namespace: args.namespace,
-        resource_prefix: args.resource_prefix,
-        node_selector: parse_selector(&args.node_selector),
+        namespace: args.cluster.namespace,
+        resource_prefix: args.cluster.resource_prefix,
+        node_selector: parse_selector(&args.cluster.node_selector),
         cni_mode,
         debounce: Duration::from_millis(200),
     })?;
@@ -284,9 +280,9 @@ fn parse_selector(text: &str) -> std::collections::BTreeMap<String, String> {
 async fn controller(args: ControllerArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     use multus_operator::controller::{self, Config, Context};
     let client = kube_client(args.kubeconfig.as_deref(), user_agent::CONTROLLER).await?;
-    let mut config = Config::new(&args.namespace, &args.identity);
-    config.resource_prefix = args.resource_prefix;
-    config.node_selector = parse_selector(&args.node_selector);
+    let mut config = Config::new(&args.cluster.namespace, &args.identity);
+    config.resource_prefix = args.cluster.resource_prefix;
+    config.node_selector = parse_selector(&args.cluster.node_selector);
     config.lease.duration = Duration::from_secs(args.lease_duration_seconds.max(2));
     config.lease.renew = config.lease.duration / 3;
     config.state_removal_delay = Duration::from_secs(args.state_removal_delay_seconds);

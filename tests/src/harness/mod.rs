@@ -1,5 +1,5 @@
 //! Helpers for end-to-end tests: processes with captured logs, waiting with a timeout, and
-//! network namespaces and links that are always cleaned up; seeding a fresh API server.
+//! network namespaces and links that are always cleaned up; seeding a fresh API server; free ports.
 
 pub mod netns;
 pub mod process;

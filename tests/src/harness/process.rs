@@ -113,3 +113,10 @@ impl Drop for Process {
         }
     }
 }
+
+/// A loopback TCP port free at the time of asking, for a process under test to listen on.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}

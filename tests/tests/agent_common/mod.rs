@@ -79,11 +79,7 @@ impl Drop for Node {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    multus_tests::harness::process::free_port().unwrap()
 }
 
 impl Node {
