@@ -415,6 +415,12 @@ async fn kube_client(
         }
         None => kube::Config::infer().await?,
     };
+    // The agent answers the runtime (the hosted daemon's CNI calls) and kubelet within seconds:
+    // kube's default layer retries 429/503/504 up to 15 times with backoff growing to 1000 s.
+    // Its loops retry at their own level (watch backoff, the next pass, the eviction deadline).
+    if user_agent == user_agent::AGENT {
+        config.default_retry = false;
+    }
     // Which component made a request, in audit logs and the RBAC test.
     config.headers.push((
         hyper::header::USER_AGENT,
