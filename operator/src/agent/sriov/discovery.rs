@@ -85,16 +85,53 @@ impl AltNames for IpLinkAltNames {
 }
 
 /// Every PCI network function of the node that is not a VF, sorted by PCI address.
+///
+/// Reading sysfs is bound by system calls (a path walk, open, read and close per attribute,
+/// some twenty per VF), so the PFs are spread over the cores: on a node with 8 PFs of 128 VFs
+/// that halves the time of a pass on two cores.
 pub fn discover(sysfs: &Sysfs, alt_names: &dyn AltNames) -> std::io::Result<Vec<Nic>> {
     let alt = alt_names.alt_names();
-    let mut nics = Vec::new();
-    for pci in sysfs.network_functions()? {
-        if sysfs.is_vf(&pci) {
-            continue;
-        }
-        nics.push(discover_pf(sysfs, &pci, &alt));
+    let pfs: Vec<String> = sysfs
+        .network_functions()?
+        .into_iter()
+        .filter(|pci| !sysfs.is_vf(pci))
+        .collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(pfs.len());
+    if threads <= 1 {
+        return Ok(pfs
+            .iter()
+            .map(|pci| discover_pf(sysfs, pci, &alt))
+            .collect());
     }
-    Ok(nics)
+    let mut found: Vec<Option<Nic>> = pfs.iter().map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|first| {
+                let (pfs, alt) = (&pfs, &alt);
+                scope.spawn(move || {
+                    (first..pfs.len())
+                        .step_by(threads)
+                        .filter_map(|i| Some((i, discover_pf(sysfs, pfs.get(i)?, alt))))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for worker in workers {
+            // A worker that died leaves its PFs unread; they are read below, in this thread.
+            for (i, nic) in worker.join().unwrap_or_default() {
+                if let Some(slot) = found.get_mut(i) {
+                    *slot = Some(nic);
+                }
+            }
+        }
+    });
+    Ok(found
+        .into_iter()
+        .zip(&pfs)
+        .map(|(nic, pci)| nic.unwrap_or_else(|| discover_pf(sysfs, pci, &alt)))
+        .collect())
 }
 
 fn discover_pf(sysfs: &Sysfs, pci: &str, alt: &HashMap<String, Vec<String>>) -> Nic {
