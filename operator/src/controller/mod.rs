@@ -191,3 +191,31 @@ pub async fn run(
     results.3?;
     results.4
 }
+
+/// Server-side apply of `conditions` as the status of the `kind` object `name` through `api`
+/// (one field manager for the controller), counted as a write.
+async fn apply_conditions<K>(
+    ctx: &Context,
+    api: &kube::Api<K>,
+    kind: &'static str,
+    name: String,
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> Result<(), error::ControllerError>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let body = serde_json::json!({
+        "apiVersion": "sriovnetwork.openshift.io/v1",
+        "kind": kind,
+        "status": {"conditions": conditions},
+    });
+    api.patch_status(
+        &name,
+        &kube::api::PatchParams::apply(multus_crds::constants::field_manager::CONTROLLER).force(),
+        &kube::api::Patch::Apply(&body),
+    )
+    .await
+    .map_err(|source| error::ControllerError::PatchStatus { kind, name, source })?;
+    ctx.metrics.write(kind);
+    Ok(())
+}

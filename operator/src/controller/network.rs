@@ -124,14 +124,7 @@ async fn reconcile(net: Arc<SriovNetwork>, ctx: Arc<Context>) -> Result<Action, 
                 .filter(|f| *f != SRIOV_NAD_FINALIZER)
                 .collect();
             let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": net.resource_version()}});
-            nets.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(|source| ControllerError::Apply {
-                    kind: "SriovNetwork",
-                    name: name.clone(),
-                    source,
-                })?;
-            ctx.metrics.write("SriovNetwork");
+            patch_network_metadata(&ctx, &nets, &name, &patch).await?;
         }
         return Ok(Action::await_change());
     }
@@ -166,14 +159,7 @@ async fn reconcile(net: Arc<SriovNetwork>, ctx: Arc<Context>) -> Result<Action, 
             "finalizers": finalizers,
             "resourceVersion": net.resource_version(),
         }});
-        nets.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|source| ControllerError::Apply {
-                kind: "SriovNetwork",
-                name: name.clone(),
-                source,
-            })?;
-        ctx.metrics.write("SriovNetwork");
+        patch_network_metadata(&ctx, &nets, &name, &patch).await?;
         // The patch triggers the next reconcile, which renders the NAD.
         return Ok(Action::await_change());
     }
@@ -351,6 +337,25 @@ fn nad_namespaces(net: &SriovNetwork) -> Vec<String> {
     out
 }
 
+/// A merge patch of the SriovNetwork's own metadata (finalizers, the last-namespace annotation),
+/// guarded by its resourceVersion, counted as a write.
+async fn patch_network_metadata(
+    ctx: &Context,
+    nets: &Api<SriovNetwork>,
+    name: &str,
+    patch: &serde_json::Value,
+) -> Result<(), ControllerError> {
+    nets.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map_err(|source| ControllerError::Apply {
+            kind: "SriovNetwork",
+            name: name.to_owned(),
+            source,
+        })?;
+    ctx.metrics.write("SriovNetwork");
+    Ok(())
+}
+
 async fn delete_nad_if_ours(
     ctx: &Context,
     ns: &str,
@@ -419,24 +424,7 @@ async fn set_ready(
     let name = net.name_any();
     let api: Api<SriovNetwork> =
         Api::namespaced(ctx.client.clone(), &net.namespace().unwrap_or_default());
-    let body = json!({
-        "apiVersion": "sriovnetwork.openshift.io/v1",
-        "kind": "SriovNetwork",
-        "status": {"conditions": desired},
-    });
-    api.patch_status(
-        &name,
-        &PatchParams::apply(field_manager::CONTROLLER).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .map_err(|source| ControllerError::PatchStatus {
-        kind: "SriovNetwork",
-        name,
-        source,
-    })?;
-    ctx.metrics.write("SriovNetwork");
-    Ok(())
+    super::apply_conditions(ctx, &api, "SriovNetwork", name, &desired).await
 }
 
 async fn publish(ctx: &Context, net: &SriovNetwork, type_: EventType, reason: &str, note: String) {

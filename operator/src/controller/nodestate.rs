@@ -411,24 +411,7 @@ async fn policy_status(
     }
     let api: Api<SriovNetworkNodePolicy> =
         Api::namespaced(ctx.client.clone(), &ctx.config.namespace);
-    let body = json!({
-        "apiVersion": "sriovnetwork.openshift.io/v1",
-        "kind": POLICY,
-        "status": {"conditions": desired},
-    });
-    api.patch_status(
-        &name,
-        &PatchParams::apply(field_manager::CONTROLLER).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .map_err(|source| ControllerError::PatchStatus {
-        kind: POLICY,
-        name,
-        source,
-    })?;
-    ctx.metrics.write(POLICY);
-    Ok(())
+    super::apply_conditions(ctx, &api, POLICY, name, &desired).await
 }
 
 async fn event(
