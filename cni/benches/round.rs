@@ -182,35 +182,22 @@ fn main() {
     let mut alone = Vec::with_capacity(rounds);
     let alone_round = |cid: &str| {
         rt.block_on(async {
+            // The interface names Multus gives them: eth0, then net1, net2, …
+            let ifnames: Vec<String> = (0..lists.len())
+                .map(|i| multus_crds::attachments::interface_name(i, None, "eth0"))
+                .collect();
+            let rc = |i: usize| RuntimeConf {
+                container_id: cid,
+                netns: "/var/run/netns/bn-pod",
+                ifname: &ifnames[i],
+                cni_args: "",
+                capability_args: &no_caps,
+            };
             for (i, list) in lists.iter().enumerate() {
-                let ifname = if i == 0 {
-                    "eth0".to_owned()
-                } else {
-                    format!("net{i}")
-                };
-                let rc = RuntimeConf {
-                    container_id: cid,
-                    netns: "/var/run/netns/bn-pod",
-                    ifname: &ifname,
-                    cni_args: "",
-                    capability_args: &no_caps,
-                };
-                runner.add(list, &rc).await.unwrap();
+                runner.add(list, &rc(i)).await.unwrap();
             }
             for (i, list) in lists.iter().enumerate().rev() {
-                let ifname = if i == 0 {
-                    "eth0".to_owned()
-                } else {
-                    format!("net{i}")
-                };
-                let rc = RuntimeConf {
-                    container_id: cid,
-                    netns: "/var/run/netns/bn-pod",
-                    ifname: &ifname,
-                    cni_args: "",
-                    capability_args: &no_caps,
-                };
-                runner.del(list, &rc, None).await.unwrap();
+                runner.del(list, &rc(i), None).await.unwrap();
             }
         });
     };
