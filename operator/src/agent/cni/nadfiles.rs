@@ -27,12 +27,14 @@ use super::metrics::AgentMetrics;
 use super::{batch, files};
 
 /// Suffix of the files the agent owns in `confDir`.
-pub const SUFFIX: &str = ".nad.conflist";
+pub const SUFFIX: &str = multus_cni::resolve::RENDERED_NAD_SUFFIX;
 const KIND: &str = "nad";
 
-/// The file name of NAD `namespace/name`.
+/// The file name of NAD `namespace/name`: the one the plugin looks for when the API cannot
+/// answer ([`multus_cni::resolve::rendered_nad_path`]).
 pub fn file_name(namespace: &str, name: &str) -> String {
-    format!("{namespace}_{name}{SUFFIX}")
+    let path = multus_cni::resolve::rendered_nad_path(std::path::Path::new(""), namespace, name);
+    path.to_string_lossy().into_owned()
 }
 
 /// The NAD a file name of ours stands for; `None` for files the agent does not own.
