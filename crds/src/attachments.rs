@@ -125,6 +125,7 @@ impl<'a> IfName<'a> {
     }
 
     /// Whether both render to the same text.
+    #[inline]
     pub(crate) fn same_as(self, other: IfName<'_>) -> bool {
         match (self, other) {
             (IfName::Named(a), IfName::Named(b)) => a == b,

@@ -26,9 +26,8 @@ pub fn validate_dns1123_label(value: &str) -> Result<(), String> {
     }
     let bytes = value.as_bytes();
     let ok_inner = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
-    let ok_edge = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    if !bytes.iter().all(|&b| ok_inner(b)) || !ok_edge(bytes[0]) || !ok_edge(bytes[bytes.len() - 1])
-    {
+    let ok_edge = |b: Option<&u8>| b.is_some_and(|&b| b != b'-');
+    if !bytes.iter().all(|&b| ok_inner(b)) || !ok_edge(bytes.first()) || !ok_edge(bytes.last()) {
         return Err(format!(
             "{value:?} is not a DNS-1123 label: use lower-case letters, digits and '-', starting and ending with a letter or digit"
         ));
@@ -126,63 +125,92 @@ pub fn validate_plugin_type(value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A parsed hardware address: 6, 8 or 20 octets, kept inline (no allocation: the webhook parses
+/// one per `mac` of every pod it admits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HardwareAddr {
+    octets: [u8; 20],
+    len: u8,
+}
+
+impl HardwareAddr {
+    /// The octets, in order.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.octets.get(..usize::from(self.len)).unwrap_or_default()
+    }
+
+    fn push(&mut self, octet: u8) {
+        if let Some(slot) = self.octets.get_mut(usize::from(self.len)) {
+            *slot = octet;
+            self.len += 1;
+        }
+    }
+}
+
 /// Parse a hardware address as Go's `net.ParseMAC` does: 6 (MAC-48), 8 (EUI-64) or 20
 /// (InfiniBand) octets, written `xx:xx:..`, `xx-xx-..` or `xxxx.xxxx.xxxx`.
-pub fn parse_hardware_addr(value: &str) -> Result<Vec<u8>, String> {
+pub fn parse_hardware_addr(value: &str) -> Result<HardwareAddr, String> {
     let bad = || {
         format!(
             "{value:?} is not a hardware address (expected e.g. 02:00:5e:10:00:01, 02-00-5e-10-00-01 or 0200.5e10.0001)"
         )
     };
+    let bytes = value.as_bytes();
+    let hex = |i: usize| -> Option<u8> {
+        let b = *bytes.get(i)?;
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    };
+    let octet = |i: usize| Some(hex(i)? << 4 | hex(i + 1)?);
+    let mut out = HardwareAddr {
+        octets: [0; 20],
+        len: 0,
+    };
     if value.len() < 14 {
         return Err(bad());
     }
-    let bytes = value.as_bytes();
-    let hex = |b: u8| -> Option<u8> { (b as char).to_digit(16).map(|d| d as u8) };
-    if bytes[2] == b':' || bytes[2] == b'-' {
-        let sep = bytes[2];
-        if !(value.len() + 1).is_multiple_of(3) {
-            return Err(bad());
-        }
-        let n = (value.len() + 1) / 3;
-        if !matches!(n, 6 | 8 | 20) {
-            return Err(bad());
-        }
-        let mut out = Vec::with_capacity(n);
-        for i in 0..n {
-            let at = i * 3;
-            let hi = hex(bytes[at]).ok_or_else(bad)?;
-            let lo = hex(bytes[at + 1]).ok_or_else(bad)?;
-            if i + 1 < n && bytes[at + 2] != sep {
+    match bytes.get(2).copied() {
+        Some(sep @ (b':' | b'-')) => {
+            if !(value.len() + 1).is_multiple_of(3) {
                 return Err(bad());
             }
-            out.push(hi << 4 | lo);
-        }
-        return Ok(out);
-    }
-    if bytes[4] == b'.' {
-        if !(value.len() + 1).is_multiple_of(5) {
-            return Err(bad());
-        }
-        let n = 2 * (value.len() + 1) / 5;
-        if !matches!(n, 6 | 8 | 20) {
-            return Err(bad());
-        }
-        let mut out = Vec::with_capacity(n);
-        for g in 0..n / 2 {
-            let at = g * 5;
-            for k in 0..2 {
-                let hi = hex(bytes[at + 2 * k]).ok_or_else(bad)?;
-                let lo = hex(bytes[at + 2 * k + 1]).ok_or_else(bad)?;
-                out.push(hi << 4 | lo);
-            }
-            if g + 1 < n / 2 && bytes[at + 4] != b'.' {
+            let n = (value.len() + 1) / 3;
+            if !matches!(n, 6 | 8 | 20) {
                 return Err(bad());
             }
+            for i in 0..n {
+                let at = i * 3;
+                out.push(octet(at).ok_or_else(bad)?);
+                if i + 1 < n && bytes.get(at + 2) != Some(&sep) {
+                    return Err(bad());
+                }
+            }
+            Ok(out)
         }
-        return Ok(out);
+        _ if bytes.get(4) == Some(&b'.') => {
+            if !(value.len() + 1).is_multiple_of(5) {
+                return Err(bad());
+            }
+            let n = 2 * (value.len() + 1) / 5;
+            if !matches!(n, 6 | 8 | 20) {
+                return Err(bad());
+            }
+            for g in 0..n / 2 {
+                let at = g * 5;
+                out.push(octet(at).ok_or_else(bad)?);
+                out.push(octet(at + 2).ok_or_else(bad)?);
+                if g + 1 < n / 2 && bytes.get(at + 4) != Some(&b'.') {
+                    return Err(bad());
+                }
+            }
+            Ok(out)
+        }
+        _ => Err(bad()),
     }
-    Err(bad())
 }
 
 /// An IP address, or a CIDR (`addr/prefix`) when the value contains `/`.
@@ -192,15 +220,25 @@ pub fn validate_ip_or_cidr(value: &str) -> Result<(), String> {
 
 /// Parse an IP address with an optional prefix length.
 pub fn parse_ip_or_cidr(value: &str) -> Result<(IpAddr, Option<u8>), String> {
-    match value.split_once('/') {
-        None => value
-            .parse::<IpAddr>()
+    // The family is known from the text (only IPv6 has `:`), so one parser runs, not two.
+    let parse_ip = |text: &str| -> Option<IpAddr> {
+        if text.as_bytes().contains(&b':') {
+            text.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6)
+        } else {
+            parse_ipv4(text).map(IpAddr::V4)
+        }
+    };
+    match value.bytes().position(|b| b == b'/') {
+        None => parse_ip(value)
             .map(|ip| (ip, None))
-            .map_err(|_| format!("{value:?} is not an IP address")),
-        Some((addr, prefix)) => {
-            let ip: IpAddr = addr
-                .parse()
-                .map_err(|_| format!("{value:?} is not a CIDR: {addr:?} is not an IP address"))?;
+            .ok_or_else(|| format!("{value:?} is not an IP address")),
+        Some(slash) => {
+            let (addr, prefix) = (
+                value.get(..slash).unwrap_or_default(),
+                value.get(slash + 1..).unwrap_or_default(),
+            );
+            let ip = parse_ip(addr)
+                .ok_or_else(|| format!("{value:?} is not a CIDR: {addr:?} is not an IP address"))?;
             let max = if ip.is_ipv4() { 32 } else { 128 };
             let len: u8 = prefix.parse().ok().filter(|l| *l <= max).ok_or_else(|| {
                 format!("{value:?} is not a CIDR: prefix length must be 0..={max}")
@@ -208,6 +246,32 @@ pub fn parse_ip_or_cidr(value: &str) -> Result<(IpAddr, Option<u8>), String> {
             Ok((ip, Some(len)))
         }
     }
+}
+
+/// Dotted-quad IPv4 exactly as `Ipv4Addr::from_str` reads it (four decimal octets of at most
+/// three digits, no leading zero, each at most 255), in one pass: the webhook parses one per
+/// `ips` entry of every pod it admits.
+pub fn parse_ipv4(text: &str) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = text.as_bytes().split(|&b| b == b'.');
+    for octet in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part.first() == Some(&b'0')) {
+            return None;
+        }
+        let mut value: u16 = 0;
+        for &b in part {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            value = value * 10 + u16::from(b - b'0');
+        }
+        *octet = u8::try_from(value).ok()?;
+    }
+    parts
+        .next()
+        .is_none()
+        .then_some(std::net::Ipv4Addr::from(octets))
 }
 
 #[cfg(test)]
@@ -260,20 +324,34 @@ mod tests {
     #[test]
     fn hardware_addresses_like_go_parse_mac() {
         assert_eq!(
-            parse_hardware_addr("02:00:5e:10:00:01").unwrap(),
-            vec![2, 0, 0x5e, 0x10, 0, 1]
+            parse_hardware_addr("02:00:5e:10:00:01").unwrap().as_bytes(),
+            [2, 0, 0x5e, 0x10, 0, 1]
         );
-        assert_eq!(parse_hardware_addr("02-00-5E-10-00-01").unwrap().len(), 6);
-        assert_eq!(parse_hardware_addr("0200.5e10.0001").unwrap().len(), 6);
+        assert_eq!(
+            parse_hardware_addr("02-00-5E-10-00-01")
+                .unwrap()
+                .as_bytes()
+                .len(),
+            6
+        );
+        assert_eq!(
+            parse_hardware_addr("0200.5e10.0001")
+                .unwrap()
+                .as_bytes()
+                .len(),
+            6
+        );
         assert_eq!(
             parse_hardware_addr("00:11:22:33:44:55:66:77")
                 .unwrap()
+                .as_bytes()
                 .len(),
             8
         );
         assert_eq!(
             parse_hardware_addr(&vec!["aa"; 20].join(":"))
                 .unwrap()
+                .as_bytes()
                 .len(),
             20
         );
@@ -286,6 +364,34 @@ mod tests {
             "zz:zz:zz:zz:zz:zz",
         ] {
             assert!(parse_hardware_addr(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The one-pass IPv4 reader accepts exactly what the standard library accepts.
+        #[test]
+        fn parse_ipv4_agrees_with_std(text in "[0-9.]{0,16}|[0-9a-f.: +-]{0,8}") {
+            proptest::prop_assert_eq!(parse_ipv4(&text), text.parse::<std::net::Ipv4Addr>().ok());
+        }
+    }
+
+    #[test]
+    fn ipv4_corners_agree_with_std() {
+        for text in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.0.0.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.",
+            "1..2.3",
+            "1.2.3.4.5",
+            "+1.2.3.4",
+            "1.2.3.0000",
+            "192.0.2.10",
+            "1.2.3.00",
+        ] {
+            assert_eq!(parse_ipv4(text), text.parse().ok(), "{text}");
         }
     }
 

@@ -14,7 +14,7 @@
 
 use std::borrow::Cow;
 
-use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 
 use super::networks::{Bandwidth, Field, NetworkSelection, PortMapping};
 
@@ -46,6 +46,56 @@ pub(super) fn scan_json_form(text: &str) -> Option<Vec<NetworkSelection<'_>>> {
     (s.pos == s.bytes.len()).then_some(out)
 }
 
+/// The bytes that end a plain string: its closing quote, an escape, or a control character (which
+/// JSON does not allow unescaped).
+static ENDS_PLAIN_STRING: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// The length of the plain string at the start of `rest` (up to its closing quote), or `None`
+/// when an escape, a control character or the end of the text comes first.
+///
+/// Eight bytes at a time: the strings here are short and of every length, so a byte loop pays a
+/// mispredicted exit per string, and this scan mostly finishes in one or two words.
+fn plain_len(rest: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut at = 0;
+    while let Some(word) = rest.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        let x = u64::from_le_bytes(*word);
+        // Flags bytes equal to `"` or `\\`, or below 0x20. Borrows can flag bytes above a true
+        // match, never below one, so the lowest flag is exact.
+        let found = zero_bytes(x ^ u64::from_ne_bytes([b'"'; 8]))
+            | zero_bytes(x ^ u64::from_ne_bytes([b'\\'; 8]))
+            | (x.wrapping_sub(u64::from_ne_bytes([0x20; 8])) & !x & HIGHS);
+        if found != 0 {
+            let len = at + (found.trailing_zeros() / 8) as usize;
+            return (rest.get(len) == Some(&b'"')).then_some(len);
+        }
+        at += 8;
+    }
+    let tail = rest.get(at..)?;
+    let len = at
+        + tail
+            .iter()
+            .position(|&b| ENDS_PLAIN_STRING[usize::from(b)])?;
+    (rest.get(len) == Some(&b'"')).then_some(len)
+}
+
+/// One level deeper inside a field's value, or `None` past [`MAX_NESTED_DEPTH`].
+fn nested(depth: usize) -> Option<usize> {
+    (depth < MAX_NESTED_DEPTH).then_some(depth + 1)
+}
+
 /// Nesting allowed inside one field's value. serde_json stops at 128 levels counted from the top
 /// of the annotation (two levels above a field's value); well below that, so the fast path never
 /// accepts what the serde path would refuse for depth.
@@ -59,11 +109,10 @@ struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     fn skip_ws(&mut self) {
-        let rest = self.bytes.get(self.pos..).unwrap_or_default();
-        self.pos += rest
-            .iter()
-            .position(|b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
-            .unwrap_or(rest.len());
+        // Most of the text has no blanks between tokens: one comparison in the common case.
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
     }
 
     /// The next non-blank byte, not consumed.
@@ -87,13 +136,7 @@ impl<'a> Scanner<'a> {
     fn plain_str(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.pos;
-        let rest = self.bytes.get(start..)?;
-        let len = rest
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        if rest.get(len) != Some(&b'"') {
-            return None;
-        }
+        let len = plain_len(self.bytes.get(start..)?)?;
         self.pos = start + len + 1;
         self.text.get(start..start + len)
     }
@@ -121,64 +164,73 @@ impl<'a> Scanner<'a> {
         self.list(|s| s.plain_str().map(Cow::Borrowed))
     }
 
-    /// The text of the next value, whatever it is; serde_json checks it when it is read.
-    fn value_extent(&mut self) -> Option<&'a str> {
-        self.skip_ws();
-        let start = self.pos;
-        match *self.bytes.get(self.pos)? {
-            b'"' => self.skip_string()?,
-            b'[' | b'{' => {
-                let mut depth = 0usize;
-                loop {
-                    match *self.bytes.get(self.pos)? {
-                        b'"' => {
-                            self.skip_string()?;
-                            continue;
-                        }
-                        b'[' | b'{' => {
-                            depth += 1;
-                            // Deeper than serde_json's own limit allows from the top of the
-                            // annotation: let the serde path refuse it the same way.
-                            if depth > MAX_NESTED_DEPTH {
-                                return None;
-                            }
-                        }
-                        b']' | b'}' => {
-                            depth = depth.saturating_sub(1);
-                            if depth == 0 {
-                                self.pos += 1;
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                    self.pos += 1;
-                }
+    /// A free-form JSON value (`cni-args`, a vendor key) read as serde_json reads it into a
+    /// [`Value`], in its plain shape only: plain strings, integers that fit an `i64`, literals, and
+    /// arrays and objects of those (each key once). Anything else gives up to the serde path.
+    fn value(&mut self, depth: usize) -> Option<Value> {
+        match self.peek()? {
+            b'"' => Some(Value::String(self.plain_str()?.to_owned())),
+            b'{' => Some(Value::Object(self.map(depth)?)),
+            b'[' => {
+                let depth = nested(depth)?;
+                Some(Value::Array(self.list(|s| s.value(depth))?))
             }
-            // A number or a literal: up to the next delimiter or blank.
+            b'-' | b'0'..=b'9' => match self.int() {
+                Some(int) => Some(Value::from(int)),
+                None => self.number_by_serde(),
+            },
             _ => {
-                while let Some(b) = self.bytes.get(self.pos) {
-                    if matches!(b, b',' | b']' | b'}' | b' ' | b'\n' | b'\r' | b'\t') {
-                        break;
-                    }
-                    self.pos += 1;
-                }
+                let rest = self.bytes.get(self.pos..)?;
+                let (value, len) = if rest.starts_with(b"true") {
+                    (Value::Bool(true), 4)
+                } else if rest.starts_with(b"false") {
+                    (Value::Bool(false), 5)
+                } else if rest.starts_with(b"null") {
+                    (Value::Null, 4)
+                } else {
+                    return None;
+                };
+                self.pos += len;
+                Some(value)
             }
         }
-        self.text.get(start..self.pos)
     }
 
-    /// Past a string starting at the current `"`, escapes included.
-    fn skip_string(&mut self) -> Option<()> {
-        self.pos += 1;
+    /// A number that is not a plain `i64` (a fraction, an exponent, a large integer): its text
+    /// is cut out and read by serde_json itself, so it gets serde_json's own float reading.
+    fn number_by_serde(&mut self) -> Option<Value> {
+        let start = self.pos;
+        let rest = self.bytes.get(start..)?;
+        let len = rest
+            .iter()
+            .position(|b| !matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+            .unwrap_or(rest.len());
+        let value = serde_json::from_str(self.text.get(start..start + len)?).ok()?;
+        self.pos = start + len;
+        Some(value)
+    }
+
+    /// `{ "key": value, … }` into a map, as [`Self::value`] reads values.
+    fn map(&mut self, depth: usize) -> Option<Map<String, Value>> {
+        let depth = nested(depth)?;
+        self.expect(b'{')?;
+        let mut map = Map::new();
+        if self.peek()? == b'}' {
+            self.pos += 1;
+            return Some(map);
+        }
         loop {
-            match *self.bytes.get(self.pos)? {
-                b'"' => {
-                    self.pos += 1;
-                    return Some(());
-                }
-                b'\\' => self.pos += 2,
-                _ => self.pos += 1,
+            let key = self.plain_str()?;
+            self.expect(b':')?;
+            let value = self.value(depth)?;
+            // serde_json keeps the last of a repeated key; leave that to it.
+            if map.insert(key.to_owned(), value).is_some() {
+                return None;
+            }
+            match self.next_byte()? {
+                b',' => continue,
+                b'}' => return Some(map),
+                _ => return None,
             }
         }
     }
@@ -189,19 +241,30 @@ impl<'a> Scanner<'a> {
         self.skip_ws();
         let start = self.pos;
         let rest = self.bytes.get(start..)?;
-        let sign = usize::from(rest.first() == Some(&b'-'));
-        let digits = rest.get(sign..)?;
+        let negative = rest.first() == Some(&b'-');
+        let digits = rest.get(usize::from(negative)..)?;
         let len = digits
             .iter()
             .position(|b| !b.is_ascii_digit())
             .unwrap_or(digits.len());
         // `01` is not JSON; `-0` serde_json reads as the float -0.0, which no i64 accepts.
-        let leading_zero = digits.first() == Some(&b'0') && (len > 1 || sign == 1);
+        let leading_zero = digits.first() == Some(&b'0') && (len > 1 || negative);
         if len == 0 || leading_zero || matches!(digits.get(len), Some(b'.' | b'e' | b'E')) {
             return None;
         }
-        self.pos = start + sign + len;
-        self.text.get(start..self.pos)?.parse().ok()
+        // Accumulated towards the sign, so i64::MIN is reachable and an overflow gives up.
+        let mut value: i64 = 0;
+        for &d in digits.get(..len)? {
+            let d = i64::from(d - b'0');
+            value = value.checked_mul(10)?;
+            value = if negative {
+                value.checked_sub(d)?
+            } else {
+                value.checked_add(d)?
+            };
+        }
+        self.pos = start + usize::from(negative) + len;
+        Some(value)
     }
 
     /// `{ "key": value, … }` with each key read by `field`, which returns a bit naming the key
@@ -276,10 +339,6 @@ impl<'a> Scanner<'a> {
         self.list(Self::port_mapping)
     }
 
-    fn json<T: DeserializeOwned>(&mut self) -> Option<T> {
-        serde_json::from_str(self.value_extent()?).ok()
-    }
-
     fn opt_str(&mut self) -> Option<Option<Cow<'a, str>>> {
         Some(Some(Cow::Borrowed(self.plain_str()?)))
     }
@@ -303,7 +362,7 @@ impl<'a> Scanner<'a> {
                 Some(Field::Mac) => sel.mac = self.opt_str()?,
                 Some(Field::Interface) => sel.interface = self.opt_str()?,
                 Some(Field::InterfaceRequest) => sel.interface_request = self.opt_str()?,
-                Some(Field::CniArgs) => sel.cni_args = self.json()?,
+                Some(Field::CniArgs) => sel.cni_args = Some(self.map(0)?),
                 Some(Field::PortMappings) => sel.port_mappings = Some(self.port_mappings()?),
                 Some(Field::Bandwidth) => sel.bandwidth = Some(self.bandwidth()?),
                 Some(Field::DefaultRoute) => sel.default_route = Some(self.plain_str_list()?),
@@ -311,8 +370,10 @@ impl<'a> Scanner<'a> {
                 Some(Field::IpamClaimReference) => sel.ipam_claim_reference = self.opt_str()?,
                 Some(Field::DeviceId) => sel.device_id = self.opt_str()?,
                 None => {
-                    let value = self.json()?;
-                    sel.extra.insert(key.to_owned(), value);
+                    let value = self.value(0)?;
+                    if sel.extra.insert(key.to_owned(), value).is_some() {
+                        return None; // a repeated vendor key: the serde path decides
+                    }
                 }
             }
             match self.next_byte()? {
@@ -499,6 +560,21 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// The word-at-a-time scan finds what a byte loop finds, at every offset and length.
+        #[test]
+        fn plain_len_matches_a_byte_loop(
+            bytes in proptest::collection::vec(
+                prop_oneof![Just(b'"'), Just(b'\\'), Just(0x1f), Just(0x20), Just(0x7f), Just(0xc3), Just(b'a'), 0u8..=255],
+                0..40,
+            )
+        ) {
+            let by_byte = bytes
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .filter(|&i| bytes.get(i) == Some(&b'"'));
+            prop_assert_eq!(plain_len(&bytes), by_byte);
+        }
 
         #[test]
         fn typed_sub_objects_are_read_as_serde_reads_them(text in typed_sub_objects()) {

@@ -26,8 +26,8 @@ use crate::attachments::{AttachmentInputs, AttachmentOrigin, Slot, plan_slots};
 use crate::cni::capabilities::declared_capabilities;
 use crate::constants::{DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION};
 use crate::names::{
-    parse_hardware_addr, parse_ip_or_cidr, validate_dns1123_label, validate_dns1123_subdomain,
-    validate_ifname,
+    HardwareAddr, parse_hardware_addr, parse_ip_or_cidr, validate_dns1123_label,
+    validate_dns1123_subdomain, validate_ifname,
 };
 use crate::rules::isolation::{GlobalNamespaces, check_namespace_isolation};
 use crate::{Diagnostics, FieldPath, NetworkAttachmentDefinition, Severity};
@@ -45,6 +45,13 @@ pub trait NetworkLookup {
     /// are asked often should cache this; the default parses the config on every call.
     fn declared_capabilities(&self, namespace: &str, name: &str) -> Option<CapabilitySet> {
         self.get_nad(namespace, name).and_then(chain_capabilities)
+    }
+
+    /// `None` when the NAD does not exist, else what [`Self::declared_capabilities`] says: for a
+    /// caller that needs both, in one lookup where the implementation can.
+    fn existing_capabilities(&self, namespace: &str, name: &str) -> Option<Option<CapabilitySet>> {
+        self.get_nad(namespace, name)?;
+        Some(self.declared_capabilities(namespace, name))
     }
 }
 
@@ -149,6 +156,10 @@ impl NetworkLookup for NadIndex {
     fn declared_capabilities(&self, namespace: &str, name: &str) -> Option<CapabilitySet> {
         self.entry(namespace, name).and_then(|e| e.capabilities)
     }
+
+    fn existing_capabilities(&self, namespace: &str, name: &str) -> Option<Option<CapabilitySet>> {
+        self.entry(namespace, name).map(|e| e.capabilities)
+    }
 }
 
 // === Options ===
@@ -216,6 +227,7 @@ pub fn validate_pod_networks_at(
     let mut d = Diagnostics::new();
     let mut rules = Rules {
         pod_namespace,
+        pod_namespace_valid: validate_dns1123_label(pod_namespace).is_ok(),
         lookup,
         opts,
         d: &mut d,
@@ -369,6 +381,8 @@ fn report_parse_error(d: &mut Diagnostics, annotation: &FieldPath, e: &Selection
 
 struct Rules<'a> {
     pod_namespace: &'a str,
+    /// The pod's namespace is a valid name: checked once, not once per element that uses it.
+    pod_namespace_valid: bool,
     lookup: &'a dyn NetworkLookup,
     opts: &'a PodRuleOptions,
     d: &'a mut Diagnostics,
@@ -416,9 +430,14 @@ impl Rules<'_> {
     ) {
         // An invalid name was reported already; looking it up would only add noise. A namespace
         // not written in the element is the pod's (or multusNamespace): checked here, once.
-        if !names_valid
-            || (selection.explicit_namespace().is_none()
-                && validate_dns1123_label(namespace).is_err())
+        let implicit_namespace_valid = || {
+            if namespace == self.pod_namespace {
+                self.pod_namespace_valid
+            } else {
+                validate_dns1123_label(namespace).is_ok()
+            }
+        };
+        if !names_valid || (selection.explicit_namespace().is_none() && !implicit_namespace_valid())
         {
             return;
         }
@@ -434,7 +453,14 @@ impl Rules<'_> {
         {
             self.d.error(at.field("namespace"), violation.to_string());
         }
-        if self.lookup.get_nad(namespace, name).is_none() {
+        // Capabilities only matter when the element asks for some: then one lookup gives both.
+        let requested = selection.requested_capabilities();
+        let declared = if requested.is_empty() {
+            self.lookup.get_nad(namespace, name).map(|_| None)
+        } else {
+            self.lookup.existing_capabilities(namespace, name)
+        };
+        let Some(declared) = declared else {
             let severity = if self.opts.unknown_networks_are_errors {
                 Severity::Error
             } else {
@@ -449,14 +475,10 @@ impl Rules<'_> {
                 ),
             );
             return;
-        }
-        let requested = selection.requested_capabilities();
-        if requested.is_empty() {
-            return;
-        }
+        };
         // Unknown for a NAD without inline config (its CNI file lives on the node) or with a
         // config that is not JSON: the check is skipped there rather than guessed.
-        let Some(declared) = self.lookup.declared_capabilities(namespace, name) else {
+        let Some(declared) = declared else {
             return;
         };
         for missing in requested.iter().filter(|c| !declared.contains(*c)) {
@@ -607,8 +629,8 @@ fn check_hardware_addr(
     d: &mut Diagnostics,
 ) {
     let path = || at.field(key);
-    match parse_hardware_addr(value) {
-        Err(e) => d.error(path(), e),
+    match parse_hardware_addr(value).as_ref().map(HardwareAddr::as_bytes) {
+        Err(e) => d.error(path(), e.clone()),
         Ok(bytes) if bytes.len() != octets => d.error(
             path(),
             format!("{value:?} has {} octets; {what} has {octets}", bytes.len()),
