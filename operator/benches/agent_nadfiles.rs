@@ -49,6 +49,25 @@ fn cpu_seconds() -> f64 {
     ticks as f64 / 100.0
 }
 
+/// A new directory for the bench's files: under `AGENT_BENCH_DIR` when set, else a new
+/// top-level directory (`/multus-bench-*`, falling back to the temp dir when `/` is read-only).
+///
+/// Why not /tmp: ext4 skips inodes freed in the last one to six minutes when it allocates a new
+/// one (`recently_deleted` in fs/ext4/ialloc.c), reading each from the inode table, so creating
+/// 10,000 files in a block group where a previous run just deleted 10,000 costs seconds of kernel
+/// CPU and made cold starts vary from 1 s to 7 s. A new top-level directory gets a block group
+/// of its own (the Orlov allocator), like a node's fresh /etc/cni/multus.
+fn fresh_dir() -> tempfile::TempDir {
+    match std::env::var_os("AGENT_BENCH_DIR") {
+        Some(b) => tempfile::tempdir_in(b).unwrap(),
+        None => tempfile::Builder::new()
+            .prefix("multus-bench-")
+            .tempdir_in("/")
+            .or_else(|_| tempfile::tempdir())
+            .unwrap(),
+    }
+}
+
 fn main() {
     println!(
         "load average: {}",
@@ -56,11 +75,7 @@ fn main() {
             .unwrap_or_default()
             .trim()
     );
-    let base = std::env::var_os("AGENT_BENCH_DIR").map(std::path::PathBuf::from);
-    let tmp = match &base {
-        Some(b) => tempfile::tempdir_in(b).unwrap(),
-        None => tempfile::tempdir().unwrap(),
-    };
+    let tmp = fresh_dir();
     let dir = tmp.path().join("etc/cni/multus/net.d");
     let nads: Vec<_> = (0..NADS).map(|i| nad(i, "eth1")).collect();
 

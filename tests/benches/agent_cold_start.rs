@@ -145,12 +145,28 @@ fn our_files(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// A new directory for the bench's files: under `AGENT_BENCH_DIR` when set, else a new
+/// top-level directory (`/multus-bench-*`, falling back to the temp dir when `/` is read-only).
+///
+/// Why not /tmp: ext4 skips inodes freed in the last one to six minutes when it allocates a new
+/// one (`recently_deleted` in fs/ext4/ialloc.c), reading each from the inode table, so creating
+/// 10,000 files in a block group where a previous run just deleted 10,000 costs seconds of kernel
+/// CPU and made cold starts vary from 1 s to 7 s. A new top-level directory gets a block group
+/// of its own (the Orlov allocator), like a node's fresh /etc/cni/multus.
+fn fresh_dir() -> tempfile::TempDir {
+    match std::env::var_os("AGENT_BENCH_DIR") {
+        Some(b) => tempfile::tempdir_in(b).unwrap(),
+        None => tempfile::Builder::new()
+            .prefix("multus-bench-")
+            .tempdir_in("/")
+            .or_else(|_| tempfile::tempdir())
+            .unwrap(),
+    }
+}
+
 /// A host root with a primary CNI config and a service account.
 fn host_root() -> (tempfile::TempDir, PathBuf) {
-    let root = match std::env::var_os("AGENT_BENCH_DIR") {
-        Some(b) => tempfile::tempdir_in(b).unwrap(),
-        None => tempfile::tempdir().unwrap(),
-    };
+    let root = fresh_dir();
     let conf = root.path().join("etc/cni/net.d");
     std::fs::create_dir_all(&conf).unwrap();
     std::fs::write(
@@ -283,7 +299,8 @@ fn until_file_holds(path: &Path, needle: &str) -> Duration {
     }
 }
 
-fn from_the_api_server(rt: &tokio::runtime::Runtime, tck: f64) {
+/// Returns the host root, so its 10,000 files are deleted only after every run (see [`fresh_dir`]).
+fn from_the_api_server(rt: &tokio::runtime::Runtime, tck: f64) -> tempfile::TempDir {
     let (server, client) = rt.block_on(async {
         let server = FakeApiServer::start().await.unwrap();
         let client = server.client().await.unwrap();
@@ -340,9 +357,10 @@ fn from_the_api_server(rt: &tokio::runtime::Runtime, tck: f64) {
     );
     drop(agent);
     drop(server);
+    root
 }
 
-fn from_a_directory(tck: f64) {
+fn from_a_directory(tck: f64) -> tempfile::TempDir {
     let (root, sa) = host_root();
     let manifests = root.path().join("manifests");
     std::fs::create_dir_all(&manifests).unwrap();
@@ -364,6 +382,8 @@ fn from_a_directory(tck: f64) {
     let flag = format!("dir:{}", manifests.display());
     let mut agent = spawn_agent(root.path(), &sa, port, &["--source", &flag], None);
     measure("dir", &mut agent, port, &nad_dir, tck);
+    drop(agent);
+    root
 }
 
 fn main() {
@@ -380,12 +400,13 @@ fn main() {
             .unwrap_or_default()
             .trim()
     );
-    from_the_api_server(&rt, tck);
-    from_a_directory(tck);
+    let api_root = from_the_api_server(&rt, tck);
+    let dir_root = from_a_directory(tck);
     println!(
         "load average at end: {}",
         std::fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()
             .trim()
     );
+    drop((api_root, dir_root));
 }
