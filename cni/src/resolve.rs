@@ -270,6 +270,28 @@ fn plan_gateways(plan: &[multus_crds::attachments::Attachment<'_>]) -> Vec<Optio
         .collect()
 }
 
+/// One attachment of a configuration given whole (the daemon's `/delegate`: a hot-plugged
+/// network), built exactly as an attachment of the pod's annotation is: same `CNI_ARGS`, `ips` /
+/// `mac` requests, `args.cni` and type checks. It is never the cluster network (`index` > 0), so
+/// no runtime-provided value reaches it.
+pub(crate) fn single_delegate(
+    ctx: &Context<'_>,
+    index: usize,
+    ifname: &str,
+    selection: Option<&NetworkSelection>,
+    list: &NetworkConfigList,
+) -> Result<Delegate> {
+    build_delegate(
+        ctx,
+        index.max(1),
+        ifname,
+        selection,
+        static_network(list),
+        None,
+        &mut HashMap::new(),
+    )
+}
+
 fn static_network(list: &NetworkConfigList) -> Network {
     Network {
         status_name: list.name().to_owned(),
