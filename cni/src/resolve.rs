@@ -355,18 +355,24 @@ fn static_network(list: &NetworkConfigList) -> Network {
 async fn configured_network(ctx: &Context<'_>, value: &str) -> Result<Network> {
     if value.contains('/') {
         let path = Path::new(value);
-        let file = if path.is_dir() {
-            conf_files(path)?
-                .into_iter()
-                .next()
-                .ok_or_else(|| Error::FindNetworkFile {
-                    name: value.into(),
-                    dir: path.to_owned(),
-                })?
+        let list = if path.is_dir() {
+            let file =
+                conf_files(path)?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| Error::FindNetworkFile {
+                        name: value.into(),
+                        dir: path.to_owned(),
+                    })?;
+            load_file(&file)?
+        } else if path.extension().is_some_and(|e| e == "conflist") {
+            // A `.conflist` named by path is loaded as libcni loads it: with the plugins of
+            // `<its directory>/<name>/*.conf` (multus-spec §2.2).
+            let list = load_file(path)?;
+            crate::subdir::aggregate(list, path.parent().unwrap_or(Path::new("/")))?
         } else {
-            path.to_owned()
+            load_file(path)?
         };
-        let list = load_file(&file)?;
         return Ok(Network {
             status_name: list.name().to_owned(),
             list,
