@@ -238,57 +238,10 @@ async fn resolve_attachments(ctx: &Context<'_>, pod_ref: &PodRef) -> Result<Vec<
         );
     }
     apply_default_routes(&mut delegates, &plan_gateways(&plan))?;
-    if let Some(aux) = auxiliary_chain(ctx, &delegates)? {
+    if let Some(aux) = crate::subdir::auxiliary_chain(ctx, &delegates)? {
         delegates.push(aux);
     }
     Ok(delegates)
-}
-
-/// The plugins of the auxiliary CNI chain (multus-spec §3.1 step 9): a list named
-/// `auxiliaryCNIChainName` starting with `passthru`, aggregated from
-/// `<directory of clusterNetwork>/<chain>/*.conf`, run as the last attachment (`net<n>`) when
-/// that directory adds at least one plugin. It sees the pod's sandbox after every network is
-/// attached (e.g. to add routes or sysctls).
-fn auxiliary_chain(ctx: &Context<'_>, delegates: &[Delegate]) -> Result<Option<Delegate>> {
-    let Some(chain) = ctx
-        .config
-        .auxiliary_cni_chain_name
-        .as_deref()
-        .filter(|c| !c.is_empty())
-    else {
-        return Ok(None);
-    };
-    let cluster = ctx.config.cluster_network.as_deref().unwrap_or_default();
-    if !cluster.contains('/') {
-        return Err(Error::ParseConfig(format!(
-            "auxiliaryCNIChainName {chain:?} is set, so clusterNetwork must be a path (the chain's \
-             plugins are in <its directory>/{chain}/), and {cluster:?} is not one"
-        )));
-    }
-    let dir = Path::new(cluster).parent().unwrap_or(Path::new("/"));
-    let base = serde_json::json!({
-        "cniVersion": ctx.config.cni_version.as_deref().unwrap_or_default(),
-        "name": chain,
-        "plugins": [{"type": "passthru", "name": "passthru-cni"}],
-    });
-    let list = NetworkConfigList::from_value(base).map_err(|e| Error::ParseDelegate {
-        what: format!("of auxiliary CNI chain {chain:?}"),
-        message: e.message(),
-    })?;
-    let list = crate::subdir::aggregate(list, dir)?;
-    if list.plugins().len() <= 1 {
-        return Ok(None);
-    }
-    let index = delegates.len();
-    let ifname = multus_crds::attachments::interface_name(index, None, &ctx.invocation.ifname);
-    if let Some(taken) = delegates.iter().find(|d| d.ifname == ifname) {
-        return Err(Error::DuplicateInterface {
-            ifname,
-            first: taken.status_name.clone(),
-            second: chain.to_owned(),
-        });
-    }
-    single_delegate(ctx, index, &ifname, None, &list).map(Some)
 }
 
 /// The pod's devices from kubelet; `None` without a socket or a named pod (multus-spec §3.14:

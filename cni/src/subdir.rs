@@ -1,7 +1,7 @@
 //! libcni's sub-directory aggregation (multus-spec §2.2, §4.1): a configuration list named
 //! `<name>` takes, after its inlined `plugins`, the plugin configs of `<dir>/<name>/*.conf`, in
 //! lexical order, unless it says `loadOnlyInlinedPlugins: true`. Used for a `clusterNetwork` (or
-//! `defaultNetworks`) path ending `.conflist` and for the auxiliary CNI chain.
+//! `defaultNetworks`) path ending `.conflist` and for the auxiliary CNI chain, built here too.
 
 use std::fs;
 use std::io;
@@ -11,7 +11,9 @@ use multus_crds::cni::{NetworkConfigList, PluginConfig};
 use multus_crds::names::validate_cni_name;
 use serde_json::Value;
 
+use crate::cache::Delegate;
 use crate::error::{Error, Result};
+use crate::resolve::Context;
 
 /// `list` with the plugins of `<dir>/<list name>/*.conf` appended. A missing sub-directory adds
 /// nothing; an unreadable or invalid plugin file is an error, and so is a list left without any
@@ -51,6 +53,56 @@ pub fn aggregate(list: NetworkConfigList, dir: &Path) -> Result<NetworkConfigLis
         }
     }
     NetworkConfigList::from_value(value).map_err(|e| fail(sub, e.message()))
+}
+
+/// The plugins of the auxiliary CNI chain (multus-spec §3.1 step 9): a list named
+/// `auxiliaryCNIChainName` starting with `passthru`, aggregated from
+/// `<directory of clusterNetwork>/<chain>/*.conf`, run as the last attachment (`net<n>`) when
+/// that directory adds at least one plugin. It sees the pod's sandbox after every network is
+/// attached (e.g. to add routes or sysctls).
+pub(crate) fn auxiliary_chain(
+    ctx: &Context<'_>,
+    delegates: &[Delegate],
+) -> Result<Option<Delegate>> {
+    let Some(chain) = ctx
+        .config
+        .auxiliary_cni_chain_name
+        .as_deref()
+        .filter(|c| !c.is_empty())
+    else {
+        return Ok(None);
+    };
+    let cluster = ctx.config.cluster_network.as_deref().unwrap_or_default();
+    if !cluster.contains('/') {
+        return Err(Error::ParseConfig(format!(
+            "auxiliaryCNIChainName {chain:?} is set, so clusterNetwork must be a path (the chain's \
+             plugins are in <its directory>/{chain}/), and {cluster:?} is not one"
+        )));
+    }
+    let dir = Path::new(cluster).parent().unwrap_or(Path::new("/"));
+    let base = serde_json::json!({
+        "cniVersion": ctx.config.cni_version.as_deref().unwrap_or_default(),
+        "name": chain,
+        "plugins": [{"type": "passthru", "name": "passthru-cni"}],
+    });
+    let list = NetworkConfigList::from_value(base).map_err(|e| Error::ParseDelegate {
+        what: format!("of auxiliary CNI chain {chain:?}"),
+        message: e.message(),
+    })?;
+    let list = aggregate(list, dir)?;
+    if list.plugins().len() <= 1 {
+        return Ok(None);
+    }
+    let index = delegates.len();
+    let ifname = multus_crds::attachments::interface_name(index, None, &ctx.invocation.ifname);
+    if let Some(taken) = delegates.iter().find(|d| d.ifname == ifname) {
+        return Err(Error::DuplicateInterface {
+            ifname,
+            first: taken.status_name.clone(),
+            second: chain.to_owned(),
+        });
+    }
+    crate::resolve::single_delegate(ctx, index, &ifname, None, &list).map(Some)
 }
 
 /// The `.conf` files of `dir` in lexical order; none when `dir` does not exist.
