@@ -24,6 +24,9 @@ use crate::k8s::{Kube, client_for_config, uid_matches};
 use crate::netns;
 use crate::resolve::{Context, DeviceSource, resolve};
 
+mod hotplug;
+pub use hotplug::InterfaceAttributes;
+
 /// Extension key: how long ADD waits for `readinessindicatorfile`, in seconds (Multus: 45).
 pub const READINESS_TIMEOUT_KEY: &str = "readinessIndicatorTimeoutSeconds";
 
@@ -123,21 +126,8 @@ impl Engine {
         inv: &Invocation,
         config: &MultusConfig,
     ) -> Result<Option<String>> {
-        let version = select_version(config.cni_version.as_deref(), &[])
-            .map_err(|e| Error::ParseConfig(format!("cniVersion: {e}")))?;
-        let mut path = vec![PathBuf::from(config.bin_dir())];
-        path.extend(inv.path.iter().cloned());
-        let call = Call {
-            inv,
-            config,
-            version,
-            cache: CacheDir::new(config.cni_dir()),
-            path,
-            kube: match &self.kube {
-                Some(k) => OnceCell::new_with(Some(Some(k.clone()))),
-                None => OnceCell::new(),
-            },
-        };
+        let call = self.call(inv, config)?;
+        let version = call.version;
         let span =
             tracing::info_span!("cni", command = %inv.command, container = %inv.container_id);
         async {
@@ -162,6 +152,25 @@ impl Engine {
         }
         .instrument(span)
         .await
+    }
+
+    /// The state of one request: its config, cache, plugin path and (lazy) client.
+    fn call<'a>(&self, inv: &'a Invocation, config: &'a MultusConfig) -> Result<Call<'a>> {
+        let version = select_version(config.cni_version.as_deref(), &[])
+            .map_err(|e| Error::ParseConfig(format!("cniVersion: {e}")))?;
+        let mut path = vec![PathBuf::from(config.bin_dir())];
+        path.extend(inv.path.iter().cloned());
+        Ok(Call {
+            inv,
+            config,
+            version,
+            cache: CacheDir::new(config.cni_dir()),
+            path,
+            kube: match &self.kube {
+                Some(k) => OnceCell::new_with(Some(Some(k.clone()))),
+                None => OnceCell::new(),
+            },
+        })
     }
 
     fn runner<'b>(&'b self, call: &'b Call<'_>) -> Runner<'b> {
@@ -550,31 +559,37 @@ impl Engine {
             });
         }
         for d in &delegates {
-            let outcome = async {
-                let list = parse_delegate(d)?;
-                let cached = call
-                    .cache
-                    .read_result(d, &inv.container_id)?
-                    .and_then(|r| r.cached_result())
-                    .ok_or_else(|| Error::NoCachedAttachments {
-                        container_id: inv.container_id.clone(),
-                    })?;
-                self.runner(call)
-                    .check(&list, &runtime_conf(inv, d), &cached)
-                    .await
-            }
-            .await;
-            outcome.map_err(|source| {
-                Error::attachment(
-                    Error::CheckNetwork,
-                    &pod_ref,
-                    &d.status_name,
-                    &d.ifname,
-                    source,
-                )
-            })?;
+            self.check_one(call, d, &pod_ref).await?;
         }
         Ok(())
+    }
+
+    /// CHECK one attachment against its cached result.
+    async fn check_one(&self, call: &Call<'_>, d: &Delegate, pod_ref: &PodRef) -> Result<()> {
+        let inv = call.inv;
+        let outcome = async {
+            let list = parse_delegate(d)?;
+            let cached = call
+                .cache
+                .read_result(d, &inv.container_id)?
+                .and_then(|r| r.cached_result())
+                .ok_or_else(|| Error::NoCachedAttachments {
+                    container_id: inv.container_id.clone(),
+                })?;
+            self.runner(call)
+                .check(&list, &runtime_conf(inv, d), &cached)
+                .await
+        }
+        .await;
+        outcome.map_err(|source| {
+            Error::attachment(
+                Error::CheckNetwork,
+                pod_ref,
+                &d.status_name,
+                &d.ifname,
+                source,
+            )
+        })
     }
 
     // === GC and STATUS ===

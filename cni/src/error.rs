@@ -53,6 +53,10 @@ pub enum Error {
         #[source]
         source: Box<kube::Error>,
     },
+    #[error("pod {namespace}/{name} not found: a network is hot-plugged only into a running pod")]
+    PodNotFound { namespace: String, name: String },
+    #[error("hot-plugging a network: {reason}")]
+    HotplugContext { reason: &'static str },
     #[error("pod {namespace}/{name} has UID {found}, but the runtime asked for UID {expected}")]
     PodUidMismatch {
         namespace: String,
@@ -205,9 +209,10 @@ impl Error {
             | Error::DaemonUnreachable { .. }
             | Error::PodResources { .. }
             | Error::Overloaded { .. } => ErrorCode::TryAgainLater,
-            Error::NoCachedAttachments { .. } | Error::PodUidMismatch { .. } => {
-                ErrorCode::UnknownContainer
-            }
+            Error::HotplugContext { .. } => ErrorCode::InvalidEnvironmentVariables,
+            Error::NoCachedAttachments { .. }
+            | Error::PodUidMismatch { .. }
+            | Error::PodNotFound { .. } => ErrorCode::UnknownContainer,
             Error::PluginFailed { error, .. } | Error::Remote(error) => error.code,
             Error::AddNetwork(f)
             | Error::DelNetwork(f)

@@ -29,6 +29,7 @@ pub mod resolve;
 pub mod server;
 pub mod shim;
 pub mod status;
+pub mod subdir;
 
 pub use engine::{Engine, EngineOptions};
 pub use env::{Command, Invocation};

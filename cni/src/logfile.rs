@@ -3,8 +3,15 @@
 //! `<name>-<UTC time>.<ext>` beside it and a new one is started; then backups beyond `maxBackups`
 //! (newest kept) and older than `maxAge` days are removed. 0 turns a limit off.
 //!
-//! `compress` is not honoured: no DEFLATE implementation is in the dependency tree, and the
-//! plugin does not spawn `gzip` on a CNI hot path; backups stay uncompressed (docs/cni.md).
+//! With `compress` (the default), backups are gzipped to `<backup>.gz` (flate2 with the
+//! pure-Rust miniz_oxide backend) by a background thread started at rotation, so the CNI call that
+//! rotates only pays for a rename and the compression overlaps the rest of the call. The `multus`
+//! binary waits for it after printing its answer ([`wait_for_compression`]): a process exiting
+//! mid-way would leave every backup uncompressed, so the one call in `maxSize` megabytes of log
+//! that rotates pays for what remains. Each backup is written to a temporary file, fsynced and
+//! renamed before the uncompressed one is removed: at every moment one complete copy exists. A
+//! process killed mid-way abandons its temporary file; the next rotation compresses what is still
+//! uncompressed (and removes temporaries abandoned long ago).
 //!
 //! Several plugin processes may append to one file at once; each knows the size at its open plus
 //! its own writes, so a file may pass `maxSize` by what the others wrote since. Rotation is a
@@ -14,9 +21,27 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
+use flate2::Compression;
+use flate2::write::GzEncoder;
 use multus_crds::multus_config::LogOptions;
+
+/// A temporary file of an abandoned compression is removed after this long.
+const STALE_TEMP: Duration = Duration::from_secs(3600);
+
+/// Compressions started by rotations of this process and not yet waited for.
+static COMPRESSING: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
+
+/// Wait for every compression this process started (the `multus` binary, before it exits).
+pub fn wait_for_compression() {
+    let pending = std::mem::take(&mut *COMPRESSING.lock().unwrap_or_else(PoisonError::into_inner));
+    for t in pending {
+        let _ = t.join();
+    }
+}
 
 /// When to rotate and what to keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +52,8 @@ pub struct Limits {
     pub max_backups: usize,
     /// Backups older than this are removed (`None`: kept whatever their age).
     pub max_age: Option<Duration>,
+    /// Gzip backups (`<backup>.gz`).
+    pub compress: bool,
 }
 
 impl Limits {
@@ -38,6 +65,7 @@ impl Limits {
             max_bytes: non_negative(o.max_size()).saturating_mul(1024 * 1024),
             max_backups: usize::try_from(non_negative(o.max_backups())).unwrap_or(usize::MAX),
             max_age: (days > 0).then(|| Duration::from_secs(days.saturating_mul(86_400))),
+            compress: o.compress(),
         }
     }
 }
@@ -120,7 +148,42 @@ impl RotatingFile {
         self.file = open_append(&self.path)?;
         self.size = 0;
         self.prune();
+        if self.limits.compress {
+            self.start_compression();
+        }
         Ok(())
+    }
+
+    /// Gzip every uncompressed backup on a background thread, unless an earlier rotation's
+    /// thread is still at work (the next rotation picks up what it leaves).
+    fn start_compression(&mut self) {
+        let mut running = COMPRESSING.lock().unwrap_or_else(PoisonError::into_inner);
+        running.retain(|t| !t.is_finished());
+        if !running.is_empty() {
+            return;
+        }
+        let pending: Vec<PathBuf> = self
+            .backups()
+            .into_iter()
+            .filter(|b| b.extension().is_none_or(|e| e != "gz"))
+            .collect();
+        let dir = self.path.parent().map(Path::to_owned);
+        let (prefix, _) = self.backup_affixes();
+        let started = std::thread::Builder::new()
+            .name("log-compress".into())
+            .spawn(move || {
+                if let Some(dir) = dir {
+                    remove_stale_temps(&dir, &format!(".{prefix}"));
+                }
+                for b in pending {
+                    // A failure leaves the uncompressed backup; the next rotation tries again.
+                    let _ = gzip_file(&b);
+                }
+            });
+        // Without a thread the backups stay uncompressed until a later rotation.
+        if let Ok(t) = started {
+            running.push(t);
+        }
     }
 
     /// The backups of this file, oldest first.
@@ -136,7 +199,8 @@ impl RotatingFile {
             .flatten()
             .filter(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                name.starts_with(&prefix) && name.ends_with(&ext) && e.path() != self.path
+                let plain = name.strip_suffix(".gz").unwrap_or(&name);
+                name.starts_with(&prefix) && plain.ends_with(&ext) && e.path() != self.path
             })
             .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
             .collect();
@@ -164,6 +228,60 @@ impl RotatingFile {
             if i < excess || too_old {
                 let _ = fs::remove_file(b);
             }
+        }
+    }
+}
+
+/// `<backup>.gz` from `backup` (keeping its modification time, which orders backups and ages
+/// them), then `backup` removed. Written to a temporary file, fsynced and renamed first.
+fn gzip_file(backup: &Path) -> io::Result<()> {
+    let name = backup
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let target = backup.with_file_name(format!("{name}.gz"));
+    let temp = backup.with_file_name(format!(".{name}.gz.{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut input = File::open(backup)?;
+        let modified = input.metadata()?.modified()?;
+        let out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        let mut gz = GzEncoder::new(out, Compression::default());
+        io::copy(&mut input, &mut gz)?;
+        let out = gz.finish()?;
+        out.set_modified(modified)?;
+        out.sync_all()?;
+        fs::rename(&temp, &target)
+    })();
+    if written.is_err() {
+        // Only a temporary file this call created is removed (create_new refused any other).
+        if !matches!(&written, Err(e) if e.kind() == io::ErrorKind::AlreadyExists) {
+            let _ = fs::remove_file(&temp);
+        }
+        return written;
+    }
+    fs::remove_file(backup)
+}
+
+/// Remove temporaries (`<prefix>...tmp`) of compressions abandoned long ago.
+fn remove_stale_temps(dir: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let now = SystemTime::now();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let stale = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > STALE_TEMP);
+        if name.starts_with(prefix) && name.ends_with(".tmp") && stale {
+            let _ = fs::remove_file(e.path());
         }
     }
 }
@@ -199,6 +317,7 @@ mod tests {
             max_bytes: 100,
             max_backups: 2,
             max_age: None,
+            compress: false,
         };
         let mut f = RotatingFile::open(&path, limits).unwrap();
         let line = [b'x'; 39];
@@ -236,10 +355,12 @@ mod tests {
         assert_eq!(defaults.max_bytes, 100 * 1024 * 1024);
         assert_eq!(defaults.max_backups, 5);
         assert_eq!(defaults.max_age, Some(Duration::from_secs(5 * 86_400)));
+        assert!(defaults.compress);
         let off = Limits::from_options(&LogOptions {
             max_age: Some(0),
             max_size: Some(-1),
             max_backups: Some(0),
+            compress: Some(false),
             ..LogOptions::default()
         });
         assert_eq!(
@@ -247,7 +368,8 @@ mod tests {
             Limits {
                 max_bytes: 0,
                 max_backups: 0,
-                max_age: None
+                max_age: None,
+                compress: false,
             }
         );
         let dir = tempfile::tempdir().unwrap();
@@ -256,5 +378,80 @@ mod tests {
             f.write_all(b"0123456789").unwrap();
         }
         assert!(f.backups().is_empty());
+    }
+
+    #[test]
+    fn compressed_backups_are_gzip_of_the_old_content() {
+        use std::io::Read;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("multus.log");
+        let limits = Limits {
+            max_bytes: 100,
+            max_backups: 2,
+            max_age: None,
+            compress: true,
+        };
+        let mut f = RotatingFile::open(&path, limits).unwrap();
+        let mut written = Vec::new();
+        for i in 0..8u8 {
+            let line = format!("{}{}\n", char::from(b'a' + i), "x".repeat(38));
+            f.write_all(line.as_bytes()).unwrap();
+            written.push(line);
+            wait_for_compression();
+            std::thread::sleep(Duration::from_millis(15));
+        }
+        wait_for_compression();
+        // Four files of two lines: the current one and two gzipped backups (the oldest pruned).
+        assert_eq!(fs::read_to_string(&path).unwrap(), written[6..].concat());
+        let backups = f.backups();
+        assert_eq!(backups.len(), 2, "{backups:?}");
+        for (b, lines) in backups.iter().zip([&written[2..4], &written[4..6]]) {
+            let name = b.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                name.starts_with("multus-") && name.ends_with(".log.gz"),
+                "{name}"
+            );
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(File::open(b).unwrap())
+                .read_to_string(&mut text)
+                .unwrap();
+            assert_eq!(text, lines.concat());
+        }
+        // Nothing else: no uncompressed copy, no temporary file.
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+    }
+
+    #[test]
+    fn an_interrupted_compression_leaves_the_backup_and_is_redone() {
+        use std::io::Read;
+
+        let dir = tempfile::tempdir().unwrap();
+        let backup = dir.path().join("multus-2026-01-01T00-00-00.000.log");
+        fs::write(&backup, "old lines\n").unwrap();
+        // The temporary file of an attempt that never finished is in the way: this attempt
+        // fails without touching the backup or that file, and a later one succeeds.
+        let temp = dir.path().join(format!(
+            ".multus-2026-01-01T00-00-00.000.log.gz.{}.tmp",
+            std::process::id()
+        ));
+        fs::write(&temp, "partial").unwrap();
+        assert!(gzip_file(&backup).is_err());
+        assert_eq!(fs::read_to_string(&backup).unwrap(), "old lines\n");
+        assert!(temp.exists());
+        fs::remove_file(&temp).unwrap();
+        gzip_file(&backup).unwrap();
+        assert!(!backup.exists());
+        let gz = dir.path().join("multus-2026-01-01T00-00-00.000.log.gz");
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(File::open(gz).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "old lines\n");
     }
 }

@@ -238,6 +238,9 @@ async fn resolve_attachments(ctx: &Context<'_>, pod_ref: &PodRef) -> Result<Vec<
         );
     }
     apply_default_routes(&mut delegates, &plan_gateways(&plan))?;
+    if let Some(aux) = crate::subdir::auxiliary_chain(ctx, &delegates)? {
+        delegates.push(aux);
+    }
     Ok(delegates)
 }
 
@@ -270,6 +273,28 @@ fn plan_gateways(plan: &[multus_crds::attachments::Attachment<'_>]) -> Vec<Optio
         .collect()
 }
 
+/// One attachment of a configuration given whole (the daemon's `/delegate`: a hot-plugged
+/// network), built exactly as an attachment of the pod's annotation is: same `CNI_ARGS`, `ips` /
+/// `mac` requests, `args.cni` and type checks. It is never the cluster network (`index` > 0), so
+/// no runtime-provided value reaches it.
+pub(crate) fn single_delegate(
+    ctx: &Context<'_>,
+    index: usize,
+    ifname: &str,
+    selection: Option<&NetworkSelection>,
+    list: &NetworkConfigList,
+) -> Result<Delegate> {
+    build_delegate(
+        ctx,
+        index.max(1),
+        ifname,
+        selection,
+        static_network(list),
+        None,
+        &mut HashMap::new(),
+    )
+}
+
 fn static_network(list: &NetworkConfigList) -> Network {
     Network {
         status_name: list.name().to_owned(),
@@ -283,18 +308,24 @@ fn static_network(list: &NetworkConfigList) -> Network {
 async fn configured_network(ctx: &Context<'_>, value: &str) -> Result<Network> {
     if value.contains('/') {
         let path = Path::new(value);
-        let file = if path.is_dir() {
-            conf_files(path)?
-                .into_iter()
-                .next()
-                .ok_or_else(|| Error::FindNetworkFile {
-                    name: value.into(),
-                    dir: path.to_owned(),
-                })?
+        let list = if path.is_dir() {
+            let file =
+                conf_files(path)?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| Error::FindNetworkFile {
+                        name: value.into(),
+                        dir: path.to_owned(),
+                    })?;
+            load_file(&file)?
+        } else if path.extension().is_some_and(|e| e == "conflist") {
+            // A `.conflist` named by path is loaded as libcni loads it: with the plugins of
+            // `<its directory>/<name>/*.conf` (multus-spec §2.2).
+            let list = load_file(path)?;
+            crate::subdir::aggregate(list, path.parent().unwrap_or(Path::new("/")))?
         } else {
-            path.to_owned()
+            load_file(path)?
         };
-        let list = load_file(&file)?;
         return Ok(Network {
             status_name: list.name().to_owned(),
             list,

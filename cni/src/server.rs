@@ -4,13 +4,15 @@
 //! | path | answer |
 //! |---|---|
 //! | `POST /cni` | a CNI call from the shim: `{"env": {...}, "config": base64}` → `{"Result": ...}` for ADD, empty for the rest; 400 with a CNI error object on failure |
+//! | `POST /delegate` | one network hot-plugged into a running pod: `{"env", "config": base64 of the network's config, "interfaceAttributes": {"ips", "mac", "cni-args"}}`; ADD, DEL, CHECK, STATUS; answers as `/cni` ([`Engine::run_delegate`]) |
 //! | `/healthz` | 200 |
 //! | `/readyz` | 200, 500 once shutting down |
 //! | `/metrics` | Prometheus text: requests by command and outcome, in flight, queued, rejected |
 //!
 //! A burst of pods cannot exhaust memory (multus-spec §5 item 1): at most `max_concurrent` calls
 //! run, at most `max_queued` more wait (each holding at most `max_body` bytes), and beyond that a
-//! call is refused at once with CNI error 11 so the runtime retries it later.
+//! call is refused at once with CNI error 11 so the runtime retries it later. `/delegate` calls
+//! share the same slots and queue.
 
 use std::convert::Infallible;
 use std::fs;
@@ -31,7 +33,7 @@ use serde_json::{Map, Value, json};
 use tokio::net::UnixListener;
 use tokio::sync::Semaphore;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, InterfaceAttributes};
 use crate::env::{Command, Invocation};
 use crate::error::Error;
 use crate::shim::SOCKET_NAME;
@@ -67,8 +69,8 @@ impl Default for ServerOptions {
 /// Command × outcome counters, plus gauges.
 #[derive(Default)]
 struct Metrics {
-    /// Indexed by command (6) × outcome (ok, error).
-    requests: [[AtomicU64; 2]; 6],
+    /// Indexed by endpoint (`/cni`, `/delegate`) × command (6) × outcome (ok, error).
+    requests: [[[AtomicU64; 2]; 6]; 2],
     rejected: AtomicU64,
     in_flight: AtomicUsize,
 }
@@ -83,22 +85,36 @@ const COMMANDS: [Command; 6] = [
 ];
 
 impl Metrics {
-    fn count(&self, command: Command, ok: bool) {
+    fn count(&self, endpoint: Endpoint, command: Command, ok: bool) {
         if let Some(i) = COMMANDS.iter().position(|c| *c == command) {
-            self.requests[i][usize::from(!ok)].fetch_add(1, Ordering::Relaxed);
+            self.requests[endpoint as usize][i][usize::from(!ok)].fetch_add(1, Ordering::Relaxed);
         }
     }
 
     fn render(&self, queued: usize) -> String {
-        let mut out = String::from(
-            "# HELP multus_cni_requests_total CNI calls served by the daemon.\n# TYPE multus_cni_requests_total counter\n",
-        );
-        for (i, c) in COMMANDS.iter().enumerate() {
-            for (j, outcome) in ["ok", "error"].iter().enumerate() {
-                out.push_str(&format!(
-                    "multus_cni_requests_total{{command=\"{c}\",outcome=\"{outcome}\"}} {}\n",
-                    self.requests[i][j].load(Ordering::Relaxed)
-                ));
+        let mut out = String::new();
+        for (endpoint, metric, help) in [
+            (
+                Endpoint::Cni,
+                "multus_cni_requests_total",
+                "CNI calls served by the daemon.",
+            ),
+            (
+                Endpoint::Delegate,
+                "multus_delegate_requests_total",
+                "Hot-plug calls (/delegate) served by the daemon.",
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {metric} {help}\n# TYPE {metric} counter\n"
+            ));
+            for (i, c) in COMMANDS.iter().enumerate() {
+                for (j, outcome) in ["ok", "error"].iter().enumerate() {
+                    out.push_str(&format!(
+                        "{metric}{{command=\"{c}\",outcome=\"{outcome}\"}} {}\n",
+                        self.requests[endpoint as usize][i][j].load(Ordering::Relaxed)
+                    ));
+                }
             }
         }
         out.push_str(&format!(
@@ -114,6 +130,13 @@ impl Metrics {
         ));
         out
     }
+}
+
+/// Which API a call came in on.
+#[derive(Clone, Copy, Debug)]
+enum Endpoint {
+    Cni = 0,
+    Delegate = 1,
 }
 
 /// The daemon: an engine behind the socket.
@@ -228,8 +251,9 @@ impl DaemonServer {
                 StatusCode::OK,
                 self.metrics.render(self.admitted.load(Ordering::Relaxed)),
             ),
-            (&Method::POST, "/cni") => self.cni(req).await,
-            (_, "/cni") => reply(StatusCode::METHOD_NOT_ALLOWED, ""),
+            (&Method::POST, "/cni") => self.call(req, Endpoint::Cni).await,
+            (&Method::POST, "/delegate") => self.call(req, Endpoint::Delegate).await,
+            (_, "/cni" | "/delegate") => reply(StatusCode::METHOD_NOT_ALLOWED, ""),
             _ => reply(StatusCode::NOT_FOUND, ""),
         }
     }
@@ -242,7 +266,7 @@ impl DaemonServer {
         )
     }
 
-    async fn cni(&self, req: hyper::Request<Incoming>) -> Reply {
+    async fn call(&self, req: hyper::Request<Incoming>, endpoint: Endpoint) -> Reply {
         let limit = self.options.max_concurrent.max(1) + self.options.max_queued;
         let admitted = self.admitted.fetch_add(1, Ordering::SeqCst);
         let _admission = Admission(&self.admitted);
@@ -261,11 +285,11 @@ impl DaemonServer {
             return Self::refuse(&Error::Overloaded { queued: admitted });
         };
         self.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-        let answer = self.run(&body).await;
+        let answer = self.run(&body, endpoint).await;
         self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
         match answer {
             Ok((command, out)) => {
-                self.metrics.count(command, true);
+                self.metrics.count(endpoint, command, true);
                 let body = match (command, out) {
                     (Command::Add, Some(text)) => {
                         let result: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -277,7 +301,7 @@ impl DaemonServer {
             }
             Err((command, e)) => {
                 if let Some(c) = command {
-                    self.metrics.count(c, false);
+                    self.metrics.count(endpoint, c, false);
                 }
                 Self::refuse(&e)
             }
@@ -287,6 +311,7 @@ impl DaemonServer {
     async fn run(
         &self,
         body: &[u8],
+        endpoint: Endpoint,
     ) -> Result<(Command, Option<String>), (Option<Command>, Error)> {
         let bad = |m: String| (None, Error::ParseConfig(m));
         let request: Value =
@@ -309,12 +334,47 @@ impl DaemonServer {
         )
         .map_err(|e| (None, e))?;
         let command = inv.command;
-        let config = self.overlaid(&inv.config).map_err(|e| (Some(command), e))?;
-        self.engine
-            .run_config(&inv, &config)
-            .await
+        let answer = match endpoint {
+            Endpoint::Cni => {
+                let config = self.overlaid(&inv.config).map_err(|e| (Some(command), e))?;
+                self.engine.run_config(&inv, &config).await
+            }
+            Endpoint::Delegate => {
+                let attributes = match request.get("interfaceAttributes") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(
+                        serde_json::from_value::<InterfaceAttributes>(v.clone()).map_err(|e| {
+                            (
+                                Some(command),
+                                Error::ParseDelegate {
+                                    what: "interfaceAttributes".into(),
+                                    message: e.to_string(),
+                                },
+                            )
+                        })?,
+                    ),
+                };
+                let config = self.daemon_config().map_err(|e| (Some(command), e))?;
+                self.engine
+                    .run_delegate(&inv, &config, attributes.as_ref())
+                    .await
+            }
+        };
+        answer
             .map(|out| (command, out))
             .map_err(|e| (Some(command), e))
+    }
+
+    /// The daemon's own configuration, for `/delegate`: its request carries a network's config,
+    /// not a Multus one (upstream uses the daemon's configuration the same way).
+    fn daemon_config(&self) -> Result<MultusConfig, Error> {
+        let mut value = Value::Object(self.options.overlay.clone());
+        if let Some(map) = value.as_object_mut() {
+            map.entry("cniVersion")
+                .or_insert_with(|| Value::String(multus_crds::cni::CniVersion::V1_0_0.to_string()));
+            map.insert("type".into(), Value::String("multus".into()));
+        }
+        MultusConfig::from_value(&value).map_err(|e| Error::ParseConfig(e.message()))
     }
 
     /// The request's config with the daemon's keys over it.

@@ -13,6 +13,8 @@ fn main() -> anyhow::Result<ExitCode> {
         .build()?;
     let outcome = runtime.block_on(multus_cni::plugin::run(stdin));
     multus_cni::plugin::print(&outcome)?;
+    // A rotation of `logFile` in this call may still be gzipping the backup.
+    multus_cni::logfile::wait_for_compression();
     Ok(if outcome.success {
         ExitCode::SUCCESS
     } else {

@@ -1,0 +1,307 @@
+//! The daemon's `/delegate` (multus-spec §3.16, §3.17): one network configuration added to,
+//! checked in, deleted from or asked the STATUS of, for a running pod — the hot-plug of
+//! multus-dynamic-networks-controller.
+//!
+//! The attachment is built, cached, run and rolled back by the same code as an attachment of the
+//! pod's annotation ([`crate::resolve::single_delegate`], [`Engine::add_one`],
+//! [`Engine::del_delegates`], [`Engine::check_one`]). It is also appended to the container's
+//! delegate list, so the runtime's DEL of the pod releases a hot-plugged interface that was never
+//! unplugged (upstream leaks its IPAM allocation). The pod's network-status is not written: the
+//! controller that asked writes it (docs/decisions.md, "/delegate and network-status").
+
+use std::borrow::Cow;
+
+use k8s_openapi::api::core::v1::Pod;
+use multus_crds::FieldPath;
+use multus_crds::annotations::NetworkSelection;
+use multus_crds::cni::{CniResult, CniVersion, NetworkConfigList};
+use multus_crds::multus_config::MultusConfig;
+use multus_crds::rules::pod::validate_selection_fields;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tracing::Instrument;
+
+use super::{Call, Engine};
+use crate::cache::{CachedList, Delegate};
+use crate::env::{Command, Invocation};
+use crate::error::{Error, PodRef, Result};
+use crate::k8s::{Kube, uid_matches};
+use crate::netns;
+use crate::resolve::single_delegate;
+
+/// `interfaceAttributes` of a `/delegate` request: what a network-selection element would ask
+/// for the interface.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InterfaceAttributes {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ips: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// Merged into every plugin's `args.cni`.
+    #[serde(default, rename = "cni-args", skip_serializing_if = "Option::is_none")]
+    pub cni_args: Option<Map<String, Value>>,
+}
+
+impl InterfaceAttributes {
+    /// The attributes as a selection element, checked by the rules the webhook applies to the
+    /// pod's annotation (IP and MAC syntax).
+    fn selection(&self) -> Result<NetworkSelection<'static>> {
+        let selection = NetworkSelection {
+            // Not used to find the network (the request carries its config); a valid name keeps
+            // the element rules to the attributes themselves.
+            name: Cow::Borrowed("delegate"),
+            ips: self
+                .ips
+                .as_ref()
+                .map(|ips| ips.iter().cloned().map(Cow::Owned).collect()),
+            mac: self.mac.clone().map(Cow::Owned),
+            cni_args: self.cni_args.clone(),
+            ..NetworkSelection::default()
+        };
+        let d =
+            validate_selection_fields(&selection, &FieldPath::root().field("interfaceAttributes"));
+        if d.has_errors() {
+            return Err(Error::ParseDelegate {
+                what: "interfaceAttributes".into(),
+                message: d
+                    .errors()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            });
+        }
+        Ok(selection)
+    }
+}
+
+impl Engine {
+    /// Serve one `/delegate` request: `inv.config` is the network's own configuration (a plugin
+    /// config or a list), `config` the daemon's Multus configuration (`cniDir`, `binDir`, ...).
+    /// Returns the ADD result in CNI 1.0.0, nothing for the other commands.
+    pub async fn run_delegate(
+        &self,
+        inv: &Invocation,
+        config: &MultusConfig,
+        attributes: Option<&InterfaceAttributes>,
+    ) -> Result<Option<String>> {
+        let call = self.call(inv, config)?;
+        let span = tracing::info_span!("delegate", command = %inv.command, container = %inv.container_id, ifname = %inv.ifname);
+        async {
+            let text = std::str::from_utf8(&inv.config)
+                .map_err(|e| Error::ParseConfig(format!("not UTF-8: {e}")))?;
+            let list = NetworkConfigList::parse_any(text).map_err(|e| Error::ParseDelegate {
+                what: "given to /delegate".into(),
+                message: e.message(),
+            })?;
+            match inv.command {
+                Command::Add => {
+                    let result = self.hotplug_add(&call, &list, attributes).await?;
+                    let version = CniVersion::V1_0_0;
+                    let text = result
+                        .convert(version)
+                        .and_then(|r| r.to_json_string(version))
+                        .map_err(|e| Error::Serialize {
+                            what: "result",
+                            message: e.to_string(),
+                        })?;
+                    Ok(Some(text))
+                }
+                Command::Del => self.hotplug_del(&call, &list).await.map(|()| None),
+                Command::Check => self.hotplug_check(&call, &list).await.map(|()| None),
+                Command::Status => {
+                    // The same refusal of path-like types as every other command.
+                    single_delegate(
+                        &self.context(&call, None, None, None),
+                        1,
+                        "eth0",
+                        None,
+                        &list,
+                    )?;
+                    self.runner(&call).status(&list).await.map(|()| None)
+                }
+                Command::Gc | Command::Version => Err(Error::HotplugContext {
+                    reason: "/delegate serves ADD, DEL, CHECK and STATUS only",
+                }),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The pod `CNI_ARGS` names, which must exist (ADD semantics for ADD and DEL alike,
+    /// multus-spec §3.17) and have the UID the request gives, if it gives one.
+    async fn running_pod<'c>(&self, call: &'c Call<'_>) -> Result<(&'c Kube, Pod, PodRef)> {
+        let mut pod_ref = call.inv.pod().ok_or(Error::HotplugContext {
+            reason: "CNI_ARGS must name the pod (K8S_POD_NAMESPACE and K8S_POD_NAME)",
+        })?;
+        let kube = self.kube(call).await?.ok_or(Error::HotplugContext {
+            reason: "the daemon has no Kubernetes client to look the pod up",
+        })?;
+        let pod = kube
+            .get_pod(
+                &pod_ref.namespace,
+                &pod_ref.name,
+                self.options.pod_lookup_patience,
+            )
+            .await?
+            .ok_or_else(|| Error::PodNotFound {
+                namespace: pod_ref.namespace.clone(),
+                name: pod_ref.name.clone(),
+            })?;
+        if !uid_matches(&pod, &pod_ref.uid) {
+            return Err(Error::PodUidMismatch {
+                namespace: pod_ref.namespace,
+                name: pod_ref.name,
+                expected: pod_ref.uid,
+                found: pod.metadata.uid.clone().unwrap_or_default(),
+            });
+        }
+        if pod_ref.uid.is_empty() {
+            pod_ref.uid = pod.metadata.uid.clone().unwrap_or_default();
+        }
+        Ok((kube, pod, pod_ref))
+    }
+
+    async fn hotplug_add(
+        &self,
+        call: &Call<'_>,
+        list: &NetworkConfigList,
+        attributes: Option<&InterfaceAttributes>,
+    ) -> Result<CniResult> {
+        let inv = call.inv;
+        let (kube, pod, pod_ref) = self.running_pod(call).await?;
+        let selection = attributes.map(InterfaceAttributes::selection).transpose()?;
+        let ctx = self.context(call, Some(kube), Some(&pod), None);
+        let d = single_delegate(
+            &ctx,
+            next_index(call),
+            &inv.ifname,
+            selection.as_ref(),
+            list,
+        )?;
+        let fail = |source| {
+            Error::attachment(
+                Error::AddNetwork,
+                &pod_ref,
+                &d.status_name,
+                &d.ifname,
+                source,
+            )
+        };
+        let taken = netns::existing_links(&inv.netns, std::slice::from_ref(&d.ifname)).map_err(
+            |source| Error::Netns {
+                netns: inv.netns.clone(),
+                source,
+            },
+        )?;
+        if !taken.is_empty() {
+            return Err(fail(Error::InterfaceExists {
+                ifname: d.ifname.clone(),
+                netns: inv.netns.clone(),
+            }));
+        }
+        // Recorded before the plugin runs, as every attachment is.
+        edit_list(call, |ds| {
+            ds.retain(|x| !same_attachment(x, &d));
+            ds.push(d.clone());
+        })?;
+        match self.add_one(call, &d, Some((kube, &pod))).await {
+            Ok(result) => Ok(result),
+            Err(source) => {
+                match self
+                    .del_delegates(call, std::slice::from_ref(&d), &pod_ref)
+                    .await
+                {
+                    Ok(()) => {
+                        if let Err(e) = edit_list(call, |ds| ds.retain(|x| !same_attachment(x, &d)))
+                        {
+                            tracing::warn!(error = %e, "removing the rolled-back attachment from the delegate list");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "rollback left the attachment for DEL"),
+                }
+                Err(fail(source))
+            }
+        }
+    }
+
+    async fn hotplug_del(&self, call: &Call<'_>, list: &NetworkConfigList) -> Result<()> {
+        let (kube, pod, pod_ref) = self.running_pod(call).await?;
+        let d = self.cached_or_built(call, Some(kube), Some(&pod), list)?;
+        // Unlike the runtime's DEL, a failure is returned: the pod lives on and the caller can
+        // retry; the list entry stays so the pod's own DEL retries it too.
+        self.del_delegates(call, std::slice::from_ref(&d), &pod_ref)
+            .await?;
+        edit_list(call, |ds| ds.retain(|x| !same_attachment(x, &d)))
+    }
+
+    async fn hotplug_check(&self, call: &Call<'_>, list: &NetworkConfigList) -> Result<()> {
+        let d = self.cached_or_built(call, None, None, list)?;
+        self.check_one(call, &d, &call.inv.pod().unwrap_or_default())
+            .await
+    }
+
+    /// The attachment exactly as it was added (its `CNI_ARGS`, IP and MAC requests) when its
+    /// result record is there, else as the request's config builds it.
+    fn cached_or_built(
+        &self,
+        call: &Call<'_>,
+        kube: Option<&Kube>,
+        pod: Option<&Pod>,
+        list: &NetworkConfigList,
+    ) -> Result<Delegate> {
+        let built = single_delegate(
+            &self.context(call, kube, pod, None),
+            1,
+            &call.inv.ifname,
+            None,
+            list,
+        )?;
+        Ok(call
+            .cache
+            .read_result(&built, &call.inv.container_id)
+            .ok()
+            .flatten()
+            .and_then(|r| r.delegate)
+            .unwrap_or(built))
+    }
+}
+
+fn same_attachment(a: &Delegate, b: &Delegate) -> bool {
+    a.ifname == b.ifname && a.network_name() == b.network_name()
+}
+
+/// The container's delegate list, when it has one.
+fn cached_list(call: &Call<'_>) -> Result<CachedList> {
+    // Go Multus' lists do not record the runtime's interface name: runtimes ask for eth0.
+    call.cache
+        .read_list(&call.inv.container_id, "eth0", &call.inv.args)
+}
+
+/// Edit the container's delegate list. Without a list (or with an unreadable one) nothing is
+/// written: the attachment's result record is what a later DEL finds it by, and a list holding
+/// only the hot-plugged attachment would hide the others from that DEL.
+fn edit_list(call: &Call<'_>, edit: impl FnOnce(&mut Vec<Delegate>)) -> Result<()> {
+    if let CachedList::Found(mut list) = cached_list(call)? {
+        edit(&mut list.delegates);
+        call.cache.write_list(&list)?;
+    }
+    Ok(())
+}
+
+/// A position after every attachment of the container, so DEL (highest first) releases the
+/// hot-plugged ones before the pod's own, and never 0 (the cluster network's).
+fn next_index(call: &Call<'_>) -> usize {
+    let listed = match cached_list(call) {
+        Ok(CachedList::Found(list)) => list.delegates,
+        _ => Vec::new(),
+    };
+    let recorded = call.cache.delegates_from_results(&call.inv.container_id);
+    listed
+        .iter()
+        .chain(&recorded)
+        .map(|d| d.index + 1)
+        .max()
+        .unwrap_or(1)
+        .max(1)
+}

@@ -1,0 +1,244 @@
+//! The daemon's `/delegate` (multus-spec §3.16): networks hot-plugged into a running pod through
+//! the real unix socket of the daemon server (started in-process, as the node agent hosts it),
+//! with Debian's plugins in real network namespaces. Needs root; fails, never skips, without it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cni_common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use cni_common::*;
+use multus_cni::{DaemonServer, Engine, EngineOptions, ServerOptions};
+use serde_json::{Map, Value, json};
+
+/// One `/delegate` call for `pod`, as multus-dynamic-networks-controller makes it.
+async fn delegate(
+    socket: &Path,
+    command: &str,
+    pod: &PodHandle,
+    ifname: &str,
+    config: &Value,
+    attributes: Option<Value>,
+) -> (u16, String) {
+    let mut body = json!({
+        "env": {
+            "CNI_COMMAND": command,
+            "CNI_CONTAINERID": pod.container_id,
+            "CNI_NETNS": pod.netns.path(),
+            "CNI_IFNAME": ifname,
+            "CNI_PATH": PLUGINS,
+            "CNI_ARGS": format!(
+                "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={};K8S_POD_UID={}",
+                pod.namespace, pod.name, pod.container_id, pod.uid
+            ),
+        },
+        "config": base64::engine::general_purpose::STANDARD.encode(config.to_string()),
+    });
+    if let Some(a) = attributes {
+        body["interfaceAttributes"] = a;
+    }
+    let (status, bytes) =
+        multus_cni::shim::request(socket, "POST", "/delegate", body.to_string().into_bytes())
+            .await
+            .unwrap();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[track_caller]
+fn cni_error(status: u16, body: &str) -> Value {
+    assert_eq!(status, 400, "{body}");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not a CNI error ({e}): {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn networks_are_hot_plugged_into_a_running_pod_and_released_with_it() {
+    let t = Arc::new(Cluster::start("td", 47).await);
+    let parent = t.veth_parent("tdP", "tdq");
+    let socket_dir = t.dir.path().join("run");
+    let overlay: Map<String, Value> = json!({
+        "confDir": t.conf_dir, "cniDir": t.cni_dir, "binDir": PLUGINS,
+    })
+    .as_object()
+    .unwrap()
+    .clone();
+    let server = DaemonServer::new(
+        Engine::new(
+            EngineOptions::default(),
+            Some(multus_tests::rbac::as_component(
+                &t.client,
+                multus_crds::constants::user_agent::AGENT,
+            )),
+        ),
+        ServerOptions {
+            socket_dir: socket_dir.clone(),
+            overlay,
+            ..ServerOptions::default()
+        },
+    );
+    let socket = server.socket_path();
+    let listener = server.bind().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(Arc::clone(&server).serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let shim = json!({
+        "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus-shim",
+        "daemonSocketDir": socket_dir, "clusterNetwork": t.cluster_file,
+        "confDir": t.conf_dir, "cniDir": t.cni_dir, "binDir": PLUGINS, "daemonWaitSeconds": 1,
+    });
+
+    // The pod starts with its cluster network only.
+    let pod = t.pod("team", "hp", None).await;
+    let runtime = {
+        let (t, shim) = (Arc::clone(&t), shim.clone());
+        move |command: &'static str, pod: Arc<PodHandle>| {
+            let (t, shim) = (Arc::clone(&t), shim.clone());
+            tokio::task::spawn_blocking(move || t.cni(command, &pod, &shim))
+        }
+    };
+    let pod = Arc::new(pod);
+    runtime("ADD", Arc::clone(&pod)).await.unwrap().expect_ok();
+    assert_eq!(t.host_local_allocations().len(), 1);
+    let status_before = t.network_status(&pod).await;
+
+    // ADD net1: macvlan with the requested address and MAC, cni-args in the plugin's config.
+    let macnet: Value = serde_json::from_str(&macvlan_nad(parent.host_name())).unwrap();
+    let (status, body) = delegate(
+        &socket,
+        "ADD",
+        &pod,
+        "net1",
+        &macnet,
+        Some(json!({"ips":["10.147.5.10/24"],"mac":"0a:58:0a:93:05:0a","cni-args":{"hotplug":"yes"}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    let result = &answer["Result"];
+    assert_eq!(result["cniVersion"], "1.0.0", "{body}");
+    assert_eq!(result["ips"][0]["address"], "10.147.5.10/24", "{body}");
+    let addrs = pod.netns_addrs();
+    assert_eq!(addrs.ipv4("net1"), vec!["10.147.5.10/24"]);
+    assert_eq!(addrs.mac("net1"), "0a:58:0a:93:05:0a");
+    // The plugins saw the attributes as an annotation element would give them.
+    let record = std::fs::read_dir(t.cni_dir.join("results"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().contains("net1"))
+        .unwrap();
+    let record: Value = serde_json::from_slice(&std::fs::read(record.path()).unwrap()).unwrap();
+    let cached = &record["multus-rs.delegate"];
+    assert_eq!(
+        cached["config"]["plugins"][0]["args"]["cni"]["hotplug"],
+        "yes"
+    );
+    assert!(
+        cached["cniArgs"]
+            .as_str()
+            .unwrap()
+            .contains("IP=10.147.5.10/24"),
+        "{cached}"
+    );
+    assert!(t.events(&pod).await.contains(&"AddedInterface".to_owned()));
+    // The controller that asked writes network-status; the daemon leaves it alone.
+    assert_eq!(t.network_status(&pod).await, status_before);
+
+    // CHECK against the cached result; STATUS of the network.
+    let (status, body) = delegate(&socket, "CHECK", &pod, "net1", &macnet, None).await;
+    assert_eq!((status, body.as_str()), (200, ""));
+    let (status, body) = delegate(&socket, "STATUS", &pod, "net1", &macnet, None).await;
+    assert_eq!((status, body.as_str()), (200, ""));
+
+    // The same interface twice: refused before any plugin runs.
+    let (status, body) = delegate(&socket, "ADD", &pod, "net1", &macnet, None).await;
+    let err = cni_error(status, &body);
+    assert!(
+        err["msg"].as_str().unwrap().contains("already exists"),
+        "{err}"
+    );
+    assert_eq!(pod.netns_addrs().ipv4("net1"), vec!["10.147.5.10/24"]);
+
+    // A bad attribute, a path-like type, GET: refused.
+    let (status, body) = delegate(
+        &socket,
+        "ADD",
+        &pod,
+        "net3",
+        &macnet,
+        Some(json!({"mac":"not-a-mac"})),
+    )
+    .await;
+    assert!(
+        cni_error(status, &body)["msg"]
+            .as_str()
+            .unwrap()
+            .contains("interfaceAttributes")
+    );
+    let evil = json!({"cniVersion":"1.0.0","name":"evil","type":"../../bin/sh"});
+    let (status, body) = delegate(&socket, "ADD", &pod, "net3", &evil, None).await;
+    assert!(
+        cni_error(status, &body)["msg"]
+            .as_str()
+            .unwrap()
+            .contains("../../bin/sh")
+    );
+    let (status, _) = multus_cni::shim::request(&socket, "GET", "/delegate", Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(status, 405);
+    assert_eq!(pod.netns_addrs().names(), ["eth0", "lo", "net1"]);
+
+    // A chain whose second plugin fails: the bridge and its host-local address are released.
+    let bridged = |fail: bool| {
+        let mut plugins = vec![json!({"type":"bridge","bridge":"tdbr1",
+            "ipam":{"type":"host-local","dataDir":t.ipam_dir,"ranges":[[{"subnet":"10.147.9.0/24"}]]}})];
+        if fail {
+            plugins.push(json!({"type":"tuning","sysctl":{"net.ipv4.conf.net2.no_such_key":"1"}}));
+        }
+        json!({"cniVersion":"1.0.0","name":"bridged","plugins":plugins})
+    };
+    let (status, body) = delegate(&socket, "ADD", &pod, "net2", &bridged(true), None).await;
+    let err = cni_error(status, &body);
+    let msg = err["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("team/hp/") && msg.contains("bridged") && msg.contains("net2"),
+        "{msg}"
+    );
+    assert_eq!(pod.netns_addrs().names(), ["eth0", "lo", "net1"]);
+    assert_eq!(t.host_local_allocations().len(), 1, "only eth0's address");
+    let (status, body) = delegate(&socket, "ADD", &pod, "net2", &bridged(false), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(pod.netns_addrs().ipv4("net2").len(), 1);
+    assert_eq!(t.host_local_allocations().len(), 2);
+
+    // DEL net1 through /delegate.
+    let (status, body) = delegate(&socket, "DEL", &pod, "net1", &macnet, None).await;
+    assert_eq!((status, body.as_str()), (200, ""));
+    assert_eq!(pod.netns_addrs().names(), ["eth0", "lo", "net2"]);
+    let (status, body) = delegate(&socket, "CHECK", &pod, "net1", &macnet, None).await;
+    cni_error(status, &body);
+
+    // A pod that is gone is not served (ADD semantics, multus-spec §3.17), for DEL too.
+    t.delete_pod(&pod).await;
+    let (status, body) = delegate(&socket, "DEL", &pod, "net2", &bridged(false), None).await;
+    let err = cni_error(status, &body);
+    assert!(err["msg"].as_str().unwrap().contains("not found"), "{err}");
+    assert_eq!(err["code"], 3, "{err}");
+    let (status, body) = delegate(&socket, "ADD", &pod, "net5", &macnet, None).await;
+    cni_error(status, &body);
+    assert_eq!(pod.netns_addrs().names(), ["eth0", "lo", "net2"]);
+
+    // The runtime's DEL of the pod releases the hot-plugged network it never unplugged.
+    runtime("DEL", Arc::clone(&pod)).await.unwrap().expect_ok();
+    assert_eq!(pod.netns_addrs().names(), ["lo"]);
+    assert!(t.host_local_allocations().is_empty());
+    assert!(t.cache_files().is_empty(), "{:?}", t.cache_files());
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", "tdbr1"])
+        .output();
+
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+}
