@@ -69,7 +69,11 @@ pub struct Context {
     /// For live lookups of NADs the cache does not have yet; `None` disables them.
     pub client: Option<kube::Client>,
     pub metrics: Metrics,
+    /// The NAD cache: what `/readyz` waits for (the NAD and pod paths need nothing else).
     pub readiness: Readiness,
+    /// The Node, SriovNetworkNodeState and policy caches, which the SR-IOV cluster rules need.
+    /// Not part of readiness: the SR-IOV CRDs may be installed long after the webhook starts.
+    pub sriov_readiness: Readiness,
 }
 
 impl std::fmt::Debug for Context {
@@ -92,20 +96,23 @@ impl Context {
             client: None,
             metrics: Metrics::new(),
             readiness: Readiness::waiting_for(0),
+            sriov_readiness: Readiness::waiting_for(0),
         };
         ctx.publish_sizes();
         ctx
     }
 
-    /// A context whose caches the watches will fill; ready once `caches` have synced.
-    pub fn for_cluster(settings: Settings, client: kube::Client, caches: usize) -> Self {
+    /// A context whose caches the watches will fill: ready once the NADs have synced; the
+    /// SR-IOV cluster rules wait for the three SR-IOV caches too when `sriov` is set.
+    pub fn for_cluster(settings: Settings, client: kube::Client, sriov: bool) -> Self {
         Self {
             settings,
             nads: RwLock::new(NadCache::default()),
             sriov: RwLock::new(SriovClusterIndex::default()),
             client: Some(client),
             metrics: Metrics::new(),
-            readiness: Readiness::waiting_for(caches),
+            readiness: Readiness::waiting_for(1),
+            sriov_readiness: Readiness::waiting_for(if sriov { 3 } else { 0 }),
         }
     }
 

@@ -1,6 +1,11 @@
 //! The watches that keep the caches: NADs in every namespace, and for SR-IOV, the Nodes and the
 //! NodeStates and policies of the operator namespace. Each watch replaces its cache wholesale on
-//! every (re)list and applies single changes in between; readiness waits for every first list.
+//! every (re)list and applies single changes in between. Readiness waits for the NADs' first
+//! list; the SR-IOV cluster rules wait for the other three.
+//!
+//! A kind the API server does not serve yet (the SR-IOV CRDs installed after the webhook) fails
+//! its list with 404; the watcher retries with its bounded exponential backoff (0.8 s doubling
+//! to 30 s) and the cache fills once the CRD is there — no restart.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::cache::{NadCache, NadFacts};
-use crate::context::Context;
+use crate::context::{Context, Readiness};
 
 /// Run every watch until `shutdown`; `sriov` adds the SR-IOV caches.
 pub async fn run(
@@ -51,7 +56,7 @@ pub async fn run(
 /// objects) and `replace` swaps it in at the end; `apply` and `delete` handle the changes in
 /// between. The watcher retries with backoff, so errors are logged and the stream goes on.
 async fn follow<K, C: Default>(
-    ctx: &Context,
+    ready: &Readiness,
     api: Api<K>,
     kind: &'static str,
     mut add: impl FnMut(&mut C, K),
@@ -75,15 +80,32 @@ async fn follow<K, C: Default>(
                 tracing::debug!(kind, "listed");
                 if !synced_once {
                     synced_once = true;
-                    ctx.readiness.synced();
+                    ready.synced();
                     tracing::info!(kind, "cache synced");
                 }
             }
             Ok(Some(Event::Apply(obj))) => apply(obj),
             Ok(Some(Event::Delete(obj))) => delete(obj),
             Ok(None) => return,
+            Err(error) if not_served(&error) => {
+                tracing::info!(
+                    kind,
+                    "not served by the API server (CRD not installed?); retrying with backoff"
+                );
+            }
             Err(error) => tracing::warn!(kind, %error, "watch failed; retrying"),
         }
+    }
+}
+
+/// A 404 on list or watch: the kind's CRD is not installed (yet).
+fn not_served(error: &watcher::Error) -> bool {
+    match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.code == 404,
+        watcher::Error::WatchError(status) => status.code == 404,
+        _ => false,
     }
 }
 
@@ -121,7 +143,7 @@ async fn watch_nads(ctx: Arc<Context>, client: Client) {
     let api: Api<DynamicObject> = Api::all_with(client, &resource);
     let c = &ctx;
     follow(
-        c,
+        &c.readiness,
         api,
         "NetworkAttachmentDefinition",
         |fresh: &mut NadCache, obj| {
@@ -161,7 +183,7 @@ fn node_facts(node: &Node) -> (String, NodeFacts) {
 async fn watch_nodes(ctx: Arc<Context>, client: Client) {
     let c = &ctx;
     follow(
-        c,
+        &c.sriov_readiness,
         Api::<Node>::all(client),
         "Node",
         |all: &mut Vec<_>, node| all.push(node_facts(&node)),
@@ -183,7 +205,7 @@ async fn watch_nodes(ctx: Arc<Context>, client: Client) {
 async fn watch_states(ctx: Arc<Context>, api: Api<SriovNetworkNodeState>) {
     let c = &ctx;
     follow(
-        c,
+        &c.sriov_readiness,
         api,
         "SriovNetworkNodeState",
         Vec::push,
@@ -202,7 +224,7 @@ async fn watch_states(ctx: Arc<Context>, api: Api<SriovNetworkNodeState>) {
 async fn watch_policies(ctx: Arc<Context>, api: Api<SriovNetworkNodePolicy>) {
     let c = &ctx;
     follow(
-        c,
+        &c.sriov_readiness,
         api,
         "SriovNetworkNodePolicy",
         Vec::push,
