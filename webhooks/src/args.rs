@@ -146,8 +146,7 @@ impl Args {
             settings.supported_nics =
                 Some(supported_nics(&client, &settings.operator_namespace).await?);
         }
-        let caches = if self.sriov { 4 } else { 1 };
-        let ctx = Arc::new(Context::for_cluster(settings, client.clone(), caches));
+        let ctx = Arc::new(Context::for_cluster(settings, client.clone(), self.sriov));
 
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await

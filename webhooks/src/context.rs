@@ -5,12 +5,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use multus_crds::NetworkAttachmentDefinition;
-use multus_crds::rules::pod::{NadIndex, NetworkLookup, PodRuleOptions};
+use multus_crds::annotations::networks::CapabilitySet;
+use multus_crds::rules::pod::{NetworkLookup, PodRuleOptions};
 use multus_crds::rules::sriov_cluster::SriovClusterIndex;
 use multus_crds::sriov::SupportedNics;
 
-use crate::admit::ipam::IpamIndex;
+pub use crate::cache::NadCache;
 use crate::metrics::{CachedKind, Metrics};
 
 /// The rules' configuration.
@@ -33,35 +33,6 @@ impl Default for Settings {
             supported_nics: Some(SupportedNics::builtin()),
             live_lookup_timeout: Duration::from_secs(2),
         }
-    }
-}
-
-/// The NAD cache: the index the pod rules read, and the footprints the NAD rules compare.
-#[derive(Debug, Default)]
-pub struct NadCache {
-    pub index: NadIndex,
-    pub ipam: IpamIndex,
-}
-
-impl NadCache {
-    pub fn insert(&mut self, nad: NetworkAttachmentDefinition) {
-        let namespace = nad.metadata.namespace.clone().unwrap_or_default();
-        let name = nad.metadata.name.clone().unwrap_or_default();
-        self.ipam.insert(&namespace, &name, nad.config());
-        self.index.insert(nad);
-    }
-
-    pub fn remove(&mut self, namespace: &str, name: &str) {
-        self.ipam.remove(namespace, name);
-        self.index.remove(namespace, name);
-    }
-}
-
-impl FromIterator<NetworkAttachmentDefinition> for NadCache {
-    fn from_iter<I: IntoIterator<Item = NetworkAttachmentDefinition>>(iter: I) -> Self {
-        let mut cache = Self::default();
-        iter.into_iter().for_each(|nad| cache.insert(nad));
-        cache
     }
 }
 
@@ -98,7 +69,11 @@ pub struct Context {
     /// For live lookups of NADs the cache does not have yet; `None` disables them.
     pub client: Option<kube::Client>,
     pub metrics: Metrics,
+    /// The NAD cache: what `/readyz` waits for (the NAD and pod paths need nothing else).
     pub readiness: Readiness,
+    /// The Node, SriovNetworkNodeState and policy caches, which the SR-IOV cluster rules need.
+    /// Not part of readiness: the SR-IOV CRDs may be installed long after the webhook starts.
+    pub sriov_readiness: Readiness,
 }
 
 impl std::fmt::Debug for Context {
@@ -121,20 +96,23 @@ impl Context {
             client: None,
             metrics: Metrics::new(),
             readiness: Readiness::waiting_for(0),
+            sriov_readiness: Readiness::waiting_for(0),
         };
         ctx.publish_sizes();
         ctx
     }
 
-    /// A context whose caches the watches will fill; ready once `caches` have synced.
-    pub fn for_cluster(settings: Settings, client: kube::Client, caches: usize) -> Self {
+    /// A context whose caches the watches will fill: ready once the NADs have synced; the
+    /// SR-IOV cluster rules wait for the three SR-IOV caches too when `sriov` is set.
+    pub fn for_cluster(settings: Settings, client: kube::Client, sriov: bool) -> Self {
         Self {
             settings,
             nads: RwLock::new(NadCache::default()),
             sriov: RwLock::new(SriovClusterIndex::default()),
             client: Some(client),
             metrics: Metrics::new(),
-            readiness: Readiness::waiting_for(caches),
+            readiness: Readiness::waiting_for(1),
+            sriov_readiness: Readiness::waiting_for(if sriov { 3 } else { 0 }),
         }
     }
 
@@ -148,7 +126,7 @@ impl Context {
         let mut guard = self.nads.write().unwrap_or_else(PoisonError::into_inner);
         update(&mut guard);
         self.metrics
-            .set_cached(CachedKind::NetworkAttachmentDefinition, guard.index.len());
+            .set_cached(CachedKind::NetworkAttachmentDefinition, guard.len());
     }
 
     pub fn read_sriov(&self) -> RwLockReadGuard<'_, SriovClusterIndex> {
@@ -174,25 +152,24 @@ impl Context {
 
 /// The cache, plus NADs fetched live for this one review.
 pub struct WithFetched<'a> {
-    pub cached: &'a NadIndex,
-    pub fetched: &'a NadIndex,
+    pub cached: &'a NadCache,
+    pub fetched: &'a NadCache,
+}
+
+impl WithFetched<'_> {
+    pub fn resource_name(&self, namespace: &str, name: &str) -> Option<&str> {
+        match self.cached.contains(namespace, name) {
+            true => self.cached.resource_name(namespace, name),
+            false => self.fetched.resource_name(namespace, name),
+        }
+        .map(|r| &**r)
+    }
 }
 
 impl NetworkLookup for WithFetched<'_> {
-    fn get_nad(&self, namespace: &str, name: &str) -> Option<&NetworkAttachmentDefinition> {
+    fn existing_capabilities(&self, namespace: &str, name: &str) -> Option<Option<CapabilitySet>> {
         self.cached
-            .get_nad(namespace, name)
-            .or_else(|| self.fetched.get_nad(namespace, name))
-    }
-
-    fn declared_capabilities(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Option<multus_crds::annotations::networks::CapabilitySet> {
-        match self.cached.get_nad(namespace, name) {
-            Some(_) => self.cached.declared_capabilities(namespace, name),
-            None => self.fetched.declared_capabilities(namespace, name),
-        }
+            .existing_capabilities(namespace, name)
+            .or_else(|| self.fetched.existing_capabilities(namespace, name))
     }
 }

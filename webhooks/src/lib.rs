@@ -12,11 +12,13 @@
 //!                         policies) ───────write──────► context (caches, settings, metrics)
 //! ```
 //!
-//! The caches are plain indexes behind `RwLock`s, written by the watches and read by reviews;
+//! The caches are plain indexes behind `RwLock`s (the NAD one keeps per NAD only what the rules
+//! read, see [`cache`]), written by the watches and read by reviews;
 //! a review never waits on the API server except for a NAD the cache does not know yet.
 
 pub mod admit;
 pub mod args;
+pub mod cache;
 pub mod context;
 pub mod error;
 pub mod metrics;

@@ -1,6 +1,11 @@
 //! The watches that keep the caches: NADs in every namespace, and for SR-IOV, the Nodes and the
 //! NodeStates and policies of the operator namespace. Each watch replaces its cache wholesale on
-//! every (re)list and applies single changes in between; readiness waits for every first list.
+//! every (re)list and applies single changes in between. Readiness waits for the NADs' first
+//! list; the SR-IOV cluster rules wait for the other three.
+//!
+//! A kind the API server does not serve yet (the SR-IOV CRDs installed after the webhook) fails
+//! its list with 404; the watcher retries with its bounded exponential backoff (0.8 s doubling
+//! to 30 s) and the cache fills once the CRD is there — no restart.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,11 +17,14 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource};
 use multus_crds::NetworkAttachmentDefinition;
+use multus_crds::constants::RESOURCE_NAME_ANNOTATION;
 use multus_crds::rules::sriov_cluster::NodeFacts;
 use multus_crds::sriov::{SriovNetworkNodePolicy, SriovNetworkNodeState};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
-use crate::context::{Context, NadCache};
+use crate::cache::{NadCache, NadFacts};
+use crate::context::{Context, Readiness};
 
 /// Run every watch until `shutdown`; `sriov` adds the SR-IOV caches.
 pub async fn run(
@@ -43,17 +51,17 @@ pub async fn run(
     }
 }
 
-/// Feed one watch into a cache: `replace` with everything on each (re)list, `apply` and `delete`
-/// for changes. Each object goes through `convert` as it arrives, so a relist holds the cache's
-/// own (smaller) form of the objects, not the watch's. The watcher retries with backoff, so
-/// errors are logged and the stream goes on.
-async fn follow<K, T>(
-    ctx: &Context,
+/// Feed one watch into a cache. On each (re)list, `add` puts every listed object into a fresh
+/// `C` as it arrives (so only the cache's own compact form is held, never the whole list of
+/// objects) and `replace` swaps it in at the end; `apply` and `delete` handle the changes in
+/// between. The watcher retries with backoff, so errors are logged and the stream goes on.
+async fn follow<K, C: Default>(
+    ready: &Readiness,
     api: Api<K>,
     kind: &'static str,
-    mut convert: impl FnMut(K) -> Option<T>,
-    mut replace: impl FnMut(Vec<T>),
-    mut apply: impl FnMut(T),
+    mut add: impl FnMut(&mut C, K),
+    mut replace: impl FnMut(C),
+    mut apply: impl FnMut(K),
     mut delete: impl FnMut(K),
 ) where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
@@ -61,68 +69,98 @@ async fn follow<K, T>(
     let mut stream = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
-    let mut listing: Option<Vec<T>> = None;
+    let mut listing: Option<C> = None;
     let mut synced_once = false;
     loop {
         match stream.try_next().await {
-            Ok(Some(Event::Init)) => listing = Some(Vec::new()),
-            Ok(Some(Event::InitApply(obj))) => {
-                if let Some(item) = convert(obj) {
-                    listing.get_or_insert_with(Vec::new).push(item);
-                }
-            }
+            Ok(Some(Event::Init)) => listing = Some(C::default()),
+            Ok(Some(Event::InitApply(obj))) => add(listing.get_or_insert_with(C::default), obj),
             Ok(Some(Event::InitDone)) => {
-                let all = listing.take().unwrap_or_default();
-                tracing::debug!(kind, count = all.len(), "listed");
-                replace(all);
+                replace(listing.take().unwrap_or_default());
+                tracing::debug!(kind, "listed");
                 if !synced_once {
                     synced_once = true;
-                    ctx.readiness.synced();
+                    ready.synced();
                     tracing::info!(kind, "cache synced");
                 }
             }
-            Ok(Some(Event::Apply(obj))) => {
-                if let Some(item) = convert(obj) {
-                    apply(item);
-                }
-            }
+            Ok(Some(Event::Apply(obj))) => apply(obj),
             Ok(Some(Event::Delete(obj))) => delete(obj),
             Ok(None) => return,
+            Err(error) if not_served(&error) => {
+                tracing::info!(
+                    kind,
+                    "not served by the API server (CRD not installed?); retrying with backoff"
+                );
+            }
             Err(error) => tracing::warn!(kind, %error, "watch failed; retrying"),
         }
     }
 }
 
-/// NADs are watched untyped so one with an unexpected shape is skipped with a warning instead
-/// of failing the whole list.
+/// A 404 on list or watch: the kind's CRD is not installed (yet).
+fn not_served(error: &watcher::Error) -> bool {
+    match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.code == 404,
+        watcher::Error::WatchError(status) => status.code == 404,
+        _ => false,
+    }
+}
+
+/// What the cache keeps of a NAD, read straight from the untyped object; `None` (with a
+/// warning) for one whose `spec` or `spec.config` has the wrong shape, which the typed NAD
+/// would refuse too.
+fn nad_facts(obj: &DynamicObject) -> Option<NadFacts<'_>> {
+    let meta = &obj.metadata;
+    let spec = obj.data.get("spec").filter(|s| !s.is_null());
+    let config = match spec.map(|s| (s.is_object(), s.get("config"))) {
+        None | Some((true, None | Some(Value::Null))) => None,
+        Some((true, Some(Value::String(config)))) => Some(config.as_str()),
+        Some(_) => {
+            tracing::warn!(name = ?meta.name, namespace = ?meta.namespace, "skipping an unreadable NAD: spec.config is not a string");
+            return None;
+        }
+    };
+    Some(NadFacts {
+        namespace: meta.namespace.as_deref().unwrap_or("default"),
+        name: meta.name.as_deref().unwrap_or_default(),
+        config: config.filter(|c| !c.trim().is_empty()),
+        resource_name: meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(RESOURCE_NAME_ANNOTATION))
+            .map(String::as_str)
+            .filter(|r| !r.is_empty()),
+    })
+}
+
+/// NADs are watched untyped and read in place (see [`nad_facts`]), so one with an unexpected
+/// shape is skipped instead of failing the whole list, and no typed copy is made.
 async fn watch_nads(ctx: Arc<Context>, client: Client) {
     let resource = kube::api::ApiResource::erase::<NetworkAttachmentDefinition>(&());
     let api: Api<DynamicObject> = Api::all_with(client, &resource);
-    let typed = |obj: DynamicObject| -> Option<NetworkAttachmentDefinition> {
-        let value = serde_json::to_value(&obj).ok()?;
-        match NetworkAttachmentDefinition::from_value(value) {
-            Ok(nad) => Some(nad),
-            Err(error) => {
-                tracing::warn!(%error, name = ?obj.metadata.name, namespace = ?obj.metadata.namespace, "skipping an unreadable NAD");
-                None
-            }
-        }
-    };
     let c = &ctx;
     follow(
-        c,
+        &c.readiness,
         api,
         "NetworkAttachmentDefinition",
-        typed,
-        |all| {
-            let fresh: NadCache = all.into_iter().collect();
-            c.write_nads(|cache| *cache = fresh);
+        |fresh: &mut NadCache, obj| {
+            if let Some(facts) = nad_facts(&obj) {
+                fresh.insert(facts);
+            }
         },
-        |nad| c.write_nads(|cache| cache.insert(nad)),
+        |fresh| c.write_nads(|cache| *cache = fresh),
         |obj| {
-            let ns = obj.metadata.namespace.unwrap_or_default();
-            let name = obj.metadata.name.unwrap_or_default();
-            c.write_nads(|cache| cache.remove(&ns, &name));
+            if let Some(facts) = nad_facts(&obj) {
+                c.write_nads(|cache| cache.insert(facts));
+            }
+        },
+        |obj| {
+            let ns = obj.metadata.namespace.as_deref().unwrap_or("default");
+            let name = obj.metadata.name.as_deref().unwrap_or_default();
+            c.write_nads(|cache| cache.remove(ns, name));
         },
     )
     .await;
@@ -145,14 +183,17 @@ fn node_facts(node: &Node) -> (String, NodeFacts) {
 async fn watch_nodes(ctx: Arc<Context>, client: Client) {
     let c = &ctx;
     follow(
-        c,
+        &c.sriov_readiness,
         Api::<Node>::all(client),
         "Node",
-        |node| Some(node_facts(&node)),
+        |all: &mut Vec<_>, node| all.push(node_facts(&node)),
         |all| {
             c.write_sriov(|index| index.replace_nodes(all));
         },
-        |(name, facts)| c.write_sriov(|index| index.insert_node(name, facts)),
+        |node| {
+            let (name, facts) = node_facts(&node);
+            c.write_sriov(|index| index.insert_node(name, facts));
+        },
         |node| {
             let name = node.metadata.name.unwrap_or_default();
             c.write_sriov(|index| index.remove_node(&name));
@@ -164,10 +205,10 @@ async fn watch_nodes(ctx: Arc<Context>, client: Client) {
 async fn watch_states(ctx: Arc<Context>, api: Api<SriovNetworkNodeState>) {
     let c = &ctx;
     follow(
-        c,
+        &c.sriov_readiness,
         api,
         "SriovNetworkNodeState",
-        Some,
+        Vec::push,
         |all| {
             c.write_sriov(|index| index.replace_states(all));
         },
@@ -183,10 +224,10 @@ async fn watch_states(ctx: Arc<Context>, api: Api<SriovNetworkNodeState>) {
 async fn watch_policies(ctx: Arc<Context>, api: Api<SriovNetworkNodePolicy>) {
     let c = &ctx;
     follow(
-        c,
+        &c.sriov_readiness,
         api,
         "SriovNetworkNodePolicy",
-        Some,
+        Vec::push,
         |all| {
             c.write_sriov(|index| index.replace_policies(all));
         },

@@ -34,24 +34,24 @@ use crate::{Diagnostics, FieldPath, NetworkAttachmentDefinition, Severity};
 
 // === Lookup ===
 
-/// Where the rules find NADs. The webhook implements it over its informer cache; [`NadIndex`] is
-/// the in-memory implementation.
+/// Where the rules find NADs. The webhook implements it over its compact informer cache;
+/// [`NadIndex`] is the in-memory implementation over whole NADs. The rules only ask whether a NAD
+/// exists and what its chain declares, so a cache may keep just that.
 pub trait NetworkLookup {
-    fn get_nad(&self, namespace: &str, name: &str) -> Option<&NetworkAttachmentDefinition>;
+    /// `None` when the NAD does not exist, else the capabilities among [`RequestedCapability`]
+    /// that some plugin of its chain declares — itself `None` when that cannot be known: the NAD
+    /// has no inline config (it names a CNI file on the node) or its config is not JSON.
+    /// Implementations compute this once per NAD ([`chain_capabilities`]), not per call.
+    fn existing_capabilities(&self, namespace: &str, name: &str) -> Option<Option<CapabilitySet>>;
 
-    /// The capabilities among [`RequestedCapability`] that some plugin of the NAD's chain
-    /// declares, or `None` when that cannot be known: the NAD does not exist, has no inline
-    /// config (it names a CNI file on the node), or its config is not JSON. Implementations that
-    /// are asked often should cache this; the default parses the config on every call.
-    fn declared_capabilities(&self, namespace: &str, name: &str) -> Option<CapabilitySet> {
-        self.get_nad(namespace, name).and_then(chain_capabilities)
+    /// Whether the NAD exists.
+    fn contains(&self, namespace: &str, name: &str) -> bool {
+        self.existing_capabilities(namespace, name).is_some()
     }
 
-    /// `None` when the NAD does not exist, else what [`Self::declared_capabilities`] says: for a
-    /// caller that needs both, in one lookup where the implementation can.
-    fn existing_capabilities(&self, namespace: &str, name: &str) -> Option<Option<CapabilitySet>> {
-        self.get_nad(namespace, name)?;
-        Some(self.declared_capabilities(namespace, name))
+    /// What [`Self::existing_capabilities`] says, with a missing NAD and an unknowable chain alike.
+    fn declared_capabilities(&self, namespace: &str, name: &str) -> Option<CapabilitySet> {
+        self.existing_capabilities(namespace, name).flatten()
     }
 }
 
@@ -59,10 +59,14 @@ pub trait NetworkLookup {
 /// JSON (the NAD rules report that).
 pub fn chain_capabilities(nad: &NetworkAttachmentDefinition) -> Option<CapabilitySet> {
     let config: serde_json::Value = serde_json::from_str(nad.config()?).ok()?;
-    let declared = declared_capabilities(&config);
-    Some(CapabilitySet::from_cni_keys(
-        declared.iter().map(String::as_str),
-    ))
+    Some(config_capabilities(&config))
+}
+
+/// The capabilities a parsed CNI config declares, for a caller that parsed it for other reasons
+/// too (the webhook reads its IPAM ranges from the same tree).
+pub fn config_capabilities(config: &serde_json::Value) -> CapabilitySet {
+    let declared = declared_capabilities(config);
+    CapabilitySet::from_cni_keys(declared.iter().map(String::as_str))
 }
 
 /// NADs by namespace and name, with their declared capabilities parsed once at insert.
@@ -138,6 +142,11 @@ impl NadIndex {
     fn entry(&self, namespace: &str, name: &str) -> Option<&IndexedNad> {
         self.nads.get(&NadKeyRef { namespace, name })
     }
+
+    /// The whole NAD (`multusctl explain` shows its config).
+    pub fn get_nad(&self, namespace: &str, name: &str) -> Option<&NetworkAttachmentDefinition> {
+        self.entry(namespace, name).map(|e| &e.nad)
+    }
 }
 
 impl FromIterator<NetworkAttachmentDefinition> for NadIndex {
@@ -149,14 +158,6 @@ impl FromIterator<NetworkAttachmentDefinition> for NadIndex {
 }
 
 impl NetworkLookup for NadIndex {
-    fn get_nad(&self, namespace: &str, name: &str) -> Option<&NetworkAttachmentDefinition> {
-        self.entry(namespace, name).map(|e| &e.nad)
-    }
-
-    fn declared_capabilities(&self, namespace: &str, name: &str) -> Option<CapabilitySet> {
-        self.entry(namespace, name).and_then(|e| e.capabilities)
-    }
-
     fn existing_capabilities(&self, namespace: &str, name: &str) -> Option<Option<CapabilitySet>> {
         self.entry(namespace, name).map(|e| e.capabilities)
     }
@@ -456,7 +457,7 @@ impl Rules<'_> {
         // Capabilities only matter when the element asks for some: then one lookup gives both.
         let requested = selection.requested_capabilities();
         let declared = if requested.is_empty() {
-            self.lookup.get_nad(namespace, name).map(|_| None)
+            self.lookup.contains(namespace, name).then_some(None)
         } else {
             self.lookup.existing_capabilities(namespace, name)
         };
@@ -1482,11 +1483,18 @@ mod tests {
     fn the_index_caches_capabilities_like_the_default_lookup_computes_them() {
         struct Uncached(Vec<NetworkAttachmentDefinition>);
         impl NetworkLookup for Uncached {
-            fn get_nad(&self, namespace: &str, name: &str) -> Option<&NetworkAttachmentDefinition> {
-                self.0.iter().find(|n| {
-                    n.metadata.namespace.as_deref() == Some(namespace)
-                        && n.metadata.name.as_deref() == Some(name)
-                })
+            fn existing_capabilities(
+                &self,
+                namespace: &str,
+                name: &str,
+            ) -> Option<Option<CapabilitySet>> {
+                self.0
+                    .iter()
+                    .find(|n| {
+                        n.metadata.namespace.as_deref() == Some(namespace)
+                            && n.metadata.name.as_deref() == Some(name)
+                    })
+                    .map(chain_capabilities)
             }
         }
         let nads = vec![

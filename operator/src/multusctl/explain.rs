@@ -9,7 +9,7 @@ use multus_crds::{
     attachments::{AttachmentInputs, NetworkRef, plan_attachments},
     cni::NetworkConfigList,
     constants::{DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION},
-    rules::pod::{NadIndex, NetworkLookup, validate_pod_networks_at},
+    rules::pod::{NadIndex, validate_pod_networks_at},
 };
 use serde::Serialize;
 use serde_json::Value;

@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use multus_crds::annotations::{parse_default_network, parse_networks};
 use multus_crds::constants::RESOURCE_CONTAINER_ANNOTATION;
-use multus_crds::rules::pod::NetworkLookup;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -81,7 +80,7 @@ pub async fn mutate(ctx: &Context, req: &ReviewRequest<'_>) -> Verdict {
     let counts = {
         let cache = ctx.read_nads();
         let lookup = WithFetched {
-            cached: &cache.index,
+            cached: &cache,
             fetched: &fetched,
         };
         count_resources(&refs, &lookup)
@@ -128,10 +127,10 @@ fn selections(ctx: &Context, ns: &str, meta: &MetaView) -> Vec<(String, String)>
     refs
 }
 
-fn count_resources(refs: &[(String, String)], lookup: &dyn NetworkLookup) -> BTreeMap<String, u32> {
+fn count_resources(refs: &[(String, String)], lookup: &WithFetched<'_>) -> BTreeMap<String, u32> {
     let mut counts = BTreeMap::new();
     for (ns, name) in refs {
-        if let Some(resource) = lookup.get_nad(ns, name).and_then(|n| n.resource_name()) {
+        if let Some(resource) = lookup.resource_name(ns, name) {
             *counts.entry(resource.to_owned()).or_insert(0) += 1;
         }
     }

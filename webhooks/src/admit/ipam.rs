@@ -3,11 +3,10 @@
 //! hand out the same address twice. It is a warning, not an error: the ranges may be meant for
 //! different nodes, or be excluded from each other with `exclude` lists.
 //!
-//! This rule compares a NAD with the others, so it lives here with the index it needs; the
-//! computation of a NAD's footprint is pure and could move to `multus-crds` if `multusctl` wants
-//! it for a directory of NADs.
+//! This rule compares a NAD with the others, so the comparison lives with the NAD cache
+//! ([`crate::cache::NadCache::overlap_warnings`]); the computation of a NAD's footprint here is
+//! pure and could move to `multus-crds` if `multusctl` wants it for a directory of NADs.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use multus_crds::names::parse_ip_or_cidr;
@@ -62,7 +61,11 @@ pub struct Footprint {
 /// The footprint of a CNI config (single plugin or list); `None` when it uses no shared link or
 /// allocates from no range, so there is nothing to compare.
 pub fn footprint(config: &str) -> Option<Footprint> {
-    let value: Value = serde_json::from_str(config).ok()?;
+    footprint_of(&serde_json::from_str(config).ok()?)
+}
+
+/// [`footprint`] of a config already parsed (the cache parses each NAD's config once).
+pub fn footprint_of(value: &Value) -> Option<Footprint> {
     let plugins: Vec<&Value> = match value.get("plugins").and_then(Value::as_array) {
         Some(list) => list.iter().collect(),
         None => vec![&value],
@@ -115,70 +118,6 @@ fn ipam_ranges(ipam: &Value, out: &mut Vec<Cidr>) {
     }
 }
 
-/// Footprints of the cached NADs by link, for the comparison on each NAD review.
-#[derive(Clone, Debug, Default)]
-pub struct IpamIndex {
-    by_link: BTreeMap<String, BTreeMap<(String, String), Vec<Cidr>>>,
-    links_of: BTreeMap<(String, String), Vec<String>>,
-}
-
-impl IpamIndex {
-    pub fn insert(&mut self, namespace: &str, name: &str, config: Option<&str>) {
-        self.remove(namespace, name);
-        let Some(fp) = config.and_then(footprint) else {
-            return;
-        };
-        let key = (namespace.to_owned(), name.to_owned());
-        for link in &fp.links {
-            self.by_link
-                .entry(link.clone())
-                .or_default()
-                .insert(key.clone(), fp.ranges.clone());
-        }
-        self.links_of.insert(key, fp.links);
-    }
-
-    pub fn remove(&mut self, namespace: &str, name: &str) {
-        let key = (namespace.to_owned(), name.to_owned());
-        for link in self.links_of.remove(&key).unwrap_or_default() {
-            if let Some(nads) = self.by_link.get_mut(&link) {
-                nads.remove(&key);
-                if nads.is_empty() {
-                    self.by_link.remove(&link);
-                }
-            }
-        }
-    }
-
-    /// One warning per other NAD whose range overlaps, on a link both use.
-    pub fn overlap_warnings(&self, namespace: &str, name: &str, fp: &Footprint) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut seen = std::collections::BTreeSet::new();
-        for link in &fp.links {
-            let Some(nads) = self.by_link.get(link) else {
-                continue;
-            };
-            for ((ns, other), ranges) in nads {
-                if (ns.as_str(), other.as_str()) == (namespace, name) || seen.contains(&(ns, other))
-                {
-                    continue;
-                }
-                let hit = fp
-                    .ranges
-                    .iter()
-                    .find_map(|mine| ranges.iter().find(|r| r.overlaps(mine)).map(|r| (mine, r)));
-                if let Some((mine, theirs)) = hit {
-                    seen.insert((ns, other));
-                    out.push(format!(
-                        "spec.config.ipam: range {mine} overlaps {theirs} of NAD {ns}/{other} on the same {link}; pods of both networks may get the same address"
-                    ));
-                }
-            }
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,22 +153,5 @@ mod tests {
             footprint(r#"{"type":"macvlan","master":"eth1","ipam":{"type":"dhcp"}}"#),
             None
         );
-    }
-
-    #[test]
-    fn overlaps_on_the_same_link_warn_once_per_other_nad() {
-        let mut index = IpamIndex::default();
-        let a = r#"{"type":"macvlan","master":"eth1","ipam":{"type":"host-local","subnet":"10.1.0.0/16"}}"#;
-        index.insert("ns", "a", Some(a));
-        index.insert("ns", "elsewhere", Some(r#"{"type":"macvlan","master":"eth2","ipam":{"type":"host-local","subnet":"10.1.0.0/16"}}"#));
-        let b = footprint(r#"{"type":"macvlan","master":"eth1","ipam":{"type":"whereabouts","range":"10.1.5.0/24"}}"#)
-            .unwrap_or_default();
-        let warnings = index.overlap_warnings("ns", "b", &b);
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("NAD ns/a") && warnings[0].contains("master eth1"));
-        // A NAD is not compared with its own stored version; removal forgets it.
-        assert!(index.overlap_warnings("ns", "a", &b).is_empty());
-        index.remove("ns", "a");
-        assert!(index.overlap_warnings("ns", "b", &b).is_empty());
     }
 }

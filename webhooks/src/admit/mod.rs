@@ -17,10 +17,10 @@ pub mod sriov;
 
 use std::collections::BTreeSet;
 
-use multus_crds::rules::pod::{NadIndex, NetworkLookup};
+use multus_crds::rules::pod::NetworkLookup;
 use multus_crds::{Diagnostics, NetworkAttachmentDefinition};
 
-use crate::context::Context;
+use crate::context::{Context, NadCache};
 use crate::metrics::ReviewKind;
 use crate::review::{ReviewRequest, Verdict};
 
@@ -155,14 +155,14 @@ pub fn unreadable(what: &str, error: &serde_json::Error) -> Verdict {
 /// Fetch, from the API server, the referenced NADs the cache does not have: a NAD created a
 /// moment ago may not have reached the watch yet, and refusing a pod for that would be wrong.
 /// Returns the NADs found; misses and errors leave the rules to report the NAD as missing.
-pub async fn fetch_missing(ctx: &Context, refs: BTreeSet<(String, String)>) -> NadIndex {
+pub async fn fetch_missing(ctx: &Context, refs: BTreeSet<(String, String)>) -> NadCache {
     let missing: Vec<(String, String)> = {
         let cache = ctx.read_nads();
         refs.into_iter()
-            .filter(|(ns, name)| cache.index.get_nad(ns, name).is_none())
+            .filter(|(ns, name)| !cache.contains(ns, name))
             .collect()
     };
-    let mut fetched = NadIndex::new();
+    let mut fetched = NadCache::default();
     let Some(client) = ctx.client.as_ref().filter(|_| !missing.is_empty()) else {
         return fetched;
     };
@@ -188,7 +188,7 @@ pub async fn fetch_missing(ctx: &Context, refs: BTreeSet<(String, String)>) -> N
         .into_iter()
         .flatten()
     {
-        fetched.insert(nad);
+        fetched.insert_nad(&nad);
     }
     fetched
 }

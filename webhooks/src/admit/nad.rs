@@ -38,7 +38,7 @@ pub fn validate(ctx: &Context, req: &ReviewRequest<'_>) -> Verdict {
         let name = nad.metadata.name.as_deref().unwrap_or_default();
         verdict
             .warnings
-            .extend(ctx.read_nads().ipam.overlap_warnings(namespace, name, &fp));
+            .extend(ctx.read_nads().overlap_warnings(namespace, name, &fp));
     }
     verdict
 }

@@ -198,7 +198,7 @@ async fn check(
     let fetched = fetch_missing(ctx, referenced_nads(ctx, ns, meta)).await;
     let cache = ctx.read_nads();
     let lookup = WithFetched {
-        cached: &cache.index,
+        cached: &cache,
         fetched: &fetched,
     };
     let found = validate_pod_networks_at(

@@ -38,6 +38,14 @@ pub fn validate_policy(ctx: &Context, req: &ReviewRequest<'_>) -> Verdict {
     let nics = settings.supported_nics.as_ref();
     let mut found = policy_rules(&policy, nics, &settings.operator_namespace);
     if !found.has_errors() {
+        // Judged against caches that have not listed yet, a good policy would be refused for
+        // selecting no node; say why and let the user retry instead.
+        if !ctx.sriov_readiness.is_ready() {
+            return Verdict::deny(format!(
+                "{POLICY} {}: the webhook has not yet listed the cluster's Nodes, SriovNetworkNodeStates and policies (the SR-IOV CRDs were just installed, or the webhook just started); retry in a few seconds",
+                req.object_ref()
+            ));
+        }
         found.extend(validate_policy_in_cluster(
             &policy,
             &ctx.read_sriov(),
