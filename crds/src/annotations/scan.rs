@@ -264,10 +264,19 @@ impl<'a> Scanner<'a> {
         let rest = self.bytes.get(start..)?;
         let negative = rest.first() == Some(&b'-');
         let digits = rest.get(usize::from(negative)..)?;
-        let len = digits
-            .iter()
-            .position(|b| !b.is_ascii_digit())
-            .unwrap_or(digits.len());
+        // One pass: the digits' extent, and the value of the first eighteen (which cannot
+        // overflow an i64, so no checks on the common path).
+        let mut len = 0;
+        let mut short: i64 = 0;
+        for &b in digits {
+            if !b.is_ascii_digit() {
+                break;
+            }
+            if len < 18 {
+                short = short * 10 + i64::from(b - b'0');
+            }
+            len += 1;
+        }
         // `01` is not JSON; `-0` serde_json reads as the float -0.0, which no i64 accepts.
         let leading_zero = digits.first() == Some(&b'0') && (len > 1 || negative);
         if len == 0 || leading_zero || matches!(digits.get(len), Some(b'.' | b'e' | b'E')) {
@@ -276,12 +285,8 @@ impl<'a> Scanner<'a> {
         let digits = digits.get(..len)?;
         let end = start + usize::from(negative) + len;
         if len <= 18 {
-            // Eighteen digits cannot overflow an i64: no checks on the common path.
-            let value = digits
-                .iter()
-                .fold(0i64, |v, &d| v * 10 + i64::from(d - b'0'));
             self.pos = end;
-            return Some(if negative { -value } else { value });
+            return Some(if negative { -short } else { short });
         }
         // Accumulated towards the sign, so i64::MIN is reachable and an overflow gives up.
         let mut value: i64 = 0;
