@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Pod;
-use multus_crds::annotations::{NetworkSelection, parse_default_network, parse_networks};
+use multus_crds::annotations::{NetworkSelection, RawJson, parse_default_network, parse_networks};
 use multus_crds::attachments::{AttachmentInputs, AttachmentOrigin, NetworkRef, plan_attachments};
 use multus_crds::cni::NetworkConfigList;
 use multus_crds::cni::capabilities::declared_capabilities;
@@ -588,7 +588,13 @@ fn build_delegate(
         if let Some(guid) = s.infiniband_guid() {
             caps.insert("infinibandGUID".into(), Value::String(guid.into()));
         }
-        if let Some(args) = s.cni_args.as_ref().filter(|a| !a.is_empty()) {
+        // Kept as text by the parse (see `RawJson`); read here, its only reader.
+        if let Some(args) = s
+            .cni_args
+            .as_ref()
+            .and_then(RawJson::to_object)
+            .filter(|a| !a.is_empty())
+        {
             set_in_plugins(&mut config, &|plugin| {
                 let args_obj = plugin
                     .entry("args")

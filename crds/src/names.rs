@@ -218,16 +218,16 @@ pub fn validate_ip_or_cidr(value: &str) -> Result<(), String> {
     parse_ip_or_cidr(value).map(|_| ())
 }
 
+/// An IP address exactly as `IpAddr::from_str` reads it: IPv4, else IPv6. The IPv4 reader
+/// stops at the first byte that is neither a digit nor a dot, so an IPv6 text costs it little.
+pub fn parse_ip(text: &str) -> Option<IpAddr> {
+    parse_ipv4(text)
+        .map(IpAddr::V4)
+        .or_else(|| parse_ipv6(text).map(IpAddr::V6))
+}
+
 /// Parse an IP address with an optional prefix length.
 pub fn parse_ip_or_cidr(value: &str) -> Result<(IpAddr, Option<u8>), String> {
-    // The family is known from the text (only IPv6 has `:`), so one parser runs, not two.
-    let parse_ip = |text: &str| -> Option<IpAddr> {
-        if text.as_bytes().contains(&b':') {
-            text.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6)
-        } else {
-            parse_ipv4(text).map(IpAddr::V4)
-        }
-    };
     match value.bytes().position(|b| b == b'/') {
         None => parse_ip(value)
             .map(|ip| (ip, None))
@@ -253,25 +253,111 @@ pub fn parse_ip_or_cidr(value: &str) -> Result<(IpAddr, Option<u8>), String> {
 /// `ips` entry of every pod it admits.
 pub fn parse_ipv4(text: &str) -> Option<std::net::Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let mut parts = text.as_bytes().split(|&b| b == b'.');
-    for octet in &mut octets {
-        let part = parts.next()?;
-        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part.first() == Some(&b'0')) {
-            return None;
-        }
-        let mut value: u16 = 0;
-        for &b in part {
-            if !b.is_ascii_digit() {
+    let mut done = 0; // octets finished
+    let mut value: u16 = 0;
+    let mut digits = 0;
+    for &b in text.as_bytes() {
+        if b == b'.' {
+            if digits == 0 || done == 3 {
+                return None;
+            }
+            *octets.get_mut(done)? = u8::try_from(value).ok()?;
+            done += 1;
+            value = 0;
+            digits = 0;
+        } else if b.is_ascii_digit() {
+            // At most three digits, and no leading zero.
+            if digits == 3 || (digits == 1 && value == 0) {
                 return None;
             }
             value = value * 10 + u16::from(b - b'0');
+            digits += 1;
+        } else {
+            return None;
         }
-        *octet = u8::try_from(value).ok()?;
     }
-    parts
-        .next()
-        .is_none()
-        .then_some(std::net::Ipv4Addr::from(octets))
+    if done != 3 || digits == 0 {
+        return None;
+    }
+    octets[3] = u8::try_from(value).ok()?;
+    Some(std::net::Ipv4Addr::from(octets))
+}
+
+fn hex_digit(c: u8) -> Option<u16> {
+    let d = match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        b'A'..=b'F' => c - b'A' + 10,
+        _ => return None,
+    };
+    Some(u16::from(d))
+}
+
+/// IPv6 exactly as `Ipv6Addr::from_str` reads it. Without an embedded IPv4 part (no `.`) it is
+/// read here in one pass: std's parser tries an IPv4 address at every group before reading the
+/// group as hex, which made one IPv6 address cost as much as the rest of an element's checks.
+pub fn parse_ipv6(text: &str) -> Option<std::net::Ipv6Addr> {
+    let b = text.as_bytes();
+    if b.contains(&b'.') {
+        return text.parse().ok();
+    }
+    // Groups before `::` (or all eight), then those after it.
+    let mut groups = [0u16; 8];
+    let mut head = 0;
+    let mut tail = [0u16; 8];
+    let mut tail_len = 0;
+    let mut compressed = false;
+    let mut i = 0;
+    if b.starts_with(b"::") {
+        compressed = true;
+        i = 2;
+    }
+    while i < b.len() {
+        let start = i;
+        let mut group: u16 = 0;
+        while let Some(digit) = b.get(i).and_then(|&c| hex_digit(c)) {
+            if i - start == 4 {
+                return None; // a fifth digit
+            }
+            group = (group << 4) | digit;
+            i += 1;
+        }
+        if i == start || head + tail_len == 8 {
+            return None;
+        }
+        if compressed {
+            *tail.get_mut(tail_len)? = group;
+            tail_len += 1;
+        } else {
+            *groups.get_mut(head)? = group;
+            head += 1;
+        }
+        match b.get(i) {
+            None => break,
+            Some(b':') => i += 1,
+            Some(_) => return None,
+        }
+        if b.get(i) == Some(&b':') {
+            if compressed {
+                return None; // a second `::`
+            }
+            compressed = true;
+            i += 1;
+        } else if i == b.len() {
+            return None; // a trailing single `:`
+        }
+    }
+    if compressed {
+        // `::` stands for at least one group of zeros.
+        if head + tail_len > 7 {
+            return None;
+        }
+        let at = 8 - tail_len;
+        groups.get_mut(at..)?.copy_from_slice(tail.get(..tail_len)?);
+    } else if head != 8 {
+        return None;
+    }
+    Some(std::net::Ipv6Addr::from(groups))
 }
 
 #[cfg(test)]
@@ -372,6 +458,54 @@ mod tests {
         #[test]
         fn parse_ipv4_agrees_with_std(text in "[0-9.]{0,16}|[0-9a-f.: +-]{0,8}") {
             proptest::prop_assert_eq!(parse_ipv4(&text), text.parse::<std::net::Ipv4Addr>().ok());
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        #[test]
+        fn parse_ipv6_agrees_with_std(text in "[0-9a-fA-F:]{0,24}|([0-9a-f]{1,5}|:|::){0,10}|[0-9a-f:.]{0,20}") {
+            proptest::prop_assert_eq!(parse_ipv6(&text), text.parse::<std::net::Ipv6Addr>().ok());
+            proptest::prop_assert_eq!(parse_ip(&text), text.parse::<IpAddr>().ok());
+        }
+
+        #[test]
+        fn parse_ipv6_reads_every_written_address(groups in proptest::array::uniform8(proptest::prelude::prop_oneof![proptest::strategy::Just(0u16), proptest::prelude::any::<u16>()])) {
+            let ip = std::net::Ipv6Addr::from(groups);
+            for text in [ip.to_string(), format!("{:x}:{:x}:{:x}:{:x}:{:x}:{:x}:{:x}:{:x}", groups[0], groups[1], groups[2], groups[3], groups[4], groups[5], groups[6], groups[7]).to_uppercase()] {
+                proptest::prop_assert_eq!(parse_ipv6(&text), Some(ip), "{}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn ipv6_corners_agree_with_std() {
+        for text in [
+            "::",
+            "::1",
+            "1::",
+            "1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7::",
+            "::2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7:8::",
+            "::1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7::8",
+            "1::2::3",
+            ":::",
+            ":1::",
+            "1:",
+            ":1",
+            "1:2:3:4:5:6:7",
+            "12345::",
+            "0000:0:00:000::",
+            "2001:db8:1::10",
+            "::ffff:192.0.2.1",
+            "1::2:",
+            "",
+            ":",
+            "g::",
+        ] {
+            assert_eq!(parse_ipv6(text), text.parse().ok(), "{text}");
         }
     }
 

@@ -3,7 +3,9 @@
 
 use std::borrow::Cow;
 
-use multus_crds::annotations::networks::{Bandwidth, NetworkSelection, PortMapping};
+use multus_crds::annotations::networks::{
+    Bandwidth, NetworkSelection, PortMapping, RawJson, VendorKeys,
+};
 use multus_crds::annotations::{
     DeviceInfo, Dns, NetworkStatus, parse_default_network, parse_network_status, parse_networks,
     to_comma_annotation, to_json_annotation, to_status_annotation,
@@ -85,7 +87,7 @@ fn selection() -> impl Strategy<Value = NetworkSelection<'static>> {
             option::of(ifname()),
             option::of(
                 vec((text(), json_value()), 0..3)
-                    .prop_map(|kv| kv.into_iter().collect::<Map<_, _>>()),
+                    .prop_map(|kv| RawJson::from_object(&kv.into_iter().collect::<Map<_, _>>())),
             ),
         ),
         (
@@ -95,7 +97,11 @@ fn selection() -> impl Strategy<Value = NetworkSelection<'static>> {
             option::of(text()),
             option::of(text()),
             option::of(text()),
-            extra(),
+            extra().prop_map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), RawJson::from_value(v)))
+                    .collect::<VendorKeys>()
+            }),
         ),
     )
         .prop_map(

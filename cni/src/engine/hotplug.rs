@@ -13,7 +13,7 @@ use std::borrow::Cow;
 
 use k8s_openapi::api::core::v1::Pod;
 use multus_crds::FieldPath;
-use multus_crds::annotations::NetworkSelection;
+use multus_crds::annotations::{NetworkSelection, RawJson};
 use multus_crds::cni::{CniResult, CniVersion, NetworkConfigList};
 use multus_crds::multus_config::MultusConfig;
 use multus_crds::rules::pod::validate_selection_fields;
@@ -55,7 +55,7 @@ impl InterfaceAttributes {
                 .as_ref()
                 .map(|ips| ips.iter().cloned().map(Cow::Owned).collect()),
             mac: self.mac.clone().map(Cow::Owned),
-            cni_args: self.cni_args.clone(),
+            cni_args: self.cni_args.as_ref().map(RawJson::from_object),
             ..NetworkSelection::default()
         };
         let d =

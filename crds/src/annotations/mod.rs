@@ -14,14 +14,15 @@
 pub mod default_network;
 pub mod device_info;
 pub mod networks;
+mod raw_json;
 mod scan;
 pub mod status;
 
 pub use default_network::{DefaultNetworkError, parse_default_network};
 pub use device_info::{DEVICE_INFO_VERSION, DeviceInfo, DeviceInfoType};
 pub use networks::{
-    Bandwidth, NetworkSelection, OwnedNetworkSelection, PortMapping, SelectionParseError,
-    parse_networks, to_comma_annotation, to_json_annotation,
+    Bandwidth, NetworkSelection, OwnedNetworkSelection, PortMapping, RawJson, SelectionParseError,
+    VendorKeys, parse_networks, to_comma_annotation, to_json_annotation,
 };
 pub use status::{
     Dns, NetworkStatus, StatusParseError, parse_network_status, to_status_annotation,

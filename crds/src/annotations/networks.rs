@@ -16,6 +16,8 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use super::raw_json::{RawJson, VendorKeys};
+
 /// One element of the networks annotation: one attachment of the pod to a NAD.
 ///
 /// Strings borrow from the annotation text where they can (`'a`): the webhook and the plugin
@@ -38,8 +40,9 @@ pub struct NetworkSelection<'a> {
     pub interface: Option<Cow<'a, str>>,
     /// Multus' deprecated spelling of `interface`, used only when `interface` is empty.
     pub interface_request: Option<Cow<'a, str>>,
-    /// Merged into the delegate config's `args.cni`.
-    pub cni_args: Option<Map<String, Value>>,
+    /// Merged into the delegate config's `args.cni`: the text of a JSON object, read only by
+    /// the plugin (see [`RawJson`]).
+    pub cni_args: Option<RawJson<'a>>,
     /// `portMappings` capability.
     pub port_mappings: Option<Vec<PortMapping>>,
     /// `bandwidth` capability.
@@ -54,7 +57,7 @@ pub struct NetworkSelection<'a> {
     pub device_id: Option<Cow<'a, str>>,
     /// Keys this type does not know (vendor keys), in the order they were written. Never holds a
     /// known key: serialisation skips any that are put here by hand.
-    pub extra: Map<String, Value>,
+    pub extra: VendorKeys<'a>,
 }
 
 /// A selection that owns its strings.
@@ -226,14 +229,14 @@ impl<'a> NetworkSelection<'a> {
             mac: owned_opt(self.mac),
             interface: owned_opt(self.interface),
             interface_request: owned_opt(self.interface_request),
-            cni_args: self.cni_args,
+            cni_args: self.cni_args.map(RawJson::into_owned),
             port_mappings: self.port_mappings,
             bandwidth: self.bandwidth,
             default_route: owned_list(self.default_route),
             infiniband_guid: owned_opt(self.infiniband_guid),
             ipam_claim_reference: owned_opt(self.ipam_claim_reference),
             device_id: owned_opt(self.device_id),
-            extra: self.extra,
+            extra: self.extra.into_owned(),
         }
     }
 
@@ -503,7 +506,10 @@ fn selection_from_value(
             .deserialize(value.clone())
             .map_err(|e| SelectionParseError::element(index, Some(key), e.to_string()))?,
             None => {
-                partial.selection.extra.insert(key.clone(), value.clone());
+                partial
+                    .selection
+                    .extra
+                    .insert(key.clone(), RawJson::from_value(value));
             }
         }
     }
@@ -733,7 +739,11 @@ impl<'de: 's, 's> DeserializeSeed<'de> for FieldSeed<'_, '_, 's> {
             Field::Mac => s.mac = opt_str(d)?,
             Field::Interface => s.interface = opt_str(d)?,
             Field::InterfaceRequest => s.interface_request = opt_str(d)?,
-            Field::CniArgs => s.cni_args = Deserialize::deserialize(d)?,
+            Field::CniArgs => {
+                // Read as the map it must be (the type error names it), kept as its text.
+                s.cni_args =
+                    Option::<Map<String, Value>>::deserialize(d)?.map(|m| RawJson::from_object(&m))
+            }
             Field::PortMappings => s.port_mappings = Deserialize::deserialize(d)?,
             Field::Bandwidth => s.bandwidth = Deserialize::deserialize(d)?,
             Field::DefaultRoute => s.default_route = opt_list(d)?,
@@ -806,23 +816,29 @@ fn opt_list<'de: 's, 's, D: Deserializer<'de>>(
     Ok(Option::<CowStrList<'s>>::deserialize(d)?.map(|l| l.0))
 }
 
-enum Key {
+enum Key<'s> {
     Known(Field),
-    Other(String),
+    Other(Cow<'s, str>),
 }
 
-impl<'de> Deserialize<'de> for Key {
+impl<'de> Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct KeyVisitor;
-        impl Visitor<'_> for KeyVisitor {
-            type Value = Key;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a key")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
                 Ok(match Field::from_key(v) {
                     Some(field) => Key::Known(field),
-                    None => Key::Other(v.to_owned()),
+                    None => Key::Other(Cow::Borrowed(v)),
+                })
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(match Field::from_key(v) {
+                    Some(field) => Key::Known(field),
+                    None => Key::Other(Cow::Owned(v.to_owned())),
                 })
             }
         }
@@ -856,7 +872,10 @@ impl<'de: 's, 's> DeserializeSeed<'de> for SelectionInto<'_, 's> {
                         })?,
                         Key::Other(key) => {
                             let value: Value = map.next_value()?;
-                            partial.selection.extra.insert(key, value);
+                            partial
+                                .selection
+                                .extra
+                                .insert(key, RawJson::from_value(&value));
                         }
                     }
                 }
@@ -903,7 +922,7 @@ impl Serialize for NetworkSelection<'_> {
         opt(&mut map, "infiniband-guid", &self.infiniband_guid)?;
         opt(&mut map, "ipam-claim-reference", &self.ipam_claim_reference)?;
         opt(&mut map, "deviceID", &self.device_id)?;
-        for (key, value) in &self.extra {
+        for (key, value) in self.extra.iter() {
             if Field::from_key(key).is_none() {
                 map.serialize_entry(key, value)?;
             }
@@ -996,7 +1015,10 @@ mod tests {
         let s = &got[0];
         assert_eq!(s.name, "edge");
         assert_eq!(s.ips, Some(vec![Cow::Borrowed("192.0.2.10/24")]));
-        assert_eq!(s.cni_args.as_ref().unwrap()["vlan"], json!(42));
+        assert_eq!(
+            s.cni_args.as_ref().unwrap().to_object().unwrap()["vlan"],
+            json!(42)
+        );
         assert_eq!(s.port_mappings.as_ref().unwrap()[0].host_port, Some(9000));
         assert_eq!(
             s.port_mappings.as_ref().unwrap()[0].host_ip.as_deref(),
@@ -1009,7 +1031,10 @@ mod tests {
         assert_eq!(s.ipam_claim_reference(), Some("claim"));
         assert_eq!(s.device_id(), Some("0000:3b:02.1"));
         assert_eq!(s.requested_interface(), Some("e0"));
-        assert_eq!(s.extra["org.example.color"], json!("blue"));
+        assert_eq!(
+            s.extra.get("org.example.color").map(RawJson::to_value),
+            Some(json!("blue"))
+        );
         let caps: Vec<_> = s.requested_capabilities().iter().collect();
         assert_eq!(caps, RequestedCapability::ALL.to_vec());
         // And back: the JSON form carries everything.
@@ -1093,8 +1118,9 @@ mod tests {
     #[test]
     fn serialisation_never_duplicates_a_known_key_put_in_extra() {
         let mut s = NetworkSelection::named("a");
-        s.extra.insert("name".into(), json!("b"));
-        s.extra.insert("org.example.x".into(), json!(1));
+        s.extra.insert("name", RawJson::from_value(&json!("b")));
+        s.extra
+            .insert("org.example.x", RawJson::from_value(&json!(1)));
         assert_eq!(
             to_json_annotation(&[s]).unwrap(),
             r#"[{"name":"a","org.example.x":1}]"#

@@ -14,9 +14,9 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::networks::{Bandwidth, Field, NetworkSelection, PortMapping};
+use super::networks::{Bandwidth, Field, NetworkSelection, PortMapping, RawJson};
 
 /// The selections of a JSON-form value, or `None` when the serde path must decide.
 pub(super) fn scan_json_form(text: &str) -> Option<Vec<NetworkSelection<'_>>> {
@@ -144,7 +144,9 @@ impl<'a> Scanner<'a> {
     /// `[ item, … ]`, each item read by `item`.
     fn list<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
         self.expect(b'[')?;
-        let mut out = Vec::new();
+        // Room for the usual one or two items from the start: growing from empty costs a
+        // reallocation check and a call per list.
+        let mut out = Vec::with_capacity(2);
         if self.peek()? == b']' {
             self.pos += 1;
             return Some(out);
@@ -164,75 +166,94 @@ impl<'a> Scanner<'a> {
         self.list(|s| s.plain_str().map(Cow::Borrowed))
     }
 
-    /// A free-form JSON value (`cni-args`, a vendor key) read as serde_json reads it into a
-    /// [`Value`], in its plain shape only: plain strings, integers that fit an `i64`, literals, and
-    /// arrays and objects of those (each key once). Anything else gives up to the serde path.
-    fn value(&mut self, depth: usize) -> Option<Value> {
+    /// A free-form JSON value (`cni-args`, a vendor key), cut out as its text once checked to be
+    /// what serde_json reads, in its plain shape only: plain strings, numbers, literals, and
+    /// arrays and objects of those. Anything else gives up to the serde path. Repeated keys are
+    /// left in the text: read later, serde_json keeps the last, as the serde path does.
+    fn raw_value(&mut self) -> Option<RawJson<'a>> {
+        self.skip_ws();
+        let start = self.pos;
+        self.value(0)?;
+        Some(RawJson::checked(self.text.get(start..self.pos)?))
+    }
+
+    /// `cni-args`: as [`Self::raw_value`], and an object (the serde path reads it as a map).
+    fn raw_object(&mut self) -> Option<RawJson<'a>> {
+        if self.peek()? != b'{' {
+            return None;
+        }
+        self.raw_value()
+    }
+
+    /// Steps over one value, checking it (see [`Self::raw_value`]).
+    fn value(&mut self, depth: usize) -> Option<()> {
         match self.peek()? {
-            b'"' => Some(Value::String(self.plain_str()?.to_owned())),
-            b'{' => Some(Value::Object(self.map(depth)?)),
+            b'"' => self.plain_str().map(drop),
+            b'{' => {
+                let depth = nested(depth)?;
+                self.pos += 1;
+                if self.peek()? == b'}' {
+                    self.pos += 1;
+                    return Some(());
+                }
+                loop {
+                    self.plain_str()?;
+                    self.expect(b':')?;
+                    self.value(depth)?;
+                    match self.next_byte()? {
+                        b',' => continue,
+                        b'}' => return Some(()),
+                        _ => return None,
+                    }
+                }
+            }
             b'[' => {
                 let depth = nested(depth)?;
-                Some(Value::Array(self.list(|s| s.value(depth))?))
+                self.pos += 1;
+                if self.peek()? == b']' {
+                    self.pos += 1;
+                    return Some(());
+                }
+                loop {
+                    self.value(depth)?;
+                    match self.next_byte()? {
+                        b',' => continue,
+                        b']' => return Some(()),
+                        _ => return None,
+                    }
+                }
             }
             b'-' | b'0'..=b'9' => match self.int() {
-                Some(int) => Some(Value::from(int)),
+                Some(_) => Some(()),
                 None => self.number_by_serde(),
             },
             _ => {
                 let rest = self.bytes.get(self.pos..)?;
-                let (value, len) = if rest.starts_with(b"true") {
-                    (Value::Bool(true), 4)
+                let len = if rest.starts_with(b"true") || rest.starts_with(b"null") {
+                    4
                 } else if rest.starts_with(b"false") {
-                    (Value::Bool(false), 5)
-                } else if rest.starts_with(b"null") {
-                    (Value::Null, 4)
+                    5
                 } else {
                     return None;
                 };
                 self.pos += len;
-                Some(value)
+                Some(())
             }
         }
     }
 
     /// A number that is not a plain `i64` (a fraction, an exponent, a large integer): its text
-    /// is cut out and read by serde_json itself, so it gets serde_json's own float reading.
-    fn number_by_serde(&mut self) -> Option<Value> {
+    /// is cut out and checked by serde_json itself (it refuses e.g. `1e400`).
+    fn number_by_serde(&mut self) -> Option<()> {
         let start = self.pos;
         let rest = self.bytes.get(start..)?;
         let len = rest
             .iter()
             .position(|b| !matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
             .unwrap_or(rest.len());
-        let value = serde_json::from_str(self.text.get(start..start + len)?).ok()?;
+        serde_json::from_str::<Value>(self.text.get(start..start + len)?).ok()?;
         self.pos = start + len;
-        Some(value)
-    }
-
-    /// `{ "key": value, … }` into a map, as [`Self::value`] reads values.
-    fn map(&mut self, depth: usize) -> Option<Map<String, Value>> {
-        let depth = nested(depth)?;
-        self.expect(b'{')?;
-        let mut map = Map::new();
-        if self.peek()? == b'}' {
-            self.pos += 1;
-            return Some(map);
-        }
-        loop {
-            let key = self.plain_str()?;
-            self.expect(b':')?;
-            let value = self.value(depth)?;
-            // serde_json keeps the last of a repeated key; leave that to it.
-            if map.insert(key.to_owned(), value).is_some() {
-                return None;
-            }
-            match self.next_byte()? {
-                b',' => continue,
-                b'}' => return Some(map),
-                _ => return None,
-            }
-        }
+        Some(())
     }
 
     /// An integer as serde_json reads one into an `i64`: `0`, or `-?[1-9][0-9]*`. A fraction, an
@@ -243,18 +264,33 @@ impl<'a> Scanner<'a> {
         let rest = self.bytes.get(start..)?;
         let negative = rest.first() == Some(&b'-');
         let digits = rest.get(usize::from(negative)..)?;
-        let len = digits
-            .iter()
-            .position(|b| !b.is_ascii_digit())
-            .unwrap_or(digits.len());
+        // One pass: the digits' extent, and the value of the first eighteen (which cannot
+        // overflow an i64, so no checks on the common path).
+        let mut len = 0;
+        let mut short: i64 = 0;
+        for &b in digits {
+            if !b.is_ascii_digit() {
+                break;
+            }
+            if len < 18 {
+                short = short * 10 + i64::from(b - b'0');
+            }
+            len += 1;
+        }
         // `01` is not JSON; `-0` serde_json reads as the float -0.0, which no i64 accepts.
         let leading_zero = digits.first() == Some(&b'0') && (len > 1 || negative);
         if len == 0 || leading_zero || matches!(digits.get(len), Some(b'.' | b'e' | b'E')) {
             return None;
         }
+        let digits = digits.get(..len)?;
+        let end = start + usize::from(negative) + len;
+        if len <= 18 {
+            self.pos = end;
+            return Some(if negative { -short } else { short });
+        }
         // Accumulated towards the sign, so i64::MIN is reachable and an overflow gives up.
         let mut value: i64 = 0;
-        for &d in digits.get(..len)? {
+        for &d in digits {
             let d = i64::from(d - b'0');
             value = value.checked_mul(10)?;
             value = if negative {
@@ -263,7 +299,8 @@ impl<'a> Scanner<'a> {
                 value.checked_add(d)?
             };
         }
-        self.pos = start + usize::from(negative) + len;
+        // Set only on success: a caller that gets `None` reads the number again from `start`.
+        self.pos = end;
         Some(value)
     }
 
@@ -362,7 +399,7 @@ impl<'a> Scanner<'a> {
                 Some(Field::Mac) => sel.mac = self.opt_str()?,
                 Some(Field::Interface) => sel.interface = self.opt_str()?,
                 Some(Field::InterfaceRequest) => sel.interface_request = self.opt_str()?,
-                Some(Field::CniArgs) => sel.cni_args = Some(self.map(0)?),
+                Some(Field::CniArgs) => sel.cni_args = Some(self.raw_object()?),
                 Some(Field::PortMappings) => sel.port_mappings = Some(self.port_mappings()?),
                 Some(Field::Bandwidth) => sel.bandwidth = Some(self.bandwidth()?),
                 Some(Field::DefaultRoute) => sel.default_route = Some(self.plain_str_list()?),
@@ -370,10 +407,10 @@ impl<'a> Scanner<'a> {
                 Some(Field::IpamClaimReference) => sel.ipam_claim_reference = self.opt_str()?,
                 Some(Field::DeviceId) => sel.device_id = self.opt_str()?,
                 None => {
-                    let value = self.value(0)?;
-                    if sel.extra.insert(key.to_owned(), value).is_some() {
-                        return None; // a repeated vendor key: the serde path decides
-                    }
+                    // A repeated vendor key keeps its place and takes the last value, as in
+                    // the serde path.
+                    let value = self.raw_value()?;
+                    sel.extra.insert(key, value);
                 }
             }
             match self.next_byte()? {

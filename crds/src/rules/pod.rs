@@ -15,7 +15,6 @@
 //!   declares the capabilities the element requests.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use crate::annotations::networks::{CapabilitySet, known_keys};
 use crate::annotations::{
@@ -26,7 +25,7 @@ use crate::attachments::{AttachmentInputs, AttachmentOrigin, Slot, plan_slots};
 use crate::cni::capabilities::declared_capabilities;
 use crate::constants::{DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION};
 use crate::names::{
-    HardwareAddr, parse_hardware_addr, parse_ip_or_cidr, validate_dns1123_label,
+    HardwareAddr, parse_hardware_addr, parse_ip, parse_ip_or_cidr, validate_dns1123_label,
     validate_dns1123_subdomain, validate_ifname,
 };
 use crate::rules::isolation::{GlobalNamespaces, check_namespace_isolation};
@@ -563,7 +562,7 @@ fn validate_selection(s: &NetworkSelection, at: &Element<'_>, d: &mut Diagnostic
     }
     if let Some(gateways) = &s.default_route {
         for (j, gw) in gateways.iter().enumerate() {
-            if gw.parse::<IpAddr>().is_err() {
+            if parse_ip(gw).is_none() {
                 d.error(
                     at.field("default-route").index(j),
                     format!("{gw:?} is not an IP address (a gateway, without prefix length)"),
@@ -674,7 +673,7 @@ fn validate_port_mapping(
         );
     }
     if let Some(ip) = m.host_ip.as_deref().filter(|p| !p.is_empty())
-        && ip.parse::<IpAddr>().is_err()
+        && parse_ip(ip).is_none()
     {
         d.error(path("hostIP"), format!("{ip:?} is not an IP address"));
     }
@@ -817,7 +816,7 @@ fn check_default_routes<'p>(
         };
         let mut clashed = false;
         for (j, gw) in gateways.iter().enumerate() {
-            let Ok(ip) = gw.parse::<IpAddr>() else {
+            let Some(ip) = parse_ip(gw) else {
                 continue; // reported by the field rules
             };
             let (first, family) = if ip.is_ipv4() {
