@@ -132,17 +132,7 @@ impl Engine {
             tracing::info_span!("cni", command = %inv.command, container = %inv.container_id);
         async {
             match inv.command {
-                Command::Add => {
-                    let result = self.add(&call).await?;
-                    let text = result
-                        .convert(version)
-                        .and_then(|r| r.to_json_string(version))
-                        .map_err(|e| Error::Serialize {
-                            what: "result",
-                            message: e.to_string(),
-                        })?;
-                    Ok(Some(text))
-                }
+                Command::Add => print_result(&self.add(&call).await?, version).map(Some),
                 Command::Del => self.del(&call).await.map(|()| None),
                 Command::Check => self.check(&call).await.map(|()| None),
                 Command::Gc => self.gc(&call).await.map(|()| None),
@@ -730,6 +720,17 @@ fn empty_result(inv: &Invocation) -> CniResult {
         });
     }
     r
+}
+
+/// An ADD result as printed, in the cniVersion the caller asked for.
+fn print_result(result: &CniResult, version: CniVersion) -> Result<String> {
+    result
+        .convert(version)
+        .and_then(|r| r.to_json_string(version))
+        .map_err(|e| Error::Serialize {
+            what: "result",
+            message: e.to_string(),
+        })
 }
 
 /// The VERSION answer.

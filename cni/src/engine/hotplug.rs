@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tracing::Instrument;
 
-use super::{Call, Engine};
+use super::{Call, Engine, print_result};
 use crate::cache::{CachedList, Delegate};
 use crate::env::{Command, Invocation};
 use crate::error::{Error, PodRef, Result};
@@ -96,15 +96,7 @@ impl Engine {
             match inv.command {
                 Command::Add => {
                     let result = self.hotplug_add(&call, &list, attributes).await?;
-                    let version = CniVersion::V1_0_0;
-                    let text = result
-                        .convert(version)
-                        .and_then(|r| r.to_json_string(version))
-                        .map_err(|e| Error::Serialize {
-                            what: "result",
-                            message: e.to_string(),
-                        })?;
-                    Ok(Some(text))
+                    print_result(&result, CniVersion::V1_0_0).map(Some)
                 }
                 Command::Del => self.hotplug_del(&call, &list).await.map(|()| None),
                 Command::Check => self.hotplug_check(&call, &list).await.map(|()| None),
