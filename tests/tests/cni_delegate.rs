@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use cni_common::*;
-use multus_cni::{DaemonServer, Engine, EngineOptions, ServerOptions};
+use multus_cni::{DaemonServer, ServerOptions};
 use serde_json::{Map, Value, json};
 
 /// One `/delegate` call for `pod`, as multus-dynamic-networks-controller makes it.
@@ -64,13 +64,7 @@ async fn networks_are_hot_plugged_into_a_running_pod_and_released_with_it() {
     .unwrap()
     .clone();
     let server = DaemonServer::new(
-        Engine::new(
-            EngineOptions::default(),
-            Some(multus_tests::rbac::as_component(
-                &t.client,
-                multus_crds::constants::user_agent::AGENT,
-            )),
-        ),
+        t.agent_engine(),
         ServerOptions {
             socket_dir: socket_dir.clone(),
             overlay,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cni_common::*;
-use multus_cni::{DaemonServer, Engine, EngineOptions, ServerOptions};
+use multus_cni::{DaemonServer, ServerOptions};
 use serde_json::{Value, json};
 
 const PODS: usize = 50;
@@ -24,13 +24,7 @@ async fn fifty_pods_through_the_daemon_then_the_daemon_stops() {
 
     let socket_dir = t.dir.path().join("run");
     let server = DaemonServer::new(
-        Engine::new(
-            EngineOptions::default(),
-            Some(multus_tests::rbac::as_component(
-                &t.client,
-                multus_crds::constants::user_agent::AGENT,
-            )),
-        ),
+        t.agent_engine(),
         ServerOptions {
             socket_dir: socket_dir.clone(),
             max_concurrent: 8,

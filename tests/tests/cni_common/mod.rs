@@ -98,6 +98,18 @@ pub fn require_root_and_plugins() {
 }
 
 impl Cluster {
+    /// The engine as the node agent hosts it: the cluster's client, with the agent's user agent
+    /// (so the RBAC check holds its requests to the agent's role).
+    pub fn agent_engine(&self) -> multus_cni::Engine {
+        multus_cni::Engine::new(
+            multus_cni::EngineOptions::default(),
+            Some(multus_tests::rbac::as_component(
+                &self.client,
+                multus_crds::constants::user_agent::AGENT,
+            )),
+        )
+    }
+
     /// `prefix` keeps names of this test apart from others running at once; the cluster network
     /// is 10.(100+octet).1.0/24.
     pub async fn start(prefix: &str, octet: u8) -> Self {
