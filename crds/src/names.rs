@@ -156,16 +156,8 @@ pub fn parse_hardware_addr(value: &str) -> Result<HardwareAddr, String> {
         )
     };
     let bytes = value.as_bytes();
-    let hex = |i: usize| -> Option<u8> {
-        let b = *bytes.get(i)?;
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            b'A'..=b'F' => Some(b - b'A' + 10),
-            _ => None,
-        }
-    };
-    let octet = |i: usize| Some(hex(i)? << 4 | hex(i + 1)?);
+    let hex = |i: usize| hex_digit(*bytes.get(i)?);
+    let octet = |i: usize| u8::try_from(hex(i)? << 4 | hex(i + 1)?).ok();
     let mut out = HardwareAddr {
         octets: [0; 20],
         len: 0,

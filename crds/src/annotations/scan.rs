@@ -141,24 +141,34 @@ impl<'a> Scanner<'a> {
         self.text.get(start..start + len)
     }
 
+    /// The items of a list or the members of an object whose opening bracket is consumed, each
+    /// read by `item`, up to and including `close`.
+    fn items(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        if self.peek()? == close {
+            self.pos += 1;
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            match self.next_byte()? {
+                b',' => continue,
+                b if b == close => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
     /// `[ item, … ]`, each item read by `item`.
     fn list<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
         self.expect(b'[')?;
         // Room for the usual one or two items from the start: growing from empty costs a
         // reallocation check and a call per list.
         let mut out = Vec::with_capacity(2);
-        if self.peek()? == b']' {
-            self.pos += 1;
-            return Some(out);
-        }
-        loop {
-            out.push(item(self)?);
-            match self.next_byte()? {
-                b',' => continue,
-                b']' => return Some(out),
-                _ => return None,
-            }
-        }
+        self.items(b']', |s| {
+            out.push(item(s)?);
+            Some(())
+        })?;
+        Some(out)
     }
 
     /// `[ "…", … ]` of plain strings.
@@ -192,36 +202,16 @@ impl<'a> Scanner<'a> {
             b'{' => {
                 let depth = nested(depth)?;
                 self.pos += 1;
-                if self.peek()? == b'}' {
-                    self.pos += 1;
-                    return Some(());
-                }
-                loop {
-                    self.plain_str()?;
-                    self.expect(b':')?;
-                    self.value(depth)?;
-                    match self.next_byte()? {
-                        b',' => continue,
-                        b'}' => return Some(()),
-                        _ => return None,
-                    }
-                }
+                self.items(b'}', |s| {
+                    s.plain_str()?;
+                    s.expect(b':')?;
+                    s.value(depth)
+                })
             }
             b'[' => {
                 let depth = nested(depth)?;
                 self.pos += 1;
-                if self.peek()? == b']' {
-                    self.pos += 1;
-                    return Some(());
-                }
-                loop {
-                    self.value(depth)?;
-                    match self.next_byte()? {
-                        b',' => continue,
-                        b']' => return Some(()),
-                        _ => return None,
-                    }
-                }
+                self.items(b']', |s| s.value(depth))
             }
             b'-' | b'0'..=b'9' => match self.int() {
                 Some(_) => Some(()),
@@ -309,25 +299,17 @@ impl<'a> Scanner<'a> {
     /// it does not take.
     fn object(&mut self, mut field: impl FnMut(&mut Self, &'a str) -> Option<u8>) -> Option<()> {
         self.expect(b'{')?;
-        if self.peek()? == b'}' {
-            self.pos += 1;
-            return Some(());
-        }
         let mut seen = 0u8;
-        loop {
-            let key = self.plain_str()?;
-            self.expect(b':')?;
-            let bit = field(self, key)?;
+        self.items(b'}', |s| {
+            let key = s.plain_str()?;
+            s.expect(b':')?;
+            let bit = field(s, key)?;
             if seen & bit != 0 {
                 return None;
             }
             seen |= bit;
-            match self.next_byte()? {
-                b',' => continue,
-                b'}' => return Some(()),
-                _ => return None,
-            }
-        }
+            Some(())
+        })
     }
 
     fn bandwidth(&mut self) -> Option<Bandwidth> {
