@@ -254,15 +254,7 @@ impl Engine {
             match &pod {
                 // The pod is gone: its sandbox is being torn down, nothing to attach.
                 None => return Ok(empty_result(inv)),
-                Some(p) if !uid_matches(p, &pod_ref.uid) => {
-                    return Err(Error::PodUidMismatch {
-                        namespace: pod_ref.namespace,
-                        name: pod_ref.name,
-                        expected: pod_ref.uid,
-                        found: p.metadata.uid.clone().unwrap_or_default(),
-                    });
-                }
-                Some(_) => {}
+                Some(p) => require_uid(p, &pod_ref)?,
             }
         }
         let socket =
@@ -282,23 +274,7 @@ impl Engine {
         }
         // Refuse interface names already taken in the pod before anything runs (one visit of the
         // namespace for all attachments; their names are distinct, checked by resolve).
-        let names: Vec<String> = delegates.iter().map(|d| d.ifname.clone()).collect();
-        let taken = netns::existing_links(&inv.netns, &names).map_err(|source| Error::Netns {
-            netns: inv.netns.clone(),
-            source,
-        })?;
-        if let Some(d) = delegates.iter().find(|d| taken.contains(&d.ifname)) {
-            return Err(Error::attachment(
-                Error::AddNetwork,
-                &pod_ref,
-                &d.status_name,
-                &d.ifname,
-                Error::InterfaceExists {
-                    ifname: d.ifname.clone(),
-                    netns: inv.netns.clone(),
-                },
-            ));
-        }
+        refuse_taken_ifnames(inv, &delegates, &pod_ref)?;
         let list = DelegateList::new(&inv.container_id, &inv.netns, inv.pod(), delegates);
         call.cache.write_list(&list)?;
 
@@ -720,6 +696,42 @@ fn empty_result(inv: &Invocation) -> CniResult {
         });
     }
     r
+}
+
+/// The pod is the one the request names: its UID matches `CNI_ARGS`' (when that gives one).
+fn require_uid(pod: &Pod, pod_ref: &PodRef) -> Result<()> {
+    if uid_matches(pod, &pod_ref.uid) {
+        return Ok(());
+    }
+    Err(Error::PodUidMismatch {
+        namespace: pod_ref.namespace.clone(),
+        name: pod_ref.name.clone(),
+        expected: pod_ref.uid.clone(),
+        found: pod.metadata.uid.clone().unwrap_or_default(),
+    })
+}
+
+/// Refuse, before anything runs, an attachment whose interface name the pod's namespace already
+/// has (one visit of the namespace for all of them).
+fn refuse_taken_ifnames(inv: &Invocation, delegates: &[Delegate], pod_ref: &PodRef) -> Result<()> {
+    let names: Vec<String> = delegates.iter().map(|d| d.ifname.clone()).collect();
+    let taken = netns::existing_links(&inv.netns, &names).map_err(|source| Error::Netns {
+        netns: inv.netns.clone(),
+        source,
+    })?;
+    match delegates.iter().find(|d| taken.contains(&d.ifname)) {
+        None => Ok(()),
+        Some(d) => Err(Error::attachment(
+            Error::AddNetwork,
+            pod_ref,
+            &d.status_name,
+            &d.ifname,
+            Error::InterfaceExists {
+                ifname: d.ifname.clone(),
+                netns: inv.netns.clone(),
+            },
+        )),
+    }
 }
 
 /// An ADD result as printed, in the cniVersion the caller asked for.

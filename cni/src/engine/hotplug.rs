@@ -21,12 +21,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tracing::Instrument;
 
-use super::{Call, Engine, print_result};
+use super::{Call, Engine, print_result, refuse_taken_ifnames, require_uid};
 use crate::cache::{CachedList, Delegate};
 use crate::env::{Command, Invocation};
 use crate::error::{Error, PodRef, Result};
-use crate::k8s::{Kube, uid_matches};
-use crate::netns;
+use crate::k8s::Kube;
 use crate::resolve::single_delegate;
 
 /// `interfaceAttributes` of a `/delegate` request: what a network-selection element would ask
@@ -140,14 +139,7 @@ impl Engine {
                 namespace: pod_ref.namespace.clone(),
                 name: pod_ref.name.clone(),
             })?;
-        if !uid_matches(&pod, &pod_ref.uid) {
-            return Err(Error::PodUidMismatch {
-                namespace: pod_ref.namespace,
-                name: pod_ref.name,
-                expected: pod_ref.uid,
-                found: pod.metadata.uid.clone().unwrap_or_default(),
-            });
-        }
+        require_uid(&pod, &pod_ref)?;
         if pod_ref.uid.is_empty() {
             pod_ref.uid = pod.metadata.uid.clone().unwrap_or_default();
         }
@@ -180,18 +172,7 @@ impl Engine {
                 source,
             )
         };
-        let taken = netns::existing_links(&inv.netns, std::slice::from_ref(&d.ifname)).map_err(
-            |source| Error::Netns {
-                netns: inv.netns.clone(),
-                source,
-            },
-        )?;
-        if !taken.is_empty() {
-            return Err(fail(Error::InterfaceExists {
-                ifname: d.ifname.clone(),
-                netns: inv.netns.clone(),
-            }));
-        }
+        refuse_taken_ifnames(inv, std::slice::from_ref(&d), &pod_ref)?;
         // Recorded before the plugin runs, as every attachment is.
         edit_list(call, |ds| {
             ds.retain(|x| !same_attachment(x, &d));
