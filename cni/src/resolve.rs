@@ -471,21 +471,28 @@ fn nad_to_network(
 
 /// `.conf`, `.json` and `.conflist` files of `dir`, in lexical order.
 fn conf_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = fs::read_dir(dir).map_err(|e| Error::ReadNetworkFile {
+    files_with_extension(dir, &["conf", "json", "conflist"]).map_err(|e| Error::ReadNetworkFile {
         path: dir.to_owned(),
         message: e.to_string(),
-    })?;
-    let mut files: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.is_file()
-                && matches!(
-                    p.extension().and_then(|e| e.to_str()),
-                    Some("conf" | "json" | "conflist")
-                )
-        })
-        .collect();
+    })
+}
+
+/// The files of `dir` whose extension is one of `extensions`, in lexical order (libcni's order).
+pub(crate) fn files_with_extension(
+    dir: &Path,
+    extensions: &[&str],
+) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let wanted = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| extensions.contains(&e));
+        if wanted && path.is_file() {
+            files.push(path);
+        }
+    }
     files.sort();
     Ok(files)
 }

@@ -107,20 +107,10 @@ pub(crate) fn auxiliary_chain(
 
 /// The `.conf` files of `dir` in lexical order; none when `dir` does not exist.
 fn plugin_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = entry?.path();
-        if path.is_file() && path.extension().is_some_and(|e| e == "conf") {
-            files.push(path);
-        }
+    match crate::resolve::files_with_extension(dir, &["conf"]) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        found => found,
     }
-    files.sort();
-    Ok(files)
 }
 
 #[cfg(test)]
