@@ -182,6 +182,24 @@ async fn networks_are_hot_plugged_into_a_running_pod_and_released_with_it() {
         .await
         .unwrap();
     assert_eq!(status, 405);
+    // Bodies that are not a request: a clear CNI error naming the part, nothing attached.
+    for (body, part) in [
+        ("not json".to_owned(), "request"),
+        (
+            json!({"env": {"CNI_COMMAND": "ADD"}, "config": "%%% not base64"}).to_string(),
+            "config",
+        ),
+    ] {
+        let (status, answer) =
+            multus_cni::shim::request(&socket, "POST", "/delegate", body.into_bytes())
+                .await
+                .unwrap();
+        let msg = cni_error(status, &String::from_utf8_lossy(&answer))["msg"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(msg.contains(part), "{msg}");
+    }
     assert_eq!(pod.netns_addrs().names(), ["eth0", "lo", "net1"]);
 
     // A chain whose second plugin fails: the bridge and its host-local address are released.
