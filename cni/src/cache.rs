@@ -10,6 +10,7 @@
 //!
 //! Every file is written to a temporary name in the same directory and renamed (not fsynced, as
 //! upstream Multus and libcni do not: see docs/decisions.md); files are 0600 and directories 0700.
+//! Removed files' inodes are kept for reuse ([`spare`]): creating files is most of the cost.
 //! Every name in a path is checked first, so a container ID, network name or interface name can
 //! never lead outside `cniDir`.
 //!
@@ -31,6 +32,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, PodRef, Result};
+
+mod spare;
+use spare::Spares;
 
 /// One attachment, resolved: everything needed to add, check or delete it again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -165,6 +169,7 @@ pub enum CachedList {
 #[derive(Clone, Debug)]
 pub struct CacheDir {
     root: PathBuf,
+    spares: Spares,
 }
 
 fn checked<'a>(
@@ -182,7 +187,11 @@ fn checked<'a>(
 
 impl CacheDir {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        let root = root.into();
+        Self {
+            spares: Spares::new(&root),
+            root,
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -213,7 +222,7 @@ impl CacheDir {
     /// crash the pods' namespaces are gone with it.
     pub fn write_list(&self, list: &DelegateList) -> Result<()> {
         let path = self.list_path(&list.container_id)?;
-        write_json(&path, list)
+        self.write_json(&path, list)
     }
 
     /// Read a container's delegate list, in our format or Go Multus'. `runtime_ifname` and
@@ -250,7 +259,7 @@ impl CacheDir {
     }
 
     pub fn remove_list(&self, container_id: &str) -> Result<()> {
-        remove_file(&self.list_path(container_id)?)
+        self.remove_file(&self.list_path(container_id)?)
     }
 
     /// Write the result record of `delegate` (before ADD with no result, after it with one).
@@ -288,7 +297,7 @@ impl CacheDir {
             result,
             delegate: Some(delegate.clone()),
         };
-        write_json(&path, &record)
+        self.write_json(&path, &record)
     }
 
     pub fn read_result(
@@ -313,7 +322,11 @@ impl CacheDir {
     }
 
     pub fn remove_result(&self, delegate: &Delegate, container_id: &str) -> Result<()> {
-        remove_file(&self.result_path(delegate.network_name(), container_id, &delegate.ifname)?)
+        self.remove_file(&self.result_path(
+            delegate.network_name(),
+            container_id,
+            &delegate.ifname,
+        )?)
     }
 
     /// Every readable result record (unreadable ones are skipped: they cannot be acted on).
@@ -426,6 +439,12 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 /// network namespaces that do not survive a reboot (docs/decisions.md, "Cache writes without
 /// fsync"); an fsync cost ~15 ms per ADD on a busy disk, most of the plugin's own overhead.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_with(path, bytes, None)
+}
+
+/// [`write_atomic`], taking the temporary file from `spares` and keeping a replaced file's inode
+/// there when given.
+fn write_atomic_with(path: &Path, bytes: &[u8], spares: Option<&Spares>) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::other("path has no parent"))?;
@@ -439,14 +458,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         std::process::id(),
         TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let outcome = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        fs::rename(&tmp, path)
+    let outcome = (|| match spares {
+        Some(spares) => {
+            spares.write_temp(&tmp, bytes)?;
+            spares.replace(&tmp, path)
+        }
+        None => {
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?
+                .write_all(bytes)?;
+            fs::rename(&tmp, path)
+        }
     })();
     if outcome.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -454,25 +479,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     outcome
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let bytes = serde_json::to_vec(value).map_err(|e| Error::Serialize {
-        what: "cache record",
-        message: e.to_string(),
-    })?;
-    write_atomic(path, &bytes).map_err(|source| Error::WriteCache {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-fn remove_file(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(Error::WriteCache {
+impl CacheDir {
+    fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(|e| Error::Serialize {
+            what: "cache record",
+            message: e.to_string(),
+        })?;
+        write_atomic_with(path, &bytes, Some(&self.spares)).map_err(|source| Error::WriteCache {
             path: path.to_owned(),
             source,
-        }),
+        })
+    }
+
+    /// Remove a cache file (its inode kept as a spare); a missing file is not an error.
+    fn remove_file(&self, path: &Path) -> Result<()> {
+        self.spares
+            .remove(path)
+            .map_err(|source| Error::WriteCache {
+                path: path.to_owned(),
+                source,
+            })
     }
 }
 
