@@ -5,7 +5,8 @@
 //! start-up cost. Needs root. Run:
 //!
 //! ```text
-//! cargo bench -p multus-cni --bench round            # ROUNDS=200 to change the sample size
+//! cargo bench -p multus-cni --bench round   # ROUNDS=200: sample size; MODES=thin,thick,burst,startup;
+//!                                          # MULTUS_BIN=path: another build of the binary
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -124,7 +125,15 @@ fn peak_rss_mib() -> f64 {
     kb / 1024.0
 }
 
+/// Whether `MODES` (a comma list of thin, thick, burst, startup; all when unset) asks for `mode`.
+fn wants(mode: &str) -> bool {
+    std::env::var("MODES").map_or(true, |m| m.split(',').any(|x| x.trim() == mode))
+}
+
 fn binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("MULTUS_BIN") {
+        return PathBuf::from(bin);
+    }
     // Benches live in target/release/deps; the binary is built next to it by `cargo bench`.
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().unwrap().parent().unwrap().join("multus");
@@ -251,7 +260,8 @@ fn main() {
     // before it, so both see the same machine load; the overhead is their difference.
     let (mut total, mut over) = (Vec::new(), Vec::new());
     let (mut thin_cpu, mut paired_cpu) = (0.0, 0.0);
-    for r in 0..rounds {
+    let thin_rounds = if wants("thin") { rounds } else { 0 };
+    for r in 0..thin_rounds {
         let c0 = cpu_total();
         let start = Instant::now();
         alone_round(&format!("pair{r}"));
@@ -267,12 +277,14 @@ fn main() {
         total.push(thin_ms);
         over.push(thin_ms - alone_ms);
     }
-    report("thin (multus binary)", total, over);
-    println!(
-        "    CPU per round: {:.2} ms, {:.2} ms more than the paired delegates-alone rounds",
-        thin_cpu / rounds as f64 * 1e3,
-        (thin_cpu - paired_cpu) / rounds as f64 * 1e3
-    );
+    if thin_rounds > 0 {
+        report("thin (multus binary)", total, over);
+        println!(
+            "    CPU per round: {:.2} ms, {:.2} ms more than the paired delegates-alone rounds",
+            thin_cpu / rounds as f64 * 1e3,
+            (thin_cpu - paired_cpu) / rounds as f64 * 1e3
+        );
+    }
 
     // Thick: shim binary → in-process daemon; overhead = total − time inside plugins.
     let server = DaemonServer::new(
@@ -292,7 +304,8 @@ fn main() {
     let shim_conf = serde_json::to_vec(&config(dir.path(), "multus-shim", &socket_dir)).unwrap();
     let (mut total, mut over) = (Vec::new(), Vec::new());
     let cpu0 = cpu_total();
-    for r in 0..rounds {
+    let thick_rounds = if wants("thick") { rounds } else { 0 };
+    for r in 0..thick_rounds {
         let (before, _) = server.engine().exec_stats().snapshot();
         let start = Instant::now();
         run(&binary, "ADD", "bn-pod", &format!("thick{r}"), &shim_conf);
@@ -302,15 +315,27 @@ fn main() {
         total.push(elapsed);
         over.push(elapsed - (after - before) as f64 / 1e6);
     }
-    let thick_cpu = (cpu_total() - cpu0) / rounds as f64 * 1e3;
-    report("thick (shim → daemon)", total, over);
-    println!(
-        "    CPU per round (shims + daemon + delegates): {thick_cpu:.2} ms, {:.2} ms more than the delegates alone",
-        thick_cpu - alone_cpu
-    );
+    if thick_rounds > 0 {
+        let thick_cpu = (cpu_total() - cpu0) / rounds as f64 * 1e3;
+        report("thick (shim → daemon)", total, over);
+        println!(
+            "    CPU per round (shims + daemon + delegates): {thick_cpu:.2} ms, {:.2} ms more than the delegates alone",
+            thick_cpu - alone_cpu
+        );
+    }
+    if wants("burst") {
+        burst(&binary, &shim_conf);
+    }
+    stop.send(()).unwrap();
+    rt.block_on(serving).unwrap().unwrap();
+    if wants("startup") {
+        startup(&binary, rounds);
+    }
+}
 
-    // 100 concurrent ADDs through the daemon, one namespace per pod; peak RSS of this process,
-    // which is the daemon's host here.
+/// 100 concurrent ADDs through the daemon, one namespace per pod; peak RSS of this process,
+/// which is the daemon's host here.
+fn burst(binary: &Path, shim_conf: &[u8]) {
     let names: Vec<String> = (0..100).map(|i| format!("bnc{i}")).collect();
     for n in &names {
         ip(&["netns", "add", n]);
@@ -324,15 +349,13 @@ fn main() {
     let start = Instant::now();
     std::thread::scope(|s| {
         for n in &names {
-            let (binary, conf) = (&binary, &shim_conf);
-            s.spawn(move || run(binary, "ADD", n, &format!("{n}-cid"), conf));
+            s.spawn(move || run(binary, "ADD", n, &format!("{n}-cid"), shim_conf));
         }
     });
     let burst = start.elapsed();
     std::thread::scope(|s| {
         for n in &names {
-            let (binary, conf) = (&binary, &shim_conf);
-            s.spawn(move || run(binary, "DEL", n, &format!("{n}-cid"), conf));
+            s.spawn(move || run(binary, "DEL", n, &format!("{n}-cid"), shim_conf));
         }
     });
     println!(
@@ -340,10 +363,10 @@ fn main() {
         ms(burst),
         peak_rss_mib()
     );
-    stop.send(()).unwrap();
-    rt.block_on(serving).unwrap().unwrap();
+}
 
-    // Start-up: the binary answering VERSION, against /bin/true.
+/// Start-up: the binary answering VERSION, against /bin/true.
+fn startup(binary: &Path, rounds: usize) {
     let time = |program: &Path, args: &[(&str, &str)]| {
         let mut v: Vec<f64> = (0..rounds)
             .map(|_| {
@@ -362,7 +385,7 @@ fn main() {
         v.sort_by(f64::total_cmp);
         pct(&v, 0.5)
     };
-    let multus = time(&binary, &[("CNI_COMMAND", "VERSION")]);
+    let multus = time(binary, &[("CNI_COMMAND", "VERSION")]);
     let truth = time(Path::new("/bin/true"), &[]);
     println!(
         "process start: multus VERSION p50 {multus:.2} ms, /bin/true p50 {truth:.2} ms → multus start-up ≈ {:.2} ms",
