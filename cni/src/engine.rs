@@ -25,6 +25,7 @@ use crate::netns;
 use crate::resolve::{Context, DeviceSource, resolve};
 
 mod hotplug;
+mod locks;
 pub use hotplug::InterfaceAttributes;
 
 /// Extension key: how long ADD waits for `readinessindicatorfile`, in seconds (Multus: 45).
@@ -68,6 +69,8 @@ pub struct Engine {
     kube: Option<Kube>,
     devices: Option<Box<dyn DeviceSource>>,
     stats: ExecStats,
+    /// One call at a time per container (a daemon serves `/cni` and `/delegate` concurrently).
+    locks: locks::ContainerLocks,
 }
 
 /// One request being served: the config, the cache, the plugin path.
@@ -89,6 +92,7 @@ impl Engine {
             kube: kube.map(Kube::new),
             devices: None,
             stats: ExecStats::default(),
+            locks: locks::ContainerLocks::default(),
         }
     }
 
@@ -131,6 +135,10 @@ impl Engine {
         let span =
             tracing::info_span!("cni", command = %inv.command, container = %inv.container_id);
         async {
+            let _container = match inv.command.is_per_container() {
+                true => Some(self.locks.lock(&inv.container_id).await),
+                false => None,
+            };
             match inv.command {
                 Command::Add => print_result(&self.add(&call).await?, version).map(Some),
                 Command::Del => self.del(&call).await.map(|()| None),

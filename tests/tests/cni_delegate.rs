@@ -5,7 +5,7 @@
 
 mod cni_common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -56,44 +56,12 @@ fn cni_error(status: u16, body: &str) -> Value {
 async fn networks_are_hot_plugged_into_a_running_pod_and_released_with_it() {
     let t = Arc::new(Cluster::start("td", 47).await);
     let parent = t.veth_parent("tdP", "tdq");
-    let socket_dir = t.dir.path().join("run");
-    let overlay: Map<String, Value> = json!({
-        "confDir": t.conf_dir, "cniDir": t.cni_dir, "binDir": PLUGINS,
-    })
-    .as_object()
-    .unwrap()
-    .clone();
-    let server = DaemonServer::new(
-        t.agent_engine(),
-        ServerOptions {
-            socket_dir: socket_dir.clone(),
-            overlay,
-            ..ServerOptions::default()
-        },
-    );
-    let socket = server.socket_path();
-    let listener = server.bind().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(Arc::clone(&server).serve(listener, async {
-        let _ = stopped.await;
-    }));
-    let shim = json!({
-        "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus-shim",
-        "daemonSocketDir": socket_dir, "clusterNetwork": t.cluster_file,
-        "confDir": t.conf_dir, "cniDir": t.cni_dir, "binDir": PLUGINS, "daemonWaitSeconds": 1,
-    });
+    let daemon = Daemon::start(&t);
+    let socket = daemon.socket.clone();
 
     // The pod starts with its cluster network only.
-    let pod = t.pod("team", "hp", None).await;
-    let runtime = {
-        let (t, shim) = (Arc::clone(&t), shim.clone());
-        move |command: &'static str, pod: Arc<PodHandle>| {
-            let (t, shim) = (Arc::clone(&t), shim.clone());
-            tokio::task::spawn_blocking(move || t.cni(command, &pod, &shim))
-        }
-    };
-    let pod = Arc::new(pod);
-    runtime("ADD", Arc::clone(&pod)).await.unwrap().expect_ok();
+    let pod = Arc::new(t.pod("team", "hp", None).await);
+    daemon.runtime(&t, "ADD", &pod).await.expect_ok();
     assert_eq!(t.host_local_allocations().len(), 1);
     let status_before = t.network_status(&pod).await;
 
@@ -243,14 +211,121 @@ async fn networks_are_hot_plugged_into_a_running_pod_and_released_with_it() {
     assert_eq!(pod.netns_addrs().names(), ["eth0", "lo", "net2"]);
 
     // The runtime's DEL of the pod releases the hot-plugged network it never unplugged.
-    runtime("DEL", Arc::clone(&pod)).await.unwrap().expect_ok();
+    daemon.runtime(&t, "DEL", &pod).await.expect_ok();
     assert_eq!(pod.netns_addrs().names(), ["lo"]);
     assert!(t.host_local_allocations().is_empty());
     assert!(t.cache_files().is_empty(), "{:?}", t.cache_files());
     let _ = std::process::Command::new("ip")
         .args(["link", "del", "tdbr1"])
         .output();
+    daemon.stop().await;
+}
 
-    stop.send(()).unwrap();
-    serving.await.unwrap().unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_hot_plugs_of_one_pod_are_all_recorded_and_released() {
+    let t = Arc::new(Cluster::start("tc", 48).await);
+    let parent = t.veth_parent("tcP", "tcq");
+    let daemon = Daemon::start(&t);
+    let pod = Arc::new(t.pod("team", "many", None).await);
+    daemon.runtime(&t, "ADD", &pod).await.expect_ok();
+
+    // Six networks hot-plugged at once: each call reads the delegate list, adds its attachment
+    // and writes the list back, so overlapping calls must not drop each other's.
+    let macnet: Value = serde_json::from_str(&macvlan_nad(parent.host_name())).unwrap();
+    let calls = (1..=6).map(|i| {
+        let (socket, pod, macnet) = (daemon.socket.clone(), Arc::clone(&pod), macnet.clone());
+        tokio::spawn(async move {
+            let attributes = json!({"ips": [format!("10.148.5.{i}/24")]});
+            let ifname = format!("net{}", 10 + i);
+            delegate(&socket, "ADD", &pod, &ifname, &macnet, Some(attributes)).await
+        })
+    });
+    for call in futures::future::join_all(calls).await {
+        let (status, body) = call.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let list: Value =
+        serde_json::from_slice(&std::fs::read(t.cni_dir.join(&pod.container_id)).unwrap()).unwrap();
+    let mut listed: Vec<&str> = list["delegates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["ifname"].as_str().unwrap())
+        .collect();
+    listed.sort_unstable();
+    assert_eq!(
+        listed,
+        ["eth0", "net11", "net12", "net13", "net14", "net15", "net16"]
+    );
+
+    // The pod's DEL releases all of them.
+    daemon.runtime(&t, "DEL", &pod).await.expect_ok();
+    assert_eq!(pod.netns_addrs().names(), ["lo"]);
+    assert!(t.host_local_allocations().is_empty());
+    assert!(t.cache_files().is_empty(), "{:?}", t.cache_files());
+    daemon.stop().await;
+}
+
+/// The daemon server on a unix socket under the cluster's directory, as the node agent hosts
+/// it, and the shim config the runtime's calls use.
+struct Daemon {
+    socket: PathBuf,
+    shim: Value,
+    stop: tokio::sync::oneshot::Sender<()>,
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Daemon {
+    fn start(t: &Cluster) -> Self {
+        let socket_dir = t.dir.path().join("run");
+        let overlay: Map<String, Value> = json!({
+            "confDir": t.conf_dir, "cniDir": t.cni_dir, "binDir": PLUGINS,
+        })
+        .as_object()
+        .unwrap()
+        .clone();
+        let server = DaemonServer::new(
+            t.agent_engine(),
+            ServerOptions {
+                socket_dir: socket_dir.clone(),
+                overlay,
+                ..ServerOptions::default()
+            },
+        );
+        let socket = server.socket_path();
+        let listener = server.bind().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(Arc::clone(&server).serve(listener, async {
+            let _ = stopped.await;
+        }));
+        let shim = json!({
+            "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus-shim",
+            "daemonSocketDir": socket_dir, "clusterNetwork": t.cluster_file,
+            "confDir": t.conf_dir, "cniDir": t.cni_dir, "binDir": PLUGINS, "daemonWaitSeconds": 1,
+        });
+        Self {
+            socket,
+            shim,
+            stop,
+            serving,
+        }
+    }
+
+    /// The runtime's call for `pod`, through the real `multus` binary as shim.
+    async fn runtime(
+        &self,
+        t: &Arc<Cluster>,
+        command: &'static str,
+        pod: &Arc<PodHandle>,
+    ) -> Outcome {
+        let (t, pod, shim) = (Arc::clone(t), Arc::clone(pod), self.shim.clone());
+        tokio::task::spawn_blocking(move || t.cni(command, &pod, &shim))
+            .await
+            .unwrap()
+    }
+
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.serving.await.unwrap().unwrap();
+    }
 }

@@ -86,6 +86,9 @@ impl Engine {
         let call = self.call(inv, config)?;
         let span = tracing::info_span!("delegate", command = %inv.command, container = %inv.container_id, ifname = %inv.ifname);
         async {
+            // Two hot-plugs of one pod (or one and the runtime's DEL) edit the same delegate
+            // list: one at a time (locks.rs).
+            let _container = self.locks.lock(&inv.container_id).await;
             let text = std::str::from_utf8(&inv.config)
                 .map_err(|e| Error::ParseConfig(format!("not UTF-8: {e}")))?;
             let list = NetworkConfigList::parse_any(text).map_err(|e| Error::ParseDelegate {
