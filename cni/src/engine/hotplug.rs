@@ -159,9 +159,11 @@ impl Engine {
         let (kube, pod, pod_ref) = self.running_pod(call).await?;
         let selection = attributes.map(InterfaceAttributes::selection).transpose()?;
         let ctx = self.context(call, Some(kube), Some(&pod), None);
+        // Read once: the lock (locks.rs) keeps it current until it is written back below.
+        let listed = cached_list(call)?;
         let d = single_delegate(
             &ctx,
-            next_index(call),
+            next_index(call, &listed),
             &inv.ifname,
             selection.as_ref(),
             list,
@@ -176,11 +178,13 @@ impl Engine {
             )
         };
         refuse_taken_ifnames(inv, std::slice::from_ref(&d), &pod_ref)?;
-        // Recorded before the plugin runs, as every attachment is.
-        edit_list(call, |ds| {
-            ds.retain(|x| !same_attachment(x, &d));
-            ds.push(d.clone());
-        })?;
+        // Recorded before the plugin runs, as every attachment is (without a list, by its result
+        // record alone: see edit_list).
+        if let CachedList::Found(mut known) = listed {
+            known.delegates.retain(|x| !same_attachment(x, &d));
+            known.delegates.push(d.clone());
+            call.cache.write_list(&known)?;
+        }
         match self.add_one(call, &d, Some((kube, &pod))).await {
             Ok(result) => Ok(result),
             Err(source) => {
@@ -267,10 +271,10 @@ fn edit_list(call: &Call<'_>, edit: impl FnOnce(&mut Vec<Delegate>)) -> Result<(
 
 /// A position after every attachment of the container, so DEL (highest first) releases the
 /// hot-plugged ones before the pod's own, and never 0 (the cluster network's).
-fn next_index(call: &Call<'_>) -> usize {
-    let listed = match cached_list(call) {
-        Ok(CachedList::Found(list)) => list.delegates,
-        _ => Vec::new(),
+fn next_index(call: &Call<'_>, listed: &CachedList) -> usize {
+    let listed: &[Delegate] = match listed {
+        CachedList::Found(list) => &list.delegates,
+        _ => &[],
     };
     let recorded = call.cache.delegates_from_results(&call.inv.container_id);
     listed
