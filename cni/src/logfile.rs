@@ -249,7 +249,7 @@ fn gzip_file(backup: &Path) -> io::Result<()> {
             .create_new(true)
             .mode(0o600)
             .open(&temp)?;
-        let mut gz = GzEncoder::new(out, Compression::default());
+        let mut gz = GzEncoder::new(out, Compression::fast());
         io::copy(&mut input, &mut gz)?;
         let out = gz.finish()?;
         out.set_modified(modified)?;
