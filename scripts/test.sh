@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 #   containernetworking-plugins: real bridge/macvlan/host-device/host-local/static/tuning plugins
 #   kubernetes-client:           kubectl, run against the fake API server
 #   iproute2:                    `ip netns`, `ip link` for namespaces that stand in for pods
+#   libc6-dev:                   glibc's static archives: the `multus` binary is linked statically
 declare -A needs=(
+  [libc6-dev]=/usr/lib/x86_64-linux-gnu/libc.a
   [containernetworking-plugins]=/usr/lib/cni/bridge
   [kubernetes-client]=/usr/bin/kubectl
   [iproute2]=/usr/sbin/ip
