@@ -12,18 +12,10 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use multus_cni::logfile::{Limits, RotatingFile, wait_for_compression};
+mod common;
 
-/// CPU seconds of this process so far (every thread, the compression's included).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<f64> = after_comm
-        .split_whitespace()
-        .map(|v| v.parse().unwrap_or(0.0))
-        .collect();
-    (f[11] + f[12]) / 100.0
-}
+use common::cpu_seconds;
+use multus_cni::logfile::{Limits, RotatingFile, wait_for_compression};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -63,7 +55,7 @@ fn main() {
     log.flush().unwrap();
     let fill = fill.elapsed();
 
-    let cpu0 = cpu_seconds();
+    let cpu0 = cpu_seconds().0;
     let start = Instant::now();
     // Longer than the room left (under 300 bytes): this write rotates.
     let last = format!("2026-11-29T14:00:00.000000Z DEBUG {}\n", "x".repeat(400));
@@ -71,7 +63,7 @@ fn main() {
     let rotate = start.elapsed();
     wait_for_compression();
     let waited = start.elapsed();
-    let cpu = cpu_seconds() - cpu0;
+    let cpu = cpu_seconds().0 - cpu0;
 
     let gz = std::fs::read_dir(dir.path())
         .unwrap()

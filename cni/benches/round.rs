@@ -16,6 +16,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::cpu_seconds;
 use multus_cni::chain::{Runner, RuntimeConf};
 use multus_cni::exec::ExecStats;
 use multus_cni::{DaemonServer, Engine, EngineOptions, ServerOptions};
@@ -105,19 +108,6 @@ fn logged_plugin_ms(log: &str) -> f64 {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-/// CPU seconds so far (user + system) of this process and of its waited-for descendants, from
-/// /proc/self/stat (clock ticks, 100 per second): summed over many rounds, precise enough.
-fn cpu_seconds() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<f64> = after_comm
-        .split_whitespace()
-        .map(|v| v.parse().unwrap_or(0.0))
-        .collect();
-    // Fields 14-17 of proc(5) (utime, stime, cutime, cstime) are 11-14 after the state field.
-    ((f[11] + f[12]) / 100.0, (f[13] + f[14]) / 100.0)
 }
 
 fn cpu_total() -> f64 {
