@@ -309,17 +309,21 @@ impl Write for RotatingFile {
 mod tests {
     use super::*;
 
+    /// Rotate past 100 bytes, keep two backups.
+    fn small(compress: bool) -> Limits {
+        Limits {
+            max_bytes: 100,
+            max_backups: 2,
+            max_age: None,
+            compress,
+        }
+    }
+
     #[test]
     fn rotates_by_size_and_keeps_the_newest_backups() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("multus.log");
-        let limits = Limits {
-            max_bytes: 100,
-            max_backups: 2,
-            max_age: None,
-            compress: false,
-        };
-        let mut f = RotatingFile::open(&path, limits).unwrap();
+        let mut f = RotatingFile::open(&path, small(false)).unwrap();
         let line = [b'x'; 39];
         for i in 0..12u8 {
             let mut l = line.to_vec();
@@ -386,13 +390,7 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("multus.log");
-        let limits = Limits {
-            max_bytes: 100,
-            max_backups: 2,
-            max_age: None,
-            compress: true,
-        };
-        let mut f = RotatingFile::open(&path, limits).unwrap();
+        let mut f = RotatingFile::open(&path, small(true)).unwrap();
         let mut written = Vec::new();
         for i in 0..8u8 {
             let line = format!("{}{}\n", char::from(b'a' + i), "x".repeat(38));

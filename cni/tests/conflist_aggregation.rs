@@ -4,7 +4,7 @@
 //! through the library, no Kubernetes, temporary directories.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use multus_cni::resolve::{Context, resolve};
 use multus_cni::{Command, Error, Invocation};
@@ -49,6 +49,17 @@ fn write(path: &Path, value: &Value) {
     std::fs::write(path, value.to_string()).unwrap();
 }
 
+/// `<dir>/10-k8s.conflist`: network `k8s`, a bridge plugin, and `extra` keys; returns its path.
+fn k8s_conflist(dir: &Path, extra: Value) -> PathBuf {
+    let file = dir.join("10-k8s.conflist");
+    let mut list = json!({"cniVersion":"1.0.0","name":"k8s","plugins":[{"type":"bridge"}]});
+    for (k, v) in extra.as_object().unwrap() {
+        list[k] = v.clone();
+    }
+    write(&file, &list);
+    file
+}
+
 fn multus(cluster: &Path, extra: Value) -> Value {
     let mut c = json!({"cniVersion":"1.0.0","name":"multus-cni-network","type":"multus",
         "clusterNetwork": cluster, "confDir": "/nonexistent", "cniDir": "/nonexistent"});
@@ -61,11 +72,7 @@ fn multus(cluster: &Path, extra: Value) -> Value {
 #[tokio::test]
 async fn a_cluster_network_conflist_takes_its_sub_directory_plugins() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("10-k8s.conflist");
-    write(
-        &file,
-        &json!({"cniVersion":"1.0.0","name":"k8s","plugins":[{"type":"bridge"}]}),
-    );
+    let file = k8s_conflist(dir.path(), json!({}));
     write(
         &dir.path().join("k8s/20-tuning.conf"),
         &json!({"type":"tuning"}),
@@ -95,11 +102,7 @@ async fn a_cluster_network_conflist_takes_its_sub_directory_plugins() {
 #[tokio::test]
 async fn load_only_inlined_plugins_keeps_the_list_as_written() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("10-k8s.conflist");
-    write(
-        &file,
-        &json!({"cniVersion":"1.0.0","name":"k8s","loadOnlyInlinedPlugins":true,"plugins":[{"type":"bridge"}]}),
-    );
+    let file = k8s_conflist(dir.path(), json!({"loadOnlyInlinedPlugins": true}));
     write(
         &dir.path().join("k8s/10-tuning.conf"),
         &json!({"type":"tuning"}),
@@ -132,11 +135,7 @@ async fn a_conflist_without_plugins_takes_them_all_from_its_directory_or_fails()
 #[tokio::test]
 async fn aggregated_plugin_types_are_checked_like_any_other() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("10-k8s.conflist");
-    write(
-        &file,
-        &json!({"cniVersion":"1.0.0","name":"k8s","plugins":[{"type":"bridge"}]}),
-    );
+    let file = k8s_conflist(dir.path(), json!({}));
     write(
         &dir.path().join("k8s/10-evil.conf"),
         &json!({"type":"../../bin/sh"}),

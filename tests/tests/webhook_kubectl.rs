@@ -81,6 +81,26 @@ fn webhook_config(
     .unwrap()
 }
 
+/// The fake API server with the NAD CRD applied through kubectl (as a cluster admin would),
+/// its kubeconfig and a client.
+async fn api_server_with_nad_crd() -> (FakeApiServer, PathBuf, kube::Client) {
+    let server = FakeApiServer::start().await.unwrap();
+    let kubeconfig = server.kubeconfig_path().to_path_buf();
+    let client = server.client().await.unwrap();
+    let (ok, out) = kubectl(
+        &kubeconfig,
+        &[
+            "apply",
+            "-f",
+            "crds/k8s.cni.cncf.io_network-attachment-definitions.yaml",
+        ],
+        None,
+    )
+    .await;
+    assert!(ok, "{out}");
+    (server, kubeconfig, client)
+}
+
 async fn install(client: &kube::Client, obj: DynamicObject) {
     let kind = obj.types.as_ref().unwrap().kind.clone();
     let plural = format!("{}s", kind.to_lowercase());
@@ -173,20 +193,7 @@ impl Webhook {
 
 #[tokio::test]
 async fn kubectl_apply_is_refused_for_bad_networks_and_pods_get_sriov_resources() {
-    let server = FakeApiServer::start().await.unwrap();
-    let kubeconfig = server.kubeconfig_path().to_path_buf();
-    let client = server.client().await.unwrap();
-    let (ok, out) = kubectl(
-        &kubeconfig,
-        &[
-            "apply",
-            "-f",
-            "crds/k8s.cni.cncf.io_network-attachment-definitions.yaml",
-        ],
-        None,
-    )
-    .await;
-    assert!(ok, "{out}");
+    let (server, kubeconfig, client) = api_server_with_nad_crd().await;
 
     let webhook = Webhook::start(&kubeconfig, &["--sriov=false"]).await;
     let (webhook, bundle, addr) = (&webhook.process, &webhook.bundle, &webhook.addr);
@@ -340,21 +347,8 @@ async fn sriov_crds_installed_after_the_webhook_started_are_picked_up_without_a_
     use kube::api::{Patch, PatchParams};
     use multus_crds::sriov::SriovNetworkNodeState;
 
-    let server = FakeApiServer::start().await.unwrap();
-    let kubeconfig = server.kubeconfig_path().to_path_buf();
-    let client = server.client().await.unwrap();
+    let (_server, kubeconfig, client) = api_server_with_nad_crd().await;
     let crd = |name: &str| format!("crds/sriovnetwork.openshift.io_{name}.yaml");
-    let (ok, out) = kubectl(
-        &kubeconfig,
-        &[
-            "apply",
-            "-f",
-            "crds/k8s.cni.cncf.io_network-attachment-definitions.yaml",
-        ],
-        None,
-    )
-    .await;
-    assert!(ok, "{out}");
     let node: Node = serde_json::from_value(
         json!({"metadata": {"name": "worker-1", "labels": {"sriov": "yes"}}}),
     )
