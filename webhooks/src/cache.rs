@@ -158,6 +158,30 @@ impl NadCache {
                 }
             }
         }
+        // Strings no other NAD shares go too, or namespaces and links that come and go (CI,
+        // tenants) would pile up until the next relist.
+        let Entry {
+            resource, links, ..
+        } = entry;
+        let namespace = key.namespace.clone();
+        drop(key);
+        for s in links.into_vec().into_iter().chain(resource).chain([namespace]) {
+            self.forget(s);
+        }
+    }
+
+    /// Drop `s` from the interned strings if the caller held the last use outside the set.
+    fn forget(&mut self, s: Arc<str>) {
+        // The set holds one reference and `s` another: nobody else uses it.
+        if Arc::strong_count(&s) == 2 {
+            self.strings.remove(&s);
+        }
+    }
+
+    /// Interned strings, for tests.
+    #[cfg(test)]
+    fn interned(&self) -> usize {
+        self.strings.len()
     }
 
     /// The NAD's `resourceName`, if it exists and carries one.
@@ -275,6 +299,27 @@ mod tests {
             cache.resource_name("a", "junk"),
         );
         assert!(x.zip(y).is_some_and(|(x, y)| Arc::ptr_eq(x, y)));
+    }
+
+    #[test]
+    fn strings_of_removed_nads_are_forgotten_unless_shared() {
+        let on_eth1 = r#"{"cniVersion":"1.0.0","name":"n","type":"macvlan","master":"eth1","ipam":{"type":"host-local","subnet":"10.1.0.0/24"}}"#;
+        let mut cache = NadCache::default();
+        cache.insert_nad(&nad("tenant-1", "x", Some(on_eth1), Some("intel.com/x")));
+        cache.insert_nad(&nad("tenant-1", "y", Some(on_eth1), None));
+        cache.insert_nad(&nad("tenant-2", "x", Some(on_eth1), Some("intel.com/x")));
+        // tenant-1, tenant-2, eth1, intel.com/x.
+        assert_eq!(cache.interned(), 4);
+        cache.remove("tenant-1", "x");
+        assert_eq!(cache.interned(), 4, "all still used by y or tenant-2/x");
+        cache.remove("tenant-1", "y");
+        assert_eq!(cache.interned(), 3, "tenant-1 is gone");
+        // Replacing a NAD forgets what only its old version used.
+        cache.insert_nad(&nad("tenant-2", "x", Some(r#"{"type":"bridge"}"#), None));
+        assert_eq!(cache.interned(), 1, "only tenant-2 is left");
+        cache.remove("tenant-2", "x");
+        assert_eq!(cache.interned(), 0);
+        assert!(cache.is_empty());
     }
 
     #[test]
