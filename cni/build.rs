@@ -1,6 +1,7 @@
-//! Link the `multus` binary statically and at a fixed address (docs/decisions.md, "A static
-//! multus binary"). The runtime starts it for every CNI call, on the host: it must not depend on
-//! the host's glibc, and its start-up is most of the plugin's own cost. A static, non-PIE binary
+//! Link the `multus` binary statically and at a fixed address in glibc builds, as the image's
+//! musl build already is (docs/decisions.md, "A static `multus` binary, also in glibc builds").
+//! The runtime starts it for every CNI call, on the host: it must not depend on the host's
+//! glibc, and its start-up is most of the plugin's own cost. A static, non-PIE binary
 //! has no dynamic loading and no relocations to apply and starts in about half the time.
 //!
 //! rustc does this itself with `-C target-feature=+crt-static`, but cargo cannot give that flag

@@ -252,6 +252,11 @@ impl CacheDir {
             );
         }
         Ok(match serde_json::from_value::<DelegateList>(value) {
+            // An inode recycled while this read had the file open (spare.rs), or a crash after
+            // it was rewritten, can show another container's list: never act on that.
+            Ok(list) if list.kind == SCRATCH_KIND && list.container_id != container_id => {
+                CachedList::Corrupt(format!("holds container {:?}", list.container_id))
+            }
             Ok(list) if list.kind == SCRATCH_KIND => CachedList::Found(list),
             Ok(list) => CachedList::Corrupt(format!("unknown kind {:?}", list.kind)),
             Err(e) => CachedList::Corrupt(e.to_string()),
@@ -307,12 +312,27 @@ impl CacheDir {
     ) -> Result<Option<ResultRecord>> {
         let path = self.result_path(delegate.network_name(), container_id, &delegate.ifname)?;
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Error::ReadCache {
+            Ok(bytes) => match serde_json::from_slice::<ResultRecord>(&bytes) {
+                // As for lists: a record that is not this attachment's is not acted on.
+                Ok(r)
+                    if r.container_id != container_id
+                        || r.ifname != delegate.ifname
+                        || r.network_name != delegate.network_name() =>
+                {
+                    Err(Error::ReadCache {
+                        path,
+                        message: format!(
+                            "holds {}/{} of container {:?}",
+                            r.network_name, r.ifname, r.container_id
+                        ),
+                    })
+                }
+                Ok(r) => Ok(Some(r)),
+                Err(e) => Err(Error::ReadCache {
                     path,
                     message: e.to_string(),
                 }),
+            },
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::ReadCache {
                 path,
@@ -331,12 +351,21 @@ impl CacheDir {
 
     /// Every readable result record (unreadable ones are skipped: they cannot be acted on).
     pub fn all_results(&self) -> Vec<ResultRecord> {
+        self.results_where(|_| true)
+    }
+
+    /// The readable result records whose file name passes `wanted`.
+    fn results_where(&self, wanted: impl Fn(&str) -> bool) -> Vec<ResultRecord> {
         let Ok(entries) = fs::read_dir(self.results_dir()) else {
             return Vec::new();
         };
         entries
             .flatten()
-            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                !name.starts_with('.') && wanted(&name)
+            })
             .filter_map(|e| fs::read(e.path()).ok())
             .filter_map(|b| serde_json::from_slice::<ResultRecord>(&b).ok())
             .collect()
@@ -345,8 +374,11 @@ impl CacheDir {
     /// The attachments of `container_id` known from result records, highest index first (the
     /// order DEL runs in).
     pub fn delegates_from_results(&self, container_id: &str) -> Vec<Delegate> {
+        // Record names are `<network>-<containerID>-<ifname>`: only those naming the container
+        // are read, not every pod's on the node.
+        let infix = format!("-{container_id}-");
         let mut found: Vec<Delegate> = self
-            .all_results()
+            .results_where(|name| name.contains(&infix))
             .into_iter()
             .filter(|r| r.container_id == container_id)
             .filter_map(|r| r.delegate)
@@ -577,6 +609,35 @@ mod tests {
             cache.read_list("c1", "eth0", "").unwrap(),
             CachedList::Corrupt(_)
         ));
+    }
+
+    #[test]
+    fn files_holding_another_containers_state_are_not_acted_on() {
+        // What a recycled inode read at the wrong moment, or a crash after a rewrite, can show.
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = CacheDir::new(tmp.path());
+        let d = delegate(0, "a", "eth0");
+        cache
+            .write_list(&DelegateList::new("c2", "/n", None, vec![d.clone()]))
+            .unwrap();
+        cache.write_result(&d, "c2", "/n", None).unwrap();
+        fs::rename(
+            cache.list_path("c2").unwrap(),
+            cache.list_path("c1").unwrap(),
+        )
+        .unwrap();
+        fs::rename(
+            cache.result_path("a", "c2", "eth0").unwrap(),
+            cache.result_path("a", "c1", "eth0").unwrap(),
+        )
+        .unwrap();
+        match cache.read_list("c1", "eth0", "").unwrap() {
+            CachedList::Corrupt(why) => assert!(why.contains("c2"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let err = cache.read_result(&d, "c1").unwrap_err().to_string();
+        assert!(err.contains("c2"), "{err}");
+        assert!(cache.delegates_from_results("c1").is_empty());
     }
 
     #[test]

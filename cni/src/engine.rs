@@ -135,10 +135,7 @@ impl Engine {
         let span =
             tracing::info_span!("cni", command = %inv.command, container = %inv.container_id);
         async {
-            let _container = match inv.command.is_per_container() {
-                true => Some(self.locks.lock(&inv.container_id).await),
-                false => None,
-            };
+            let _container = self.locks.lock_for(inv).await;
             match inv.command {
                 Command::Add => print_result(&self.add(&call).await?, version).map(Some),
                 Command::Del => self.del(&call).await.map(|()| None),

@@ -75,10 +75,10 @@ pub struct Args {
     /// Accept any NIC model in SR-IOV policies (upstream's DEV_MODE).
     #[arg(long, env = "MULTUS_DEV_MODE", default_value_t = false, action = clap::ArgAction::Set)]
     pub dev_mode: bool,
-    /// Threads serving reviews; 0 means one per two CPUs (at least one). A review costs 15–25 µs
+    /// Threads serving reviews; 0 means one per two CPUs (at least one). A review costs 15–22 µs
     /// of CPU, so one thread serves ~50,000 a second; more threads only compete for the CPUs
     /// with what shares the node (the API server itself, on a control-plane node) and lengthen
-    /// the tail: p99 at concurrency 16 was 3.2–4.0 ms with two threads on two CPUs and 2.1–3.0
+    /// the tail: p99 at concurrency 16 was 1.6–4.0 ms with two threads on two CPUs and 1.4–3.0
     /// ms with one (docs/benchmarks.md).
     #[arg(long, env = "MULTUS_WEBHOOK_WORKER_THREADS", default_value_t = 0)]
     pub worker_threads: usize,

@@ -10,7 +10,11 @@
 //! written under a temporary name and renamed over the target.
 //!
 //! A spare is reused only if it is still a regular file of mode 0600 with one link, opened
-//! without following symlinks; it is overwritten and cut to the new length. Claiming is a rename, so two processes never share a
+//! without following symlinks; it is overwritten and cut to the new length. Unlike a freed
+//! inode, a recycled one can change under a reader that opened it before it was recycled, and
+//! after a kernel crash a rewritten file can show its previous content: so every reader of the
+//! cache checks that what it read names the container (and attachment) it asked for, and treats
+//! anything else as corrupt (cache.rs). Claiming is a rename, so two processes never share a
 //! spare. At most [`CAP`] are kept; beyond that a removed file is unlinked.
 
 use std::fs::{self, File, OpenOptions};
@@ -74,13 +78,20 @@ impl Spares {
     /// an error.
     pub fn remove(&self, path: &Path) -> io::Result<()> {
         if self.has_room() {
-            let _ = crate::cache::create_private_dir(&self.dir);
-            let name = format!(
+            let spare = self.dir.join(format!(
                 "{}.{}",
                 std::process::id(),
                 SPARE_COUNTER.fetch_add(1, Ordering::Relaxed)
-            );
-            match fs::rename(path, self.dir.join(name)) {
+            ));
+            let mut moved = fs::rename(path, &spare);
+            // ENOENT is either the file (already gone) or `.spare` (not made yet): make it once.
+            if matches!(&moved, Err(e) if e.kind() == io::ErrorKind::NotFound)
+                && fs::symlink_metadata(path).is_ok()
+                && crate::cache::create_private_dir(&self.dir).is_ok()
+            {
+                moved = fs::rename(path, &spare);
+            }
+            match moved {
                 Ok(()) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                 Err(_) => {}

@@ -88,7 +88,7 @@ impl Engine {
         async {
             // Two hot-plugs of one pod (or one and the runtime's DEL) edit the same delegate
             // list: one at a time (locks.rs).
-            let _container = self.locks.lock(&inv.container_id).await;
+            let _container = self.locks.lock_for(inv).await;
             let text = std::str::from_utf8(&inv.config)
                 .map_err(|e| Error::ParseConfig(format!("not UTF-8: {e}")))?;
             let list = NetworkConfigList::parse_any(text).map_err(|e| Error::ParseDelegate {
@@ -272,16 +272,15 @@ fn edit_list(call: &Call<'_>, edit: impl FnOnce(&mut Vec<Delegate>)) -> Result<(
 /// A position after every attachment of the container, so DEL (highest first) releases the
 /// hot-plugged ones before the pod's own, and never 0 (the cluster network's).
 fn next_index(call: &Call<'_>, listed: &CachedList) -> usize {
-    let listed: &[Delegate] = match listed {
+    // A list holds every attachment, hot-plugged ones included; only without one are the
+    // result records the account.
+    let recorded;
+    let known: &[Delegate] = match listed {
         CachedList::Found(list) => &list.delegates,
-        _ => &[],
+        _ => {
+            recorded = call.cache.delegates_from_results(&call.inv.container_id);
+            &recorded
+        }
     };
-    let recorded = call.cache.delegates_from_results(&call.inv.container_id);
-    listed
-        .iter()
-        .chain(&recorded)
-        .map(|d| d.index + 1)
-        .max()
-        .unwrap_or(1)
-        .max(1)
+    known.iter().map(|d| d.index + 1).max().unwrap_or(1).max(1)
 }

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use tokio::sync::OwnedMutexGuard;
 
+use crate::env::Invocation;
+
 /// A lock per container ID, held for the whole call; entries go when nobody holds them.
 #[derive(Debug, Default)]
 pub struct ContainerLocks {
@@ -32,6 +34,16 @@ impl ContainerLocks {
             }
         };
         lock.lock_owned().await
+    }
+
+    /// [`Self::lock`] for a command about one container; `None` for the others (GC, STATUS,
+    /// VERSION), which run alongside anything.
+    pub async fn lock_for(&self, inv: &Invocation) -> Option<OwnedMutexGuard<()>> {
+        if inv.command.is_per_container() {
+            Some(self.lock(&inv.container_id).await)
+        } else {
+            None
+        }
     }
 
     /// Containers with a lock entry (held or just released), for tests.
