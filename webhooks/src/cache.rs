@@ -165,7 +165,12 @@ impl NadCache {
         } = entry;
         let namespace = key.namespace.clone();
         drop(key);
-        for s in links.into_vec().into_iter().chain(resource).chain([namespace]) {
+        for s in links
+            .into_vec()
+            .into_iter()
+            .chain(resource)
+            .chain([namespace])
+        {
             self.forget(s);
         }
     }
