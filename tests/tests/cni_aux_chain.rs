@@ -57,13 +57,13 @@ fn marks(dir: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_auxiliary_chain_runs_last_and_del_undoes_it() {
-    let t = Cluster::start("tx", 48).await;
+    let t = Cluster::start("tx", 53).await;
     let parent = t.veth_parent("txP", "txq");
     t.nad("team", "macnet", &macvlan_nad(parent.host_name()))
         .await;
     let (bin, mark_dir) = script_plugins(t.dir.path());
     let config = t.thin_config(json!({"auxiliaryCNIChainName": "aux", "binDir": bin}));
-    let annotation = json!([{"name":"macnet","ips":["10.148.5.10/24"]}]).to_string();
+    let annotation = json!([{"name":"macnet","ips":["10.153.5.10/24"]}]).to_string();
 
     // No `<dir>/aux/*.conf` yet: only passthru, so no auxiliary attachment at all.
     let pod = t.pod("team", "plain", Some(&annotation)).await;
@@ -95,7 +95,7 @@ async fn the_auxiliary_chain_runs_last_and_del_undoes_it() {
     // No interface, so no network-status entry (multus-spec §3.7).
     let status = t.network_status(&pod).await;
     assert_eq!(status.len(), 2, "{status:?}");
-    assert_eq!(pod.netns_addrs().ipv4("net1"), vec!["10.148.5.10/24"]);
+    assert_eq!(pod.netns_addrs().ipv4("net1"), vec!["10.153.5.10/24"]);
     t.cni("CHECK", &pod, &config).expect_ok();
 
     t.cni("DEL", &pod, &config).expect_ok();
@@ -106,6 +106,7 @@ async fn the_auxiliary_chain_runs_last_and_del_undoes_it() {
 
     // DEL with no cache at all still finds the chain from the config.
     t.cni("ADD", &pod, &config).expect_ok();
+    assert_eq!(marks(&mark_dir), [format!("{}-net2", pod.container_id)]);
     for f in t.cache_files() {
         std::fs::remove_file(f).unwrap();
     }

@@ -54,8 +54,8 @@ fn cni_error(status: u16, body: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn networks_are_hot_plugged_into_a_running_pod_and_released_with_it() {
-    let t = Arc::new(Cluster::start("td", 47).await);
-    let parent = t.veth_parent("tdP", "tdq");
+    let t = Arc::new(Cluster::start("hd", 51).await);
+    let parent = t.veth_parent("hdP", "hdq");
     let daemon = Daemon::start(&t);
     let socket = daemon.socket.clone();
 
@@ -73,17 +73,17 @@ async fn networks_are_hot_plugged_into_a_running_pod_and_released_with_it() {
         &pod,
         "net1",
         &macnet,
-        Some(json!({"ips":["10.147.5.10/24"],"mac":"0a:58:0a:93:05:0a","cni-args":{"hotplug":"yes"}})),
+        Some(json!({"ips":["10.151.5.10/24"],"mac":"0a:58:0a:97:05:0a","cni-args":{"hotplug":"yes"}})),
     )
     .await;
     assert_eq!(status, 200, "{body}");
     let answer: Value = serde_json::from_str(&body).unwrap();
     let result = &answer["Result"];
     assert_eq!(result["cniVersion"], "1.0.0", "{body}");
-    assert_eq!(result["ips"][0]["address"], "10.147.5.10/24", "{body}");
+    assert_eq!(result["ips"][0]["address"], "10.151.5.10/24", "{body}");
     let addrs = pod.netns_addrs();
-    assert_eq!(addrs.ipv4("net1"), vec!["10.147.5.10/24"]);
-    assert_eq!(addrs.mac("net1"), "0a:58:0a:93:05:0a");
+    assert_eq!(addrs.ipv4("net1"), vec!["10.151.5.10/24"]);
+    assert_eq!(addrs.mac("net1"), "0a:58:0a:97:05:0a");
     // The plugins saw the attributes as an annotation element would give them.
     let record = std::fs::read_dir(t.cni_dir.join("results"))
         .unwrap()
@@ -100,7 +100,7 @@ async fn networks_are_hot_plugged_into_a_running_pod_and_released_with_it() {
         cached["cniArgs"]
             .as_str()
             .unwrap()
-            .contains("IP=10.147.5.10/24"),
+            .contains("IP=10.151.5.10/24"),
         "{cached}"
     );
     assert!(t.events(&pod).await.contains(&"AddedInterface".to_owned()));
@@ -120,7 +120,7 @@ async fn networks_are_hot_plugged_into_a_running_pod_and_released_with_it() {
         err["msg"].as_str().unwrap().contains("already exists"),
         "{err}"
     );
-    assert_eq!(pod.netns_addrs().ipv4("net1"), vec!["10.147.5.10/24"]);
+    assert_eq!(pod.netns_addrs().ipv4("net1"), vec!["10.151.5.10/24"]);
 
     // A bad attribute, a path-like type, GET: refused.
     let (status, body) = delegate(
@@ -172,8 +172,8 @@ async fn networks_are_hot_plugged_into_a_running_pod_and_released_with_it() {
 
     // A chain whose second plugin fails: the bridge and its host-local address are released.
     let bridged = |fail: bool| {
-        let mut plugins = vec![json!({"type":"bridge","bridge":"tdbr1",
-            "ipam":{"type":"host-local","dataDir":t.ipam_dir,"ranges":[[{"subnet":"10.147.9.0/24"}]]}})];
+        let mut plugins = vec![json!({"type":"bridge","bridge":"hdbr1",
+            "ipam":{"type":"host-local","dataDir":t.ipam_dir,"ranges":[[{"subnet":"10.151.9.0/24"}]]}})];
         if fail {
             plugins.push(json!({"type":"tuning","sysctl":{"net.ipv4.conf.net2.no_such_key":"1"}}));
         }
@@ -215,16 +215,13 @@ async fn networks_are_hot_plugged_into_a_running_pod_and_released_with_it() {
     assert_eq!(pod.netns_addrs().names(), ["lo"]);
     assert!(t.host_local_allocations().is_empty());
     assert!(t.cache_files().is_empty(), "{:?}", t.cache_files());
-    let _ = std::process::Command::new("ip")
-        .args(["link", "del", "tdbr1"])
-        .output();
     daemon.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_hot_plugs_of_one_pod_are_all_recorded_and_released() {
-    let t = Arc::new(Cluster::start("tc", 48).await);
-    let parent = t.veth_parent("tcP", "tcq");
+    let t = Arc::new(Cluster::start("hc", 52).await);
+    let parent = t.veth_parent("hcP", "hcq");
     let daemon = Daemon::start(&t);
     let pod = Arc::new(t.pod("team", "many", None).await);
     daemon.runtime(&t, "ADD", &pod).await.expect_ok();
@@ -235,7 +232,7 @@ async fn concurrent_hot_plugs_of_one_pod_are_all_recorded_and_released() {
     let calls = (1..=6).map(|i| {
         let (socket, pod, macnet) = (daemon.socket.clone(), Arc::clone(&pod), macnet.clone());
         tokio::spawn(async move {
-            let attributes = json!({"ips": [format!("10.148.5.{i}/24")]});
+            let attributes = json!({"ips": [format!("10.152.5.{i}/24")]});
             let ifname = format!("net{}", 10 + i);
             delegate(&socket, "ADD", &pod, &ifname, &macnet, Some(attributes)).await
         })

@@ -347,7 +347,7 @@ async fn sriov_crds_installed_after_the_webhook_started_are_picked_up_without_a_
     use kube::api::{Patch, PatchParams};
     use multus_crds::sriov::SriovNetworkNodeState;
 
-    let (_server, kubeconfig, client) = api_server_with_nad_crd().await;
+    let (server, kubeconfig, client) = api_server_with_nad_crd().await;
     let crd = |name: &str| format!("crds/sriovnetwork.openshift.io_{name}.yaml");
     let node: Node = serde_json::from_value(
         json!({"metadata": {"name": "worker-1", "labels": {"sriov": "yes"}}}),
@@ -458,4 +458,8 @@ spec:
     assert!(out.contains("spec.numVfs"), "{out}");
     let (ok, out) = kubectl(&kubeconfig, &["apply", "-f", "-"], Some(&policy(8))).await;
     assert!(ok, "{out}");
+    // Every request the webhook made (its Node, NodeState and policy watches included) is
+    // granted by its RBAC.
+    multus_tests::rbac::check_server(&server, &[multus_crds::constants::user_agent::WEBHOOK])
+        .unwrap();
 }

@@ -111,7 +111,9 @@ impl Cluster {
     }
 
     /// `prefix` keeps names of this test apart from others running at once; the cluster network
-    /// is 10.(100+octet).1.0/24.
+    /// is 10.(100+octet).1.0/24 and a test's other subnets are 10.(100+octet).x.0/24. In use:
+    /// ta 41, tb 42, tc 43, td 44, tt 46, tf 48, tg 49, th 50, hd 51, hc 52, tx 53, dv 61,
+    /// dw 62.
     pub async fn start(prefix: &str, octet: u8) -> Self {
         require_root_and_plugins();
         let binary = workspace_binary("multus")
@@ -293,9 +295,11 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .output();
+        // The cluster network's bridge, and a test's second one (`<prefix>br1`), even when the
+        // test failed before its DEL.
+        for bridge in [self.bridge.clone(), self.bridge.replace("br0", "br1")] {
+            let _ = Command::new("ip").args(["link", "del", &bridge]).output();
+        }
         // Every API request the plugin made in this test is granted by the agent's RBAC.
         if !std::thread::panicking()
             && let Err(e) = multus_tests::rbac::check_server(&self.api, &[])
