@@ -10,9 +10,11 @@ cd "$(dirname "$0")/.."
 #   containernetworking-plugins: real bridge/macvlan/host-device/host-local/static/tuning plugins
 #   kubernetes-client:           kubectl, run against the fake API server
 #   iproute2:                    `ip netns`, `ip link` for namespaces that stand in for pods
-#   libc6-dev:                   glibc's static archives: the `multus` binary is linked statically
+#   gcc, libc6-dev:              the C toolchain and glibc's static archives: the `multus`
+#                                binary is linked statically (cni/build.rs)
 declare -A needs=(
-  [libc6-dev]=/usr/lib/x86_64-linux-gnu/libc.a
+  [gcc]=/usr/bin/gcc
+  [libc6-dev]=/usr/include/stdio.h
   [containernetworking-plugins]=/usr/lib/cni/bridge
   [kubernetes-client]=/usr/bin/kubectl
   [iproute2]=/usr/sbin/ip
