@@ -11,13 +11,13 @@ rounds=${1:-20}
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${MULTUS_BIN:-$root/target/release/multus}
 plugins=/usr/lib/cni
-work=$(mktemp -d)
+work=
 ns=fe-pod
 
 cleanup() {
     ip netns del "$ns" 2>/dev/null || true
     for link in feP febr0 febr1; do ip link del "$link" 2>/dev/null || true; done
-    rm -rf "$work"
+    [ -z "$work" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 cleanup
