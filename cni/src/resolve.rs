@@ -79,19 +79,24 @@ fn annotation<'p>(pod: Option<&'p Pod>, key: &str) -> Option<&'p str> {
 }
 
 fn check_selection(annotation: &'static str, s: &NetworkSelection) -> Result<()> {
-    let d = validate_selection_fields(s, &FieldPath::root());
-    if d.has_errors() {
-        let message = d
-            .errors()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(Error::ParseAnnotation {
+    match selection_errors(s, &FieldPath::root()) {
+        Some(message) => Err(Error::ParseAnnotation {
             annotation,
             message,
-        });
+        }),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// The element rules' errors for `s` (IP, MAC, interface syntax…), joined, if it has any.
+pub(crate) fn selection_errors(s: &NetworkSelection, path: &FieldPath) -> Option<String> {
+    let d = validate_selection_fields(s, path);
+    d.has_errors().then(|| {
+        d.errors()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
 }
 
 /// Resolve every attachment of the pod (or, without a pod, of the configuration alone). Every
@@ -684,7 +689,7 @@ fn build_delegate(
 
 /// Every plugin `type` and IPAM `type` of a chain must be a bare binary name. Checked for all
 /// attachments before any delegate runs, so a bad NAD cannot half-attach a pod.
-fn refuse_unsafe_types(list: &NetworkConfigList) -> Result<()> {
+pub(crate) fn refuse_unsafe_types(list: &NetworkConfigList) -> Result<()> {
     for plugin in list.plugins() {
         for t in std::iter::once(plugin.plugin_type()).chain(plugin.ipam_type()) {
             validate_plugin_type(t).map_err(|reason| Error::UnsafeName {

@@ -139,13 +139,16 @@ async fn networks_are_hot_plugged_into_a_running_pod_and_released_with_it() {
             .contains("interfaceAttributes")
     );
     let evil = json!({"cniVersion":"1.0.0","name":"evil","type":"../../bin/sh"});
-    let (status, body) = delegate(&socket, "ADD", &pod, "net3", &evil, None).await;
-    assert!(
-        cni_error(status, &body)["msg"]
-            .as_str()
-            .unwrap()
-            .contains("../../bin/sh")
-    );
+    for command in ["ADD", "STATUS"] {
+        let (status, body) = delegate(&socket, command, &pod, "net3", &evil, None).await;
+        assert!(
+            cni_error(status, &body)["msg"]
+                .as_str()
+                .unwrap()
+                .contains("../../bin/sh"),
+            "{command}: {body}"
+        );
+    }
     let (status, _) = multus_cni::shim::request(&socket, "GET", "/delegate", Vec::new())
         .await
         .unwrap();

@@ -11,12 +11,12 @@
 
 use std::borrow::Cow;
 
+use crate::resolve::{refuse_unsafe_types, selection_errors};
 use k8s_openapi::api::core::v1::Pod;
 use multus_crds::FieldPath;
 use multus_crds::annotations::{NetworkSelection, RawJson};
 use multus_crds::cni::{CniResult, CniVersion, NetworkConfigList};
 use multus_crds::multus_config::MultusConfig;
-use multus_crds::rules::pod::validate_selection_fields;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tracing::Instrument;
@@ -57,19 +57,13 @@ impl InterfaceAttributes {
             cni_args: self.cni_args.as_ref().map(RawJson::from_object),
             ..NetworkSelection::default()
         };
-        let d =
-            validate_selection_fields(&selection, &FieldPath::root().field("interfaceAttributes"));
-        if d.has_errors() {
-            return Err(Error::ParseDelegate {
+        match selection_errors(&selection, &FieldPath::root().field("interfaceAttributes")) {
+            Some(message) => Err(Error::ParseDelegate {
                 what: "interfaceAttributes".into(),
-                message: d
-                    .errors()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            });
+                message,
+            }),
+            None => Ok(selection),
         }
-        Ok(selection)
     }
 }
 
@@ -89,8 +83,11 @@ impl Engine {
             // Two hot-plugs of one pod (or one and the runtime's DEL) edit the same delegate
             // list: one at a time (locks.rs).
             let _container = self.locks.lock_for(inv).await;
-            let text = std::str::from_utf8(&inv.config)
-                .map_err(|e| Error::ParseConfig(format!("not UTF-8: {e}")))?;
+            let text = std::str::from_utf8(&inv.config).map_err(|e| {
+                Error::ParseConfig(format!(
+                    "the network config given to /delegate is not UTF-8: {e}"
+                ))
+            })?;
             let list = NetworkConfigList::parse_any(text).map_err(|e| Error::ParseDelegate {
                 what: "given to /delegate".into(),
                 message: e.message(),
@@ -104,13 +101,7 @@ impl Engine {
                 Command::Check => self.hotplug_check(&call, &list).await.map(|()| None),
                 Command::Status => {
                     // The same refusal of path-like types as every other command.
-                    single_delegate(
-                        &self.context(&call, None, None, None),
-                        1,
-                        "eth0",
-                        None,
-                        &list,
-                    )?;
+                    refuse_unsafe_types(&list)?;
                     self.runner(&call).status(&list).await.map(|()| None)
                 }
                 Command::Gc | Command::Version => Err(Error::HotplugContext {
