@@ -5,13 +5,13 @@
 
 mod cni_common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use base64::Engine as _;
 use cni_common::*;
-use multus_cni::{DaemonServer, ServerOptions};
-use serde_json::{Map, Value, json};
+use multus_cni::ServerOptions;
+use serde_json::{Value, json};
 
 /// One `/delegate` call for `pod`, as multus-dynamic-networks-controller makes it.
 async fn delegate(
@@ -56,7 +56,7 @@ fn cni_error(status: u16, body: &str) -> Value {
 async fn networks_are_hot_plugged_into_a_running_pod_and_released_with_it() {
     let t = Arc::new(Cluster::start("hd", 51).await);
     let parent = t.veth_parent("hdP", "hdq");
-    let daemon = Daemon::start(&t);
+    let daemon = Daemon::start(&t, ServerOptions::default());
     let socket = daemon.socket.clone();
 
     // The pod starts with its cluster network only.
@@ -225,7 +225,7 @@ async fn networks_are_hot_plugged_into_a_running_pod_and_released_with_it() {
 async fn concurrent_hot_plugs_of_one_pod_are_all_recorded_and_released() {
     let t = Arc::new(Cluster::start("hc", 52).await);
     let parent = t.veth_parent("hcP", "hcq");
-    let daemon = Daemon::start(&t);
+    let daemon = Daemon::start(&t, ServerOptions::default());
     let pod = Arc::new(t.pod("team", "many", None).await);
     daemon.runtime(&t, "ADD", &pod).await.expect_ok();
 
@@ -264,68 +264,4 @@ async fn concurrent_hot_plugs_of_one_pod_are_all_recorded_and_released() {
     assert!(t.host_local_allocations().is_empty());
     assert!(t.cache_files().is_empty(), "{:?}", t.cache_files());
     daemon.stop().await;
-}
-
-/// The daemon server on a unix socket under the cluster's directory, as the node agent hosts
-/// it, and the shim config the runtime's calls use.
-struct Daemon {
-    socket: PathBuf,
-    shim: Value,
-    stop: tokio::sync::oneshot::Sender<()>,
-    serving: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Daemon {
-    fn start(t: &Cluster) -> Self {
-        let socket_dir = t.dir.path().join("run");
-        let overlay: Map<String, Value> = json!({
-            "confDir": t.conf_dir, "cniDir": t.cni_dir, "binDir": PLUGINS,
-        })
-        .as_object()
-        .unwrap()
-        .clone();
-        let server = DaemonServer::new(
-            t.agent_engine(),
-            ServerOptions {
-                socket_dir: socket_dir.clone(),
-                overlay,
-                ..ServerOptions::default()
-            },
-        );
-        let socket = server.socket_path();
-        let listener = server.bind().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(Arc::clone(&server).serve(listener, async {
-            let _ = stopped.await;
-        }));
-        let shim = json!({
-            "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus-shim",
-            "daemonSocketDir": socket_dir, "clusterNetwork": t.cluster_file,
-            "confDir": t.conf_dir, "cniDir": t.cni_dir, "binDir": PLUGINS, "daemonWaitSeconds": 1,
-        });
-        Self {
-            socket,
-            shim,
-            stop,
-            serving,
-        }
-    }
-
-    /// The runtime's call for `pod`, through the real `multus` binary as shim.
-    async fn runtime(
-        &self,
-        t: &Arc<Cluster>,
-        command: &'static str,
-        pod: &Arc<PodHandle>,
-    ) -> Outcome {
-        let (t, pod, shim) = (Arc::clone(t), Arc::clone(pod), self.shim.clone());
-        tokio::task::spawn_blocking(move || t.cni(command, &pod, &shim))
-            .await
-            .unwrap()
-    }
-
-    async fn stop(self) {
-        self.stop.send(()).unwrap();
-        self.serving.await.unwrap().unwrap();
-    }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cni_common::*;
-use multus_cni::{DaemonServer, ServerOptions};
+use multus_cni::ServerOptions;
 use serde_json::{Value, json};
 
 const PODS: usize = 50;
@@ -22,33 +22,15 @@ async fn fifty_pods_through_the_daemon_then_the_daemon_stops() {
     t.nad("team", "macnet", &macvlan_nad(parent.host_name()))
         .await;
 
-    let socket_dir = t.dir.path().join("run");
-    let server = DaemonServer::new(
-        t.agent_engine(),
+    let daemon = Daemon::start(
+        &t,
         ServerOptions {
-            socket_dir: socket_dir.clone(),
             max_concurrent: 8,
             max_queued: 64,
             ..ServerOptions::default()
         },
     );
-    let listener = server.bind().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(Arc::clone(&server).serve(listener, async {
-        let _ = stopped.await;
-    }));
-
-    let shim = json!({
-        "cniVersion": "1.0.0",
-        "name": "multus-cni-network",
-        "type": "multus-shim",
-        "daemonSocketDir": socket_dir,
-        "clusterNetwork": t.cluster_file,
-        "confDir": t.conf_dir,
-        "cniDir": t.cni_dir,
-        "binDir": PLUGINS,
-        "daemonWaitSeconds": 1,
-    });
+    let shim = daemon.shim.clone();
 
     let mut pods = Vec::with_capacity(PODS);
     for i in 0..PODS {
@@ -92,8 +74,7 @@ async fn fifty_pods_through_the_daemon_then_the_daemon_stops() {
 
     // One pod attached while the daemon runs, then the daemon goes away.
     t.cni("ADD", &pods[0], &shim).expect_ok();
-    stop.send(()).unwrap();
-    serving.await.unwrap().unwrap();
+    daemon.stop().await;
 
     // ADD: a bounded wait, then "try again later" with nothing attached.
     let started = Instant::now();

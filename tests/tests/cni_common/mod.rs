@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -475,4 +476,70 @@ impl Drop for FailingApi {
 pub fn render_nad(conf_dir: &Path, namespace: &str, name: &str, config: &Value) {
     let path = multus_cni::resolve::rendered_nad_path(conf_dir, namespace, name);
     std::fs::write(path, config.to_string()).unwrap();
+}
+
+/// The daemon server on a unix socket under the cluster's directory, as the node agent hosts
+/// it, and the shim config the runtime's calls use.
+pub struct Daemon {
+    pub socket: PathBuf,
+    pub shim: Value,
+    stop: tokio::sync::oneshot::Sender<()>,
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Daemon {
+    /// `options` as the test wants them; the socket directory and the overlay of the node's
+    /// CNI directories are set here.
+    pub fn start(t: &Cluster, options: multus_cni::ServerOptions) -> Self {
+        let socket_dir = t.dir.path().join("run");
+        let overlay: serde_json::Map<String, Value> = json!({
+            "confDir": t.conf_dir, "cniDir": t.cni_dir, "binDir": PLUGINS,
+        })
+        .as_object()
+        .unwrap()
+        .clone();
+        let server = multus_cni::DaemonServer::new(
+            t.agent_engine(),
+            multus_cni::ServerOptions {
+                socket_dir: socket_dir.clone(),
+                overlay,
+                ..options
+            },
+        );
+        let socket = server.socket_path();
+        let listener = server.bind().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(Arc::clone(&server).serve(listener, async {
+            let _ = stopped.await;
+        }));
+        let shim = json!({
+            "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus-shim",
+            "daemonSocketDir": socket_dir, "clusterNetwork": t.cluster_file,
+            "confDir": t.conf_dir, "cniDir": t.cni_dir, "binDir": PLUGINS, "daemonWaitSeconds": 1,
+        });
+        Self {
+            socket,
+            shim,
+            stop,
+            serving,
+        }
+    }
+
+    /// The runtime's call for `pod`, through the real `multus` binary as shim.
+    pub async fn runtime(
+        &self,
+        t: &Arc<Cluster>,
+        command: &'static str,
+        pod: &Arc<PodHandle>,
+    ) -> Outcome {
+        let (t, pod, shim) = (Arc::clone(t), Arc::clone(pod), self.shim.clone());
+        tokio::task::spawn_blocking(move || t.cni(command, &pod, &shim))
+            .await
+            .unwrap()
+    }
+
+    pub async fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.serving.await.unwrap().unwrap();
+    }
 }
