@@ -47,6 +47,9 @@ pub struct EngineOptions {
     /// the config names no `kubeconfig` and `KUBERNETES_SERVICE_HOST`/`_PORT` are set (the thin
     /// plugin, multus-spec §2.1). `None`: no in-cluster credentials (a daemon has its client).
     pub service_account_dir: Option<PathBuf>,
+    /// Which thread checks a pod's interface names on ADD: a new one (the default, for the
+    /// daemon) or the caller's (the thin plugin, one call per process).
+    pub netns_visit: netns::Visit,
 }
 
 impl Default for EngineOptions {
@@ -58,6 +61,7 @@ impl Default for EngineOptions {
             devinfo_dir: PathBuf::from("/var/run/k8s.cni.cncf.io/devinfo"),
             pod_resources_socket: PathBuf::from(multus_kubelet::POD_RESOURCES_SOCKET),
             service_account_dir: None,
+            netns_visit: netns::Visit::NewThread,
         }
     }
 }
@@ -279,7 +283,7 @@ impl Engine {
         }
         // Refuse interface names already taken in the pod before anything runs (one visit of the
         // namespace for all attachments; their names are distinct, checked by resolve).
-        refuse_taken_ifnames(inv, &delegates, &pod_ref)?;
+        refuse_taken_ifnames(inv, &delegates, &pod_ref, self.options.netns_visit)?;
         let list = DelegateList::new(&inv.container_id, &inv.netns, inv.pod(), delegates);
         call.cache.write_list(&list)?;
 
@@ -718,12 +722,18 @@ fn require_uid(pod: &Pod, pod_ref: &PodRef) -> Result<()> {
 
 /// Refuse, before anything runs, an attachment whose interface name the pod's namespace already
 /// has (one visit of the namespace for all of them).
-fn refuse_taken_ifnames(inv: &Invocation, delegates: &[Delegate], pod_ref: &PodRef) -> Result<()> {
+fn refuse_taken_ifnames(
+    inv: &Invocation,
+    delegates: &[Delegate],
+    pod_ref: &PodRef,
+    visit: netns::Visit,
+) -> Result<()> {
     let names: Vec<String> = delegates.iter().map(|d| d.ifname.clone()).collect();
-    let taken = netns::existing_links(&inv.netns, &names).map_err(|source| Error::Netns {
-        netns: inv.netns.clone(),
-        source,
-    })?;
+    let taken =
+        netns::existing_links(&inv.netns, &names, visit).map_err(|source| Error::Netns {
+            netns: inv.netns.clone(),
+            source,
+        })?;
     match delegates.iter().find(|d| taken.contains(&d.ifname)) {
         None => Ok(()),
         Some(d) => Err(Error::attachment(

@@ -124,6 +124,20 @@ fn static_delegates_add_del_and_refusals() {
     assert_eq!(links_in("sd-pod"), ["eth0", "lo", "net1"]);
     let (ok, out) = multus("CHECK", "sd-pod", "sd1", &config(dir.path(), "bridge"));
     assert!(ok, "{out}");
+    // Another container in the same namespace: its eth0 is taken, refused before anything runs
+    // (the binary visits the namespace from its own thread and comes back: the delegates of the
+    // DEL below still run from the host's namespace).
+    let (ok, out) = multus("ADD", "sd-pod", "sd-other", &config(dir.path(), "bridge"));
+    assert!(!ok);
+    let err: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        err["msg"]
+            .as_str()
+            .unwrap()
+            .contains("\"eth0\" already exists"),
+        "{err}"
+    );
+    assert_eq!(links_in("sd-pod"), ["eth0", "lo", "net1"]);
     let (ok, out) = multus("DEL", "sd-pod", "sd1", &config(dir.path(), "bridge"));
     assert!(ok, "{out}");
     assert_eq!(links_in("sd-pod"), ["lo"]);

@@ -168,7 +168,12 @@ impl Engine {
                 source,
             )
         };
-        refuse_taken_ifnames(inv, std::slice::from_ref(&d), &pod_ref)?;
+        refuse_taken_ifnames(
+            inv,
+            std::slice::from_ref(&d),
+            &pod_ref,
+            self.options.netns_visit,
+        )?;
         // Recorded before the plugin runs, as every attachment is (without a list, by its result
         // record alone: see edit_list).
         if let CachedList::Found(mut known) = listed {
