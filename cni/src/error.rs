@@ -172,6 +172,11 @@ pub enum Error {
     DaemonUnreachable { socket: PathBuf, message: String },
     #[error("{0}")]
     Remote(Box<CniError>),
+    #[error("starting the async runtime: {source}")]
+    StartRuntime {
+        #[source]
+        source: io::Error,
+    },
     #[error("multus daemon answered {status}: {body}")]
     DaemonFailed { status: u16, body: String },
     #[error("multus daemon is busy ({queued} requests queued); try again later")]
@@ -226,7 +231,8 @@ impl Error {
             | Error::InterfaceExists { .. }
             | Error::Netns { .. }
             | Error::Serialize { .. }
-            | Error::DaemonFailed { .. } => ErrorCode::Plugin(100),
+            | Error::DaemonFailed { .. }
+            | Error::StartRuntime { .. } => ErrorCode::Plugin(100),
         }
     }
 

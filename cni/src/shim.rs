@@ -9,18 +9,15 @@
 //! - DEL runs in-process from the cache under `cniDir`, so a stopped daemon does not leak
 //!   addresses; if that fails too, the error is returned (the runtime retries DEL).
 
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
 use multus_crds::cni::{CniError, CniResult, CniVersion, select_version};
 use multus_crds::multus_config::MultusConfig;
 use serde_json::{Value, json};
-use tokio::net::UnixStream;
 
 use crate::engine::{Engine, EngineOptions};
 use crate::env::{Command, Invocation};
@@ -36,67 +33,136 @@ pub fn socket_path(config: &MultusConfig) -> PathBuf {
     Path::new(config.daemon_socket_dir()).join(SOCKET_NAME)
 }
 
-/// One HTTP/1.1 request over the unix socket; returns status and body.
+/// One HTTP/1.1 request over the unix socket, from async code; returns status and body.
 pub async fn request(
     socket: &Path,
     method: &str,
     uri: &str,
     body: Vec<u8>,
-) -> std::io::Result<(u16, Bytes)> {
-    let stream = UnixStream::connect(socket).await?;
-    request_on(stream, method, uri, body).await
+) -> io::Result<(u16, Vec<u8>)> {
+    let (socket, method, uri) = (socket.to_owned(), method.to_owned(), uri.to_owned());
+    tokio::task::spawn_blocking(move || request_blocking(&socket, &method, &uri, &body))
+        .await
+        .map_err(io::Error::other)?
 }
 
-/// One HTTP/1.1 request over a connected stream.
-async fn request_on(
-    stream: UnixStream,
+/// One HTTP/1.1 request over the unix socket; returns status and body.
+pub fn request_blocking(
+    socket: &Path,
     method: &str,
     uri: &str,
-    body: Vec<u8>,
-) -> std::io::Result<(u16, Bytes)> {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(std::io::Error::other)?;
-    let driver = tokio::spawn(conn);
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("host", "multus")
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .map_err(std::io::Error::other)?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(std::io::Error::other)?;
-    let status = resp.status().as_u16();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(std::io::Error::other)?
-        .to_bytes();
-    driver.abort();
+    body: &[u8],
+) -> io::Result<(u16, Vec<u8>)> {
+    exchange(UnixStream::connect(socket)?, method, uri, body)
+}
+
+/// One HTTP/1.1 exchange on a connected stream. The shim is a process per CNI call: a blocking
+/// request with `Connection: close`, read to the end, needs no async runtime and no HTTP client
+/// stack, which halves what the shim costs before and after the daemon's work.
+fn exchange(
+    mut stream: UnixStream,
+    method: &str,
+    uri: &str,
+    body: &[u8],
+) -> io::Result<(u16, Vec<u8>)> {
+    let head = format!(
+        "{method} {uri} HTTP/1.1\r\nhost: multus\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut request = Vec::with_capacity(head.len() + body.len());
+    request.extend_from_slice(head.as_bytes());
+    request.extend_from_slice(body);
+    stream.write_all(&request)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    parse_response(&response)
+}
+
+fn malformed(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("the daemon's answer: {what}"),
+    )
+}
+
+/// Status and body of a whole HTTP/1.1 response (the connection closed after it).
+fn parse_response(bytes: &[u8]) -> io::Result<(u16, Vec<u8>)> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let head_len = match response.parse(bytes) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            return Err(malformed("the connection closed in its head"));
+        }
+        Err(e) => return Err(malformed(&e.to_string())),
+    };
+    let status = response.code.ok_or_else(|| malformed("no status"))?;
+    let header = |name: &str| {
+        response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    let rest = &bytes[head_len..];
+    let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case(b"chunked")) {
+        dechunk(rest)?
+    } else if let Some(value) = header("content-length") {
+        let len: usize = std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| malformed("unreadable content-length"))?;
+        rest.get(..len)
+            .ok_or_else(|| malformed("the connection closed in its body"))?
+            .to_vec()
+    } else {
+        rest.to_vec()
+    };
     Ok((status, body))
 }
 
-async fn wait_ready(socket: &Path, patience: Duration) -> std::result::Result<(), String> {
-    let deadline = tokio::time::Instant::now() + patience;
+/// A chunked body, decoded.
+fn dechunk(mut rest: &[u8]) -> io::Result<Vec<u8>> {
+    let mut body = Vec::new();
     loop {
-        let last = match request(socket, "GET", "/readyz", Vec::new()).await {
+        let (start, size) = match httparse::parse_chunk_size(rest) {
+            Ok(httparse::Status::Complete((start, size))) => (start, size),
+            Ok(httparse::Status::Partial) => {
+                return Err(malformed("the connection closed in a chunk"));
+            }
+            Err(_) => return Err(malformed("unreadable chunk size")),
+        };
+        if size == 0 {
+            return Ok(body);
+        }
+        let end = usize::try_from(size)
+            .ok()
+            .and_then(|s| start.checked_add(s))
+            .filter(|&end| rest.len() >= end + 2)
+            .ok_or_else(|| malformed("the connection closed in a chunk"))?;
+        body.extend_from_slice(&rest[start..end]);
+        rest = &rest[end + 2..];
+    }
+}
+
+fn wait_ready(socket: &Path, patience: Duration) -> std::result::Result<(), String> {
+    let deadline = Instant::now() + patience;
+    loop {
+        let last = match request_blocking(socket, "GET", "/readyz", &[]) {
             Ok((200, _)) => return Ok(()),
             Ok((status, _)) => format!("/readyz answered {status}"),
             Err(e) => e.to_string(),
         };
-        if tokio::time::Instant::now() >= deadline {
+        if Instant::now() >= deadline {
             return Err(last);
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 /// Forward `inv` to the daemon and turn its answer into what the plugin prints.
-pub async fn forward(inv: &Invocation, config: &MultusConfig) -> Result<Option<String>> {
+pub fn forward(inv: &Invocation, config: &MultusConfig) -> Result<Option<String>> {
     let socket = socket_path(config);
     let patience = config
         .extra
@@ -112,32 +178,27 @@ pub async fn forward(inv: &Invocation, config: &MultusConfig) -> Result<Option<S
     // A daemon that accepts the connection serves the call (one that is shutting down still
     // finishes what it accepted), so the usual path costs one connection, not a `/readyz`
     // probe first. Only a daemon that cannot be connected to is waited for.
-    let stream = match UnixStream::connect(&socket).await {
+    let stream = match UnixStream::connect(&socket) {
         Ok(stream) => stream,
         Err(e) if inv.command == Command::Del => {
             tracing::warn!(error = %e, "daemon unreachable; running DEL in-process from the cache");
-            return Engine::new(EngineOptions::default(), None)
-                .run_config(inv, config)
-                .await;
+            return crate::plugin::block_on(
+                Engine::new(EngineOptions::default(), None).run_config(inv, config),
+            )?;
         }
         Err(_) => {
-            wait_ready(&socket, patience)
-                .await
-                .map_err(|message| Error::DaemonUnreachable {
-                    socket: socket.clone(),
-                    message,
-                })?;
-            UnixStream::connect(&socket)
-                .await
-                .map_err(|e| Error::DaemonUnreachable {
-                    socket: socket.clone(),
-                    message: e.to_string(),
-                })?
+            wait_ready(&socket, patience).map_err(|message| Error::DaemonUnreachable {
+                socket: socket.clone(),
+                message,
+            })?;
+            UnixStream::connect(&socket).map_err(|e| Error::DaemonUnreachable {
+                socket: socket.clone(),
+                message: e.to_string(),
+            })?
         }
     };
-    let (status, answer) = request_on(stream, "POST", "/cni", body)
-        .await
-        .map_err(|e| Error::DaemonUnreachable {
+    let (status, answer) =
+        exchange(stream, "POST", "/cni", &body).map_err(|e| Error::DaemonUnreachable {
             socket: socket.clone(),
             message: e.to_string(),
         })?;
@@ -169,4 +230,74 @@ pub async fn forward(inv: &Invocation, config: &MultusConfig) -> Result<Option<S
             body: e.to_string(),
         })?;
     Ok(Some(printed))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_response_by_content_length_chunks_or_close() {
+        let sized = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+        assert_eq!(parse_response(sized).unwrap(), (200, b"hello".to_vec()));
+        let chunked =
+            b"HTTP/1.1 400 Bad Request\r\ntransfer-encoding: chunked\r\n\r\n3;x=y\r\nab\n\r\n2\r\ncd\r\n0\r\n\r\n";
+        assert_eq!(parse_response(chunked).unwrap(), (400, b"ab\ncd".to_vec()));
+        let closed = b"HTTP/1.1 204 No Content\r\n\r\n";
+        assert_eq!(parse_response(closed).unwrap(), (204, Vec::new()));
+    }
+
+    #[test]
+    fn a_cut_or_garbled_response_is_an_error_that_says_where() {
+        for (bytes, says) in [
+            (&b"HTTP/1.1 200 OK\r\nContent-Le"[..], "in its head"),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nhello",
+                "in its body",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+                "content-length",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nab",
+                "in a chunk",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                "chunk size",
+            ),
+            (b"not http at all\r\n\r\n", "the daemon's answer"),
+        ] {
+            let e = parse_response(bytes).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+            assert!(e.to_string().contains(says), "{e} should say {says}");
+        }
+    }
+
+    #[test]
+    fn a_request_is_one_exchange_with_connection_close() {
+        let (client, mut server) = UnixStream::pair().unwrap();
+        let answering = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Read the head and the 2-byte body the client sends, then answer and close.
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") || !got.ends_with(b"{}") {
+                let n = server.read(&mut buf).unwrap();
+                assert!(n > 0, "the client closed early");
+                got.extend_from_slice(&buf[..n]);
+            }
+            server
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .unwrap();
+            String::from_utf8(got).unwrap()
+        });
+        let (status, body) = exchange(client, "POST", "/cni", b"{}").unwrap();
+        assert_eq!((status, body.as_slice()), (200, &b"ok"[..]));
+        let sent = answering.join().unwrap();
+        assert!(sent.starts_with("POST /cni HTTP/1.1\r\n"), "{sent}");
+        assert!(sent.contains("\r\ncontent-length: 2\r\n"), "{sent}");
+        assert!(sent.contains("\r\nconnection: close\r\n"), "{sent}");
+    }
 }

@@ -7,11 +7,7 @@ use std::process::ExitCode;
 fn main() -> anyhow::Result<ExitCode> {
     let mut stdin = Vec::new();
     std::io::stdin().read_to_end(&mut stdin)?;
-    // One CNI call at a time: a current-thread runtime starts in microseconds.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let outcome = runtime.block_on(multus_cni::plugin::run(stdin));
+    let outcome = multus_cni::plugin::serve(stdin);
     multus_cni::plugin::print(&outcome)?;
     // A rotation of `logFile` in this call may still be gzipping the backup.
     multus_cni::logfile::wait_for_compression();
