@@ -58,7 +58,7 @@ pub fn request_blocking(
 
 /// One HTTP/1.1 exchange on a connected stream. The shim is a process per CNI call: a blocking
 /// request with `Connection: close`, read to the end, needs no async runtime and no HTTP client
-/// stack, which halves what the shim costs before and after the daemon's work.
+/// stack to set up and fault in (docs/decisions.md, "The shim needs no async runtime").
 fn exchange(
     mut stream: UnixStream,
     method: &str,
