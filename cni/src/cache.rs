@@ -165,11 +165,13 @@ pub enum CachedList {
     Corrupt(String),
 }
 
-/// The cache directory (`cniDir`).
-#[derive(Clone, Debug)]
+/// The cache directory (`cniDir`), as one call uses it.
+#[derive(Debug)]
 pub struct CacheDir {
     root: PathBuf,
     spares: Spares,
+    /// Directories this call has made sure of (created 0700 if missing): once each per call.
+    made: std::sync::Mutex<Vec<PathBuf>>,
 }
 
 fn checked<'a>(
@@ -190,6 +192,7 @@ impl CacheDir {
         let root = root.into();
         Self {
             spares: Spares::new(&root),
+            made: std::sync::Mutex::new(Vec::new()),
             root,
         }
     }
@@ -471,16 +474,19 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 /// network namespaces that do not survive a reboot (docs/decisions.md, "Cache writes without
 /// fsync"); an fsync cost ~15 ms per ADD on a busy disk, most of the plugin's own overhead.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_atomic_with(path, bytes, None)
-}
-
-/// [`write_atomic`], taking the temporary file from `spares` and keeping a replaced file's inode
-/// there when given.
-fn write_atomic_with(path: &Path, bytes: &[u8], spares: Option<&Spares>) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::other("path has no parent"))?;
     create_private_dir(dir)?;
+    write_atomic_with(path, bytes, None)
+}
+
+/// [`write_atomic`] into an existing directory, taking the temporary file from `spares` and
+/// keeping a replaced file's inode there when given.
+fn write_atomic_with(path: &Path, bytes: &[u8], spares: Option<&Spares>) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::other("path has no parent"))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -517,10 +523,28 @@ impl CacheDir {
             what: "cache record",
             message: e.to_string(),
         })?;
-        write_atomic_with(path, &bytes, Some(&self.spares)).map_err(|source| Error::WriteCache {
-            path: path.to_owned(),
-            source,
-        })
+        self.make_dir_of(path)
+            .and_then(|()| write_atomic_with(path, &bytes, Some(&self.spares)))
+            .map_err(|source| Error::WriteCache {
+                path: path.to_owned(),
+                source,
+            })
+    }
+
+    /// Create `path`'s directory (0700) unless this call already has.
+    fn make_dir_of(&self, path: &Path) -> io::Result<()> {
+        let dir = path
+            .parent()
+            .ok_or_else(|| io::Error::other("path has no parent"))?;
+        let mut made = self
+            .made
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !made.iter().any(|d| d == dir) {
+            create_private_dir(dir)?;
+            made.push(dir.to_owned());
+        }
+        Ok(())
     }
 
     /// Remove a cache file (its inode kept as a spare); a missing file is not an error.

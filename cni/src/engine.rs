@@ -601,7 +601,7 @@ impl Engine {
                 inv: &inv,
                 config: call.config,
                 version: call.version,
-                cache: call.cache.clone(),
+                cache: CacheDir::new(call.cache.root()),
                 path: call.path.clone(),
                 kube: OnceCell::new_with(Some(None)),
             };

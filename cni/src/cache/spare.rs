@@ -16,11 +16,18 @@
 //! cache checks that what it read names the container (and attachment) it asked for, and treats
 //! anything else as corrupt (cache.rs). Claiming is a rename, so two processes never share a
 //! spare. At most [`CAP`] are kept; beyond that a removed file is unlinked.
+//!
+//! The directory is read once per call ([`Spares`] lives as long as the call's cache handle),
+//! then kept up to date with what the call itself claims and adds: an ADD reads it once instead
+//! of once per file. What other processes do meanwhile is seen late: a name they took fails to
+//! claim and is skipped, and the count can be off by their changes, so [`CAP`] is approximate.
 
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{CWD, OFlags, RenameFlags, renameat_with};
@@ -30,16 +37,45 @@ pub const CAP: usize = 128;
 
 static SPARE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Spares {
     dir: PathBuf,
+    /// The directory as this call knows it; read on first use.
+    seen: Mutex<Option<Seen>>,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    /// Spares not tried yet; the last one added is taken first.
+    names: Vec<OsString>,
+    /// Files in the directory.
+    count: usize,
 }
 
 impl Spares {
     pub fn new(cache_root: &Path) -> Self {
         Self {
             dir: cache_root.join(".spare"),
+            seen: Mutex::new(None),
         }
+    }
+
+    /// Work on what this call knows of the directory, reading it the first time.
+    fn with_seen<R>(&self, work: impl FnOnce(&mut Seen) -> R) -> R {
+        let mut guard = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let seen = guard.get_or_insert_with(|| {
+            let names: Vec<OsString> = fs::read_dir(&self.dir)
+                .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
+                .unwrap_or_default();
+            Seen {
+                count: names.len(),
+                names,
+            }
+        });
+        work(seen)
     }
 
     /// Write `bytes` to a new file at `tmp` (which must not exist): a spare inode when one is
@@ -92,7 +128,15 @@ impl Spares {
                 moved = fs::rename(path, &spare);
             }
             match moved {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    if let Some(name) = spare.file_name() {
+                        self.with_seen(|seen| {
+                            seen.names.push(name.to_owned());
+                            seen.count += 1;
+                        });
+                    }
+                    return Ok(());
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                 Err(_) => {}
             }
@@ -105,10 +149,14 @@ impl Spares {
 
     /// Move a spare to `tmp` and open it emptied, or `None` when there is none usable.
     fn claim(&self, tmp: &Path) -> Option<File> {
-        let entries = fs::read_dir(&self.dir).ok()?;
-        for entry in entries.flatten() {
+        loop {
+            let name = self.with_seen(|seen| {
+                let name = seen.names.pop()?;
+                seen.count = seen.count.saturating_sub(1);
+                Some(name)
+            })?;
             // Another process may have taken it first: then the rename fails and we go on.
-            if fs::rename(entry.path(), tmp).is_err() {
+            if fs::rename(self.dir.join(name), tmp).is_err() {
                 continue;
             }
             match open_spare(tmp) {
@@ -118,14 +166,10 @@ impl Spares {
                 }
             }
         }
-        None
     }
 
     fn has_room(&self) -> bool {
-        match fs::read_dir(&self.dir) {
-            Ok(entries) => entries.take(CAP).count() < CAP,
-            Err(_) => true,
-        }
+        self.with_seen(|seen| seen.count < CAP)
     }
 }
 
@@ -209,6 +253,31 @@ mod tests {
             0o600
         );
         assert_eq!(spare_count(&spares), 0, "unusable spares are dropped");
+    }
+
+    #[test]
+    fn a_spare_another_call_took_meanwhile_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+        fs::write(&first, "1").unwrap();
+        fs::write(&second, "2").unwrap();
+        let ours = Spares::new(dir.path());
+        ours.remove(&first).unwrap();
+        // Another call (another process) reads the directory and takes the spare first.
+        let theirs = Spares::new(dir.path());
+        theirs.remove(&second).unwrap();
+        assert_eq!(spare_count(&theirs), 2);
+        write(&theirs, &dir.path().join("t1"), "t1");
+        write(&theirs, &dir.path().join("t2"), "t2");
+        assert_eq!(spare_count(&theirs), 0);
+        // Ours still lists its own spare: the claim fails, is skipped, and a new file is made.
+        let o = dir.path().join("o");
+        write(&ours, &o, "ours");
+        assert_eq!(fs::read_to_string(&o).unwrap(), "ours");
+        assert_eq!(
+            fs::metadata(&o).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]
