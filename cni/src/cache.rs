@@ -469,6 +469,16 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
         .create(dir)
 }
 
+/// Write `bytes` to a new 0600 file at `path`, which must not exist.
+pub(crate) fn write_new_private_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(bytes)
+}
+
 /// Write `bytes` to `path` atomically: a 0600 temporary file in the same directory, renamed over
 /// `path`. Readers never see a partial file. Not fsynced: what the plugin writes describes
 /// network namespaces that do not survive a reboot (docs/decisions.md, "Cache writes without
@@ -502,12 +512,7 @@ fn write_atomic_with(path: &Path, bytes: &[u8], spares: Option<&Spares>) -> io::
             spares.replace(&tmp, path)
         }
         None => {
-            fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?
-                .write_all(bytes)?;
+            write_new_private_file(&tmp, bytes)?;
             fs::rename(&tmp, path)
         }
     })();

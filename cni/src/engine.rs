@@ -61,7 +61,7 @@ impl Default for EngineOptions {
             devinfo_dir: PathBuf::from("/var/run/k8s.cni.cncf.io/devinfo"),
             pod_resources_socket: PathBuf::from(multus_kubelet::POD_RESOURCES_SOCKET),
             service_account_dir: None,
-            netns_visit: netns::Visit::NewThread,
+            netns_visit: netns::Visit::default(),
         }
     }
 }
@@ -588,6 +588,8 @@ impl Engine {
         containers.extend(call.cache.all_results().into_iter().map(|r| r.container_id));
         let mut errors = Vec::new();
         for cid in containers.iter().filter(|c| !valid.contains(*c)) {
+            // As every call for one container: not while an ADD, DEL or hot-plug of it runs.
+            let _container = self.locks.lock(cid).await;
             let inv = Invocation {
                 command: Command::Del,
                 container_id: cid.clone(),

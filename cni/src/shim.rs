@@ -33,19 +33,6 @@ pub fn socket_path(config: &MultusConfig) -> PathBuf {
     Path::new(config.daemon_socket_dir()).join(SOCKET_NAME)
 }
 
-/// One HTTP/1.1 request over the unix socket, from async code; returns status and body.
-pub async fn request(
-    socket: &Path,
-    method: &str,
-    uri: &str,
-    body: Vec<u8>,
-) -> io::Result<(u16, Vec<u8>)> {
-    let (socket, method, uri) = (socket.to_owned(), method.to_owned(), uri.to_owned());
-    tokio::task::spawn_blocking(move || request_blocking(&socket, &method, &uri, &body))
-        .await
-        .map_err(io::Error::other)?
-}
-
 /// One HTTP/1.1 request over the unix socket; returns status and body.
 pub fn request_blocking(
     socket: &Path,
@@ -149,7 +136,15 @@ fn dechunk(mut rest: &[u8]) -> io::Result<Vec<u8>> {
 fn wait_ready(socket: &Path, patience: Duration) -> std::result::Result<(), String> {
     let deadline = Instant::now() + patience;
     loop {
-        let last = match request_blocking(socket, "GET", "/readyz", &[]) {
+        // A daemon that accepts but never answers must not hold the shim past its patience.
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
+        let probe = UnixStream::connect(socket).and_then(|stream| {
+            stream.set_read_timeout(Some(left))?;
+            exchange(stream, "GET", "/readyz", &[])
+        });
+        let last = match probe {
             Ok((200, _)) => return Ok(()),
             Ok((status, _)) => format!("/readyz answered {status}"),
             Err(e) => e.to_string(),
@@ -274,6 +269,22 @@ mod tests {
             assert_eq!(e.kind(), io::ErrorKind::InvalidData);
             assert!(e.to_string().contains(says), "{e} should say {says}");
         }
+    }
+
+    #[test]
+    fn a_daemon_that_accepts_but_never_answers_does_not_hold_the_shim_past_its_patience() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join(SOCKET_NAME);
+        // Connections queue in the listener's backlog; nothing ever answers them.
+        let _silent = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let started = Instant::now();
+        let outcome = wait_ready(&socket, Duration::from_millis(300));
+        assert!(outcome.is_err(), "{outcome:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "waited {:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

@@ -13,6 +13,20 @@ use cni_common::*;
 use multus_cni::ServerOptions;
 use serde_json::{Value, json};
 
+/// One request to the daemon, off the runtime's threads (the shim's client blocks).
+async fn request(
+    socket: &Path,
+    method: &'static str,
+    uri: &'static str,
+    body: Vec<u8>,
+) -> std::io::Result<(u16, Vec<u8>)> {
+    let socket = socket.to_owned();
+    tokio::task::spawn_blocking(move || {
+        multus_cni::shim::request_blocking(&socket, method, uri, &body)
+    })
+    .await?
+}
+
 /// One `/delegate` call for `pod`, as multus-dynamic-networks-controller makes it.
 async fn delegate(
     socket: &Path,
@@ -39,10 +53,9 @@ async fn delegate(
     if let Some(a) = attributes {
         body["interfaceAttributes"] = a;
     }
-    let (status, bytes) =
-        multus_cni::shim::request(socket, "POST", "/delegate", body.to_string().into_bytes())
-            .await
-            .unwrap();
+    let (status, bytes) = request(socket, "POST", "/delegate", body.to_string().into_bytes())
+        .await
+        .unwrap();
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -149,7 +162,7 @@ async fn networks_are_hot_plugged_into_a_running_pod_and_released_with_it() {
             "{command}: {body}"
         );
     }
-    let (status, _) = multus_cni::shim::request(&socket, "GET", "/delegate", Vec::new())
+    let (status, _) = request(&socket, "GET", "/delegate", Vec::new())
         .await
         .unwrap();
     assert_eq!(status, 405);
@@ -161,10 +174,9 @@ async fn networks_are_hot_plugged_into_a_running_pod_and_released_with_it() {
             "config",
         ),
     ] {
-        let (status, answer) =
-            multus_cni::shim::request(&socket, "POST", "/delegate", body.into_bytes())
-                .await
-                .unwrap();
+        let (status, answer) = request(&socket, "POST", "/delegate", body.into_bytes())
+            .await
+            .unwrap();
         let msg = cni_error(status, &String::from_utf8_lossy(&answer))["msg"]
             .as_str()
             .unwrap()

@@ -87,12 +87,7 @@ impl Spares {
                 file.write_all(bytes)?;
                 file.set_len(bytes.len() as u64)
             }
-            None => OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(tmp)?
-                .write_all(bytes),
+            None => crate::cache::write_new_private_file(tmp, bytes),
         }
     }
 
