@@ -297,7 +297,18 @@ fn main() {
         paired_cpu += c1 - c0;
         thin_cpu += c2 - c1;
         let text = std::fs::read_to_string(&log).unwrap();
-        let in_plugins = logged_plugin_ms(&text[log_read..]);
+        let logged = &text[log_read..];
+        // Every delegate's ADD and DEL must be timed, or the overhead would be overstated.
+        let timed = logged
+            .lines()
+            .filter(|l| l.contains("plugin exited"))
+            .count();
+        assert_eq!(
+            timed,
+            2 * lists.len(),
+            "plugin run times missing in: {logged}"
+        );
+        let in_plugins = logged_plugin_ms(logged);
         log_read = text.len();
         total.push(thin_ms);
         over.push(thin_ms - in_plugins);

@@ -138,6 +138,10 @@ fn static_delegates_add_del_and_refusals() {
         "{err}"
     );
     assert_eq!(links_in("sd-pod"), ["eth0", "lo", "net1"]);
+    assert!(
+        !dir.path().join("cache").join("sd-other").exists(),
+        "the refused ADD cached nothing"
+    );
     let (ok, out) = multus("DEL", "sd-pod", "sd1", &config(dir.path(), "bridge"));
     assert!(ok, "{out}");
     assert_eq!(links_in("sd-pod"), ["lo"]);

@@ -68,8 +68,7 @@ async fn the_auxiliary_chain_runs_last_and_del_undoes_it() {
     // No `<dir>/aux/*.conf` yet: only passthru, so no auxiliary attachment at all.
     let pod = t.pod("team", "plain", Some(&annotation)).await;
     t.cni("ADD", &pod, &config).expect_ok();
-    let list: Value =
-        serde_json::from_slice(&std::fs::read(t.cni_dir.join(&pod.container_id)).unwrap()).unwrap();
+    let list: Value = t.delegate_list(&pod);
     assert_eq!(list["delegates"].as_array().unwrap().len(), 2, "{list}");
     assert!(marks(&mark_dir).is_empty());
     t.cni("DEL", &pod, &config).expect_ok();
@@ -81,8 +80,7 @@ async fn the_auxiliary_chain_runs_last_and_del_undoes_it() {
     let pod = t.pod("team", "web", Some(&annotation)).await;
     t.cni("ADD", &pod, &config).expect_ok();
     assert_eq!(marks(&mark_dir), [format!("{}-net2", pod.container_id)]);
-    let list: Value =
-        serde_json::from_slice(&std::fs::read(t.cni_dir.join(&pod.container_id)).unwrap()).unwrap();
+    let list: Value = t.delegate_list(&pod);
     let aux = &list["delegates"][2];
     assert_eq!(aux["statusName"], "aux", "{list}");
     let types: Vec<&str> = aux["config"]["plugins"]

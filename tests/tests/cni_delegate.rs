@@ -187,7 +187,7 @@ async fn networks_are_hot_plugged_into_a_running_pod_and_released_with_it() {
 
     // A chain whose second plugin fails: the bridge and its host-local address are released.
     let bridged = |fail: bool| {
-        let mut plugins = vec![json!({"type":"bridge","bridge":"hdbr1",
+        let mut plugins = vec![json!({"type":"bridge","bridge":t.second_bridge(),
             "ipam":{"type":"host-local","dataDir":t.ipam_dir,"ranges":[[{"subnet":"10.151.9.0/24"}]]}})];
         if fail {
             plugins.push(json!({"type":"tuning","sysctl":{"net.ipv4.conf.net2.no_such_key":"1"}}));
@@ -256,8 +256,7 @@ async fn concurrent_hot_plugs_of_one_pod_are_all_recorded_and_released() {
         let (status, body) = call.unwrap();
         assert_eq!(status, 200, "{body}");
     }
-    let list: Value =
-        serde_json::from_slice(&std::fs::read(t.cni_dir.join(&pod.container_id)).unwrap()).unwrap();
+    let list: Value = t.delegate_list(&pod);
     let mut listed: Vec<&str> = list["delegates"]
         .as_array()
         .unwrap()
@@ -268,6 +267,13 @@ async fn concurrent_hot_plugs_of_one_pod_are_all_recorded_and_released() {
     assert_eq!(
         listed,
         ["eth0", "net11", "net12", "net13", "net14", "net15", "net16"]
+    );
+    // And in the pod itself: every listed interface exists.
+    assert_eq!(
+        pod.netns_addrs().names(),
+        [
+            "eth0", "lo", "net11", "net12", "net13", "net14", "net15", "net16"
+        ]
     );
 
     // The pod's DEL releases all of them.

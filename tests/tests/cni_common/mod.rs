@@ -265,6 +265,18 @@ impl Cluster {
     }
 
     /// Addresses host-local still holds (files named after IPs in its data directory).
+    /// The bridge a test may use for a second network: removed with the cluster, as the
+    /// cluster network's is.
+    pub fn second_bridge(&self) -> String {
+        self.bridge.replace("br0", "br1")
+    }
+
+    /// The delegate list cached for `pod`'s container, as JSON.
+    pub fn delegate_list(&self, pod: &PodHandle) -> Value {
+        let bytes = std::fs::read(self.cni_dir.join(&pod.container_id)).unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
     pub fn host_local_allocations(&self) -> Vec<String> {
         let Ok(networks) = std::fs::read_dir(&self.ipam_dir) else {
             return Vec::new();
@@ -296,9 +308,9 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        // The cluster network's bridge, and a test's second one (`<prefix>br1`), even when the
-        // test failed before its DEL.
-        for bridge in [self.bridge.clone(), self.bridge.replace("br0", "br1")] {
+        // The cluster network's bridge, and a test's second one, even when the test failed
+        // before its DEL.
+        for bridge in [self.bridge.clone(), self.second_bridge()] {
             let _ = Command::new("ip").args(["link", "del", &bridge]).output();
         }
         // Every API request the plugin made in this test is granted by the agent's RBAC.
