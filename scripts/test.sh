@@ -37,6 +37,9 @@ fi
 # rust-toolchain.toml pins the toolchain and asks for rustfmt and clippy; make sure they are there.
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+# One build, run once: incremental state would only add gigabytes to the target directory.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 echo "test.sh: cargo fmt --check"
 cargo fmt --all --check
 echo "test.sh: cargo clippy"
