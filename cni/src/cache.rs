@@ -5,8 +5,9 @@
 //!   delegate runs;
 //! - a **result record** per attachment, `<cniDir>/results/<network>-<containerID>-<ifname>`, in
 //!   libcni's `cniCacheV1` format (so libcni-based tools read it) plus the attachment itself under
-//!   `multus-rs.delegate`. It is written before the delegate runs and again with its result, so
-//!   DEL can release an attachment even when the delegate list is lost.
+//!   `multus-rs.delegate`, written with the delegate's result, so DEL can release an attachment
+//!   even when the delegate list is lost (a hot-plugged attachment of a container without a list
+//!   is also recorded before its plugin runs: nothing else would name it).
 //!
 //! Every file is written to a temporary name in the same directory and renamed (not fsynced, as
 //! upstream Multus and libcni do not: see docs/decisions.md); files are 0600 and directories 0700.
@@ -270,7 +271,8 @@ impl CacheDir {
         self.remove_file(&self.list_path(container_id)?)
     }
 
-    /// Write the result record of `delegate` (before ADD with no result, after it with one).
+    /// Write the result record of `delegate` (with its result after ADD; with none before a
+    /// hot-plug ADD that no delegate list records).
     pub fn write_result(
         &self,
         delegate: &Delegate,

@@ -100,7 +100,10 @@ pub fn serve(stdin: Vec<u8>) -> Outcome {
             netns_visit: crate::netns::Visit::CallingThread,
             ..EngineOptions::default()
         };
-        block_on(Engine::new(options, None).run_config(&inv, &config)).and_then(|r| r)
+        let engine = Engine::new(options, None);
+        // On the heap: the call's future is ~10 KB, and moved by value through the runtime's
+        // entry it would be copied, and new stack pages faulted in, several times over.
+        block_on(Box::pin(engine.run_config(&inv, &config))).and_then(|r| r)
     };
     match outcome {
         Ok(out) => Outcome {

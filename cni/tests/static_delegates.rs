@@ -158,3 +158,60 @@ fn static_delegates_add_del_and_refusals() {
     assert_eq!(err["code"], 7, "{err}");
     assert_eq!(links_in("sd-pod"), ["lo"]);
 }
+
+/// `multus` killed while its second attachment's plugin runs: the delegate list, written before
+/// any plugin ran, is all a DEL needs to release the first attachment (its interface and its
+/// address) and to call the second's DEL.
+#[test]
+fn a_del_after_multus_died_mid_add_releases_what_was_added() {
+    let _g = setup("sd-crash", &["sdbr2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    // Kills its caller during ADD, as a crash or an OOM kill would; DEL succeeds.
+    let killer = bin.join("kill-caller");
+    std::fs::write(
+        &killer,
+        "#!/bin/sh\n[ \"$CNI_COMMAND\" = ADD ] && kill -9 \"$PPID\"\nexit 0\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&killer, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let ipam = dir.path().join("ipam");
+    let config = json!({
+        "cniVersion": "1.0.0",
+        "name": "multus-cni-network",
+        "type": "multus",
+        "cniDir": dir.path().join("cache"),
+        "binDir": bin,
+        "delegates": [
+            {"cniVersion":"1.0.0","name":"sd-crash-cluster","plugins":[{"type":"bridge","bridge":"sdbr2",
+              "ipam":{"type":"host-local","dataDir":ipam,"subnet":"10.154.0.0/24"}}]},
+            {"cniVersion":"1.0.0","name":"sd-crash-second","type":"kill-caller"}
+        ]
+    });
+    let allocated = || {
+        std::fs::read_dir(ipam.join("sd-crash-cluster"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("10.154."))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+
+    let (ok, out) = multus("ADD", "sd-crash", "sd-c1", &config);
+    assert!(!ok, "multus was to be killed: {out}");
+    assert_eq!(
+        links_in("sd-crash"),
+        ["eth0", "lo"],
+        "the first attachment was made"
+    );
+    assert_eq!(allocated(), 1);
+    assert!(dir.path().join("cache").join("sd-c1").is_file());
+
+    let (ok, out) = multus("DEL", "sd-crash", "sd-c1", &config);
+    assert!(ok, "{out}");
+    assert_eq!(links_in("sd-crash"), ["lo"]);
+    assert_eq!(allocated(), 0, "the address was released");
+    assert!(!dir.path().join("cache").join("sd-c1").exists());
+}

@@ -176,12 +176,15 @@ impl Engine {
         )?;
         // Recorded before the plugin runs, as every attachment is (without a list, by its result
         // record alone: see edit_list).
-        if let CachedList::Found(mut known) = listed {
+        let in_list = if let CachedList::Found(mut known) = listed {
             known.delegates.retain(|x| !same_attachment(x, &d));
             known.delegates.push(d.clone());
             call.cache.write_list(&known)?;
-        }
-        match self.add_one(call, &d, Some((kube, &pod))).await {
+            true
+        } else {
+            false
+        };
+        match self.add_one(call, &d, Some((kube, &pod)), in_list).await {
             Ok(result) => Ok(result),
             Err(source) => {
                 match self
