@@ -629,16 +629,31 @@ impl Engine {
         // Plugin-level GC, once per network, with the attachments that remain.
         let mut networks: BTreeMap<String, (NetworkConfigList, Vec<(String, String)>)> =
             BTreeMap::new();
-        for record in call.cache.all_results() {
-            let Some(d) = record.delegate else { continue };
+        let mut remaining: Vec<(String, Delegate)> = call
+            .cache
+            .all_results()
+            .into_iter()
+            .filter_map(|r| Some((r.container_id, r.delegate?)))
+            .collect();
+        // What a delegate list names stays valid before its record exists: an ADD in progress,
+        // or one a crash cut short until the runtime's DEL, must keep its address.
+        for cid in call.cache.listed_containers() {
+            if let Ok(CachedList::Found(list)) = call.cache.read_list(&cid, &call.inv.ifname, "") {
+                remaining.extend(list.delegates.into_iter().map(|d| (cid.clone(), d)));
+            }
+        }
+        for (cid, d) in remaining {
             let Ok(list) = parse_delegate(&d) else {
                 continue;
             };
-            networks
+            let attachments = &mut networks
                 .entry(list.name().to_owned())
                 .or_insert_with(|| (list, Vec::new()))
-                .1
-                .push((record.container_id, record.ifname));
+                .1;
+            let attachment = (cid, d.ifname);
+            if !attachments.contains(&attachment) {
+                attachments.push(attachment);
+            }
         }
         for (list, attachments) in networks.values() {
             if let Err(e) = self.runner(call).gc(list, attachments).await {

@@ -215,3 +215,93 @@ fn a_del_after_multus_died_mid_add_releases_what_was_added() {
     assert_eq!(allocated(), 0, "the address was released");
     assert!(!dir.path().join("cache").join("sd-c1").exists());
 }
+
+/// Plugin-level GC keeps an attachment that its container's delegate list names but that has no
+/// result record yet (an ADD in progress, or one a crash cut short): its address must not be
+/// collected while the runtime still holds the container valid.
+#[test]
+fn gc_keeps_attachments_a_delegate_list_names_before_their_record() {
+    let _g = setup("sd-gc", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let seen = dir.path().join("gc-request.json");
+    // A CNI 1.1.0 plugin: ADD answers an empty result, except for container "gc-b" whose ADD
+    // kills its caller; GC keeps the request it was given.
+    let plugin = bin.join("gc-recorder");
+    std::fs::write(
+        &plugin,
+        format!(
+            "#!/bin/sh\ncase \"$CNI_COMMAND\" in\n\
+             ADD) cat >/dev/null; [ \"$CNI_CONTAINERID\" = gc-b ] && kill -9 \"$PPID\"; \
+             echo '{{\"cniVersion\":\"1.1.0\"}}' ;;\n\
+             GC) cat >{} ;;\n*) cat >/dev/null ;;\nesac\n",
+            seen.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = |extra: Value| {
+        let mut c = json!({
+            "cniVersion": "1.1.0",
+            "name": "multus-cni-network",
+            "type": "multus",
+            "cniDir": dir.path().join("cache"),
+            "binDir": bin,
+            "delegates": [{"cniVersion":"1.1.0","name":"gc-net","type":"gc-recorder"}]
+        });
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        c
+    };
+    let run = |command: &str, cid: &str, c: &Value| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_multus"))
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", cid)
+            .env("CNI_NETNS", "/var/run/netns/sd-gc")
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", PLUGINS)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(c.to_string().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+
+    let (ok, out) = run("ADD", "gc-a", &config(json!({})));
+    assert!(ok, "{out}");
+    let (ok, out) = run("ADD", "gc-b", &config(json!({})));
+    assert!(!ok, "multus was to be killed: {out}");
+
+    let valid = json!({"cni.dev/valid-attachments": [
+        {"containerID": "gc-a", "ifname": "eth0"},
+        {"containerID": "gc-b", "ifname": "eth0"}]});
+    let (ok, out) = run("GC", "", &config(valid));
+    assert!(ok, "{out}");
+    let request: Value = serde_json::from_slice(&std::fs::read(&seen).unwrap()).unwrap();
+    let mut kept: Vec<String> = request["cni.dev/valid-attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            format!(
+                "{}/{}",
+                a["containerID"].as_str().unwrap(),
+                a["ifname"].as_str().unwrap()
+            )
+        })
+        .collect();
+    kept.sort();
+    assert_eq!(kept, ["gc-a/eth0", "gc-b/eth0"], "{request}");
+}

@@ -221,7 +221,8 @@ impl Engine {
     }
 
     /// The attachment exactly as it was added (its `CNI_ARGS`, IP and MAC requests) when its
-    /// result record is there, else as the request's config builds it.
+    /// result record or the delegate list has it (an ADD cut short has no record yet), else as
+    /// the request's config builds it.
     fn cached_or_built(
         &self,
         call: &Call<'_>,
@@ -236,13 +237,19 @@ impl Engine {
             None,
             list,
         )?;
-        Ok(call
+        let recorded = call
             .cache
             .read_result(&built, &call.inv.container_id)
             .ok()
             .flatten()
-            .and_then(|r| r.delegate)
-            .unwrap_or(built))
+            .and_then(|r| r.delegate);
+        let listed = || match cached_list(call) {
+            Ok(CachedList::Found(l)) => {
+                l.delegates.into_iter().find(|x| same_attachment(x, &built))
+            }
+            _ => None,
+        };
+        Ok(recorded.or_else(listed).unwrap_or(built))
     }
 }
 
