@@ -255,39 +255,15 @@ fn gc_keeps_attachments_a_delegate_list_names_before_their_record() {
             .extend(extra.as_object().unwrap().clone());
         c
     };
-    let run = |command: &str, cid: &str, c: &Value| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_multus"))
-            .env("CNI_COMMAND", command)
-            .env("CNI_CONTAINERID", cid)
-            .env("CNI_NETNS", "/var/run/netns/sd-gc")
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_PATH", PLUGINS)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(c.to_string().as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
-
-    let (ok, out) = run("ADD", "gc-a", &config(json!({})));
+    let (ok, out) = multus("ADD", "sd-gc", "gc-a", &config(json!({})));
     assert!(ok, "{out}");
-    let (ok, out) = run("ADD", "gc-b", &config(json!({})));
+    let (ok, out) = multus("ADD", "sd-gc", "gc-b", &config(json!({})));
     assert!(!ok, "multus was to be killed: {out}");
 
     let valid = json!({"cni.dev/valid-attachments": [
         {"containerID": "gc-a", "ifname": "eth0"},
         {"containerID": "gc-b", "ifname": "eth0"}]});
-    let (ok, out) = run("GC", "", &config(valid));
+    let (ok, out) = multus("GC", "sd-gc", "", &config(valid));
     assert!(ok, "{out}");
     let request: Value = serde_json::from_slice(&std::fs::read(&seen).unwrap()).unwrap();
     let mut kept: Vec<String> = request["cni.dev/valid-attachments"]
