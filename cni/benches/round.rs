@@ -132,11 +132,21 @@ fn wants(mode: &str) -> bool {
     std::env::var("MODES").map_or(true, |m| m.split(',').any(|x| x.trim() == mode))
 }
 
-/// ", N ms more than the delegates alone" when their rounds ran (`MODES` has `alone`).
-fn more_than_alone(cpu_ms: f64, alone_ms: Option<f64>) -> String {
-    alone_ms.map_or_else(String::new, |a| {
+/// A mode's figures and its CPU per round, compared with the delegates alone when their rounds
+/// ran (`MODES` has `alone`).
+fn report_with_cpu(
+    what: &str,
+    total: Vec<f64>,
+    overhead: Vec<f64>,
+    whose: &str,
+    cpu_ms: f64,
+    alone_ms: Option<f64>,
+) {
+    report(what, total, overhead);
+    let versus = alone_ms.map_or_else(String::new, |a| {
         format!(", {:.2} ms more than the delegates alone", cpu_ms - a)
-    })
+    });
+    println!("    CPU per round{whose}: {cpu_ms:.2} ms{versus}");
 }
 
 fn binary() -> PathBuf {
@@ -276,11 +286,14 @@ fn main() {
         over.push(elapsed - (after - before) as f64 / 1e6);
     }
     if engine_rounds > 0 {
-        let engine_cpu = (cpu_total() - cpu0) / rounds as f64 * 1e3;
-        report("engine in-process (library)", total, over);
-        println!(
-            "    CPU per round: {engine_cpu:.2} ms{}",
-            more_than_alone(engine_cpu, alone_cpu)
+        let cpu = (cpu_total() - cpu0) / rounds as f64 * 1e3;
+        report_with_cpu(
+            "engine in-process (library)",
+            total,
+            over,
+            "",
+            cpu,
+            alone_cpu,
         );
     }
 
@@ -374,12 +387,9 @@ fn main() {
         over.push(elapsed - (after - before) as f64 / 1e6);
     }
     if thick_rounds > 0 {
-        let thick_cpu = (cpu_total() - cpu0) / rounds as f64 * 1e3;
-        report("thick (shim → daemon)", total, over);
-        println!(
-            "    CPU per round (shims + daemon + delegates): {thick_cpu:.2} ms{}",
-            more_than_alone(thick_cpu, alone_cpu)
-        );
+        let cpu = (cpu_total() - cpu0) / rounds as f64 * 1e3;
+        let whose = " (shims + daemon + delegates)";
+        report_with_cpu("thick (shim → daemon)", total, over, whose, cpu, alone_cpu);
     }
     if wants("burst") {
         burst(&binary, &shim_conf);
