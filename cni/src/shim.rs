@@ -123,13 +123,14 @@ fn dechunk(mut rest: &[u8]) -> io::Result<Vec<u8>> {
         if size == 0 {
             return Ok(body);
         }
-        let end = usize::try_from(size)
+        // The chunk and the CRLF after it; a size near usize::MAX must not overflow.
+        let (chunk, after) = usize::try_from(size)
             .ok()
             .and_then(|s| start.checked_add(s))
-            .filter(|&end| rest.len() >= end + 2)
+            .and_then(|end| Some((rest.get(start..end)?, rest.get(end.checked_add(2)?..)?)))
             .ok_or_else(|| malformed("the connection closed in a chunk"))?;
-        body.extend_from_slice(&rest[start..end]);
-        rest = &rest[end + 2..];
+        body.extend_from_slice(chunk);
+        rest = after;
     }
 }
 
@@ -262,6 +263,11 @@ mod tests {
             (
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
                 "chunk size",
+            ),
+            // The size ends the chunk one byte short of usize::MAX: the CRLF after it must not overflow.
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffec\r\nab",
+                "in a chunk",
             ),
             (b"not http at all\r\n\r\n", "the daemon's answer"),
         ] {
