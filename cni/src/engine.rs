@@ -290,7 +290,7 @@ impl Engine {
         let mut statuses: Vec<NetworkStatus> = Vec::new();
         let mut master: Option<CniResult> = None;
         for (i, d) in list.delegates.iter().enumerate() {
-            let added = self.add_one(call, d, kube.zip(pod.as_ref()), true).await;
+            let added = self.add_one(call, d, kube.zip(pod.as_ref())).await;
             let result = match added {
                 Ok(r) => r,
                 Err(source) => {
@@ -336,23 +336,17 @@ impl Engine {
         Ok(master.unwrap_or_else(|| CniResult::new(call.version)))
     }
 
-    /// ADD one attachment; `api` is where its `AddedInterface` event goes. `listed`: the
-    /// container's delegate list already names it. Otherwise its result record is written
-    /// before the plugin runs too, so that a crash mid-ADD still leaves DEL something to find;
-    /// with a list that record would be a second write per attachment for nothing.
+    /// ADD one attachment the caller has already recorded (in the delegate list; a hot-plug into
+    /// a container without one, by its result record), so a DEL after a crash mid-ADD finds it;
+    /// `api` is where its `AddedInterface` event goes.
     async fn add_one(
         &self,
         call: &Call<'_>,
         d: &Delegate,
         api: Option<(&Kube, &Pod)>,
-        listed: bool,
     ) -> Result<CniResult> {
         let inv = call.inv;
         let list = parse_delegate(d)?;
-        if !listed {
-            call.cache
-                .write_result(d, &inv.container_id, &inv.netns, None)?;
-        }
         copy_device_info(&self.options.devinfo_dir, d);
         let rt = runtime_conf(inv, d);
         let mut result = self.runner(call).add(&list, &rt).await?;

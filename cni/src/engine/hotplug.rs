@@ -174,17 +174,17 @@ impl Engine {
             &pod_ref,
             self.options.netns_visit,
         )?;
-        // Recorded before the plugin runs, as every attachment is (without a list, by its result
-        // record alone: see edit_list).
-        let in_list = if let CachedList::Found(mut known) = listed {
+        // Recorded before the plugin runs, as every attachment is: in the delegate list, or
+        // without one by a result record written now (see edit_list).
+        if let CachedList::Found(mut known) = listed {
             known.delegates.retain(|x| !same_attachment(x, &d));
             known.delegates.push(d.clone());
             call.cache.write_list(&known)?;
-            true
         } else {
-            false
-        };
-        match self.add_one(call, &d, Some((kube, &pod)), in_list).await {
+            call.cache
+                .write_result(&d, &inv.container_id, &inv.netns, None)?;
+        }
+        match self.add_one(call, &d, Some((kube, &pod))).await {
             Ok(result) => Ok(result),
             Err(source) => {
                 match self
