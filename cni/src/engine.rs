@@ -82,7 +82,8 @@ struct Call<'a> {
     inv: &'a Invocation,
     config: &'a MultusConfig,
     version: CniVersion,
-    cache: CacheDir,
+    /// Shared by the calls a GC makes for stale containers: one view of `.spare` per request.
+    cache: &'a CacheDir,
     path: Vec<PathBuf>,
     /// The Kubernetes client, built on first use: a DEL served from the cache, a CHECK or a GC
     /// never reads the kubeconfig nor sets up TLS.
@@ -134,7 +135,8 @@ impl Engine {
         inv: &Invocation,
         config: &MultusConfig,
     ) -> Result<Option<String>> {
-        let call = self.call(inv, config)?;
+        let cache = CacheDir::new(config.cni_dir());
+        let call = self.call(inv, config, &cache)?;
         let version = call.version;
         let span =
             tracing::info_span!("cni", command = %inv.command, container = %inv.container_id);
@@ -154,7 +156,12 @@ impl Engine {
     }
 
     /// The state of one request: its config, cache, plugin path and (lazy) client.
-    fn call<'a>(&self, inv: &'a Invocation, config: &'a MultusConfig) -> Result<Call<'a>> {
+    fn call<'a>(
+        &self,
+        inv: &'a Invocation,
+        config: &'a MultusConfig,
+        cache: &'a CacheDir,
+    ) -> Result<Call<'a>> {
         let version = select_version(config.cni_version.as_deref(), &[])
             .map_err(|e| Error::ParseConfig(format!("cniVersion: {e}")))?;
         let mut path = vec![PathBuf::from(config.bin_dir())];
@@ -163,7 +170,7 @@ impl Engine {
             inv,
             config,
             version,
-            cache: CacheDir::new(config.cni_dir()),
+            cache,
             path,
             kube: match &self.kube {
                 Some(k) => OnceCell::new_with(Some(Some(k.clone()))),
@@ -603,7 +610,7 @@ impl Engine {
                 inv: &inv,
                 config: call.config,
                 version: call.version,
-                cache: CacheDir::new(call.cache.root()),
+                cache: call.cache,
                 path: call.path.clone(),
                 kube: OnceCell::new_with(Some(None)),
             };

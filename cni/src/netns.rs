@@ -1,10 +1,11 @@
 //! The few things the meta-plugin does inside a pod's network namespace itself: ask whether an
 //! interface name is taken, and replace default routes (default-route handling).
 //!
-//! Each runs on a fresh OS thread that enters the namespace with `setns` and then ends, so no
-//! thread of a pool (tokio's or the daemon's) is ever left in a pod's namespace. Route changes are
-//! made by `ip` from that thread: a child process inherits the thread's namespace. They are rare
-//! (only pods asking for `default-route`), so an exec is cheaper than a netlink stack here.
+//! By default each runs on a fresh OS thread that enters the namespace with `setns` and then
+//! ends, so no thread of a pool (tokio's or the daemon's) is ever left in a pod's namespace. Route
+//! changes are made by `ip` from that thread: a child process inherits the thread's namespace.
+//! They are rare (only pods asking for `default-route`), so an exec is cheaper than a netlink
+//! stack here.
 //!
 //! The interface-name check runs on every ADD; the thin plugin, whose process serves one call,
 //! makes it from its own thread instead ([`Visit::CallingThread`]): starting and ending a thread

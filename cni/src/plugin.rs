@@ -48,12 +48,15 @@ pub fn init_logging(config: &MultusConfig) {
 
 /// Run `future` to its end on a current-thread runtime (one CNI call: it starts in
 /// microseconds). Only the thin plugin and the shim's in-process DEL need one.
+///
+/// The future goes on the heap: an engine call's is ~10 KB, and moved by value through the
+/// runtime's entry it would be copied, and new stack pages faulted in, several times over.
 pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|source| Error::StartRuntime { source })?;
-    Ok(runtime.block_on(future))
+    Ok(runtime.block_on(Box::pin(future)))
 }
 
 /// Serve one CNI call from this process's environment and the given stdin.
@@ -100,10 +103,7 @@ pub fn serve(stdin: Vec<u8>) -> Outcome {
             netns_visit: crate::netns::Visit::CallingThread,
             ..EngineOptions::default()
         };
-        let engine = Engine::new(options, None);
-        // On the heap: the call's future is ~10 KB, and moved by value through the runtime's
-        // entry it would be copied, and new stack pages faulted in, several times over.
-        block_on(Box::pin(engine.run_config(&inv, &config))).and_then(|r| r)
+        block_on(Engine::new(options, None).run_config(&inv, &config)).and_then(|r| r)
     };
     match outcome {
         Ok(out) => Outcome {

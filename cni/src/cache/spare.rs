@@ -1,6 +1,6 @@
 //! The inodes of removed cache files, kept in `<cniDir>/.spare` for the next write.
 //!
-//! Every ADD writes a delegate list and two records per attachment, each to a new temporary file
+//! Every ADD writes a delegate list and a record per attachment, each to a new temporary file
 //! renamed into place, and every DEL removes them. Creating a file is the expensive part: on ext4
 //! the inode allocator skips inodes freed in the last minutes, and a node that starts and stops
 //! pods has freed many, so one `open(O_CREAT)` cost 180–220 µs on the project's machine against
@@ -46,10 +46,9 @@ pub struct Spares {
 
 #[derive(Debug, Default)]
 struct Seen {
-    /// Spares not tried yet; the last one added is taken first.
+    /// Spares not tried yet (as far as this call knows, the directory's files); the last one
+    /// added is taken first.
     names: Vec<OsString>,
-    /// Files in the directory.
-    count: usize,
 }
 
 impl Spares {
@@ -67,13 +66,10 @@ impl Spares {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let seen = guard.get_or_insert_with(|| {
-            let names: Vec<OsString> = fs::read_dir(&self.dir)
+            let names = fs::read_dir(&self.dir)
                 .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
                 .unwrap_or_default();
-            Seen {
-                count: names.len(),
-                names,
-            }
+            Seen { names }
         });
         work(seen)
     }
@@ -125,10 +121,7 @@ impl Spares {
             match moved {
                 Ok(()) => {
                     if let Some(name) = spare.file_name() {
-                        self.with_seen(|seen| {
-                            seen.names.push(name.to_owned());
-                            seen.count += 1;
-                        });
+                        self.with_seen(|seen| seen.names.push(name.to_owned()));
                     }
                     return Ok(());
                 }
@@ -145,11 +138,7 @@ impl Spares {
     /// Move a spare to `tmp` and open it emptied, or `None` when there is none usable.
     fn claim(&self, tmp: &Path) -> Option<File> {
         loop {
-            let name = self.with_seen(|seen| {
-                let name = seen.names.pop()?;
-                seen.count = seen.count.saturating_sub(1);
-                Some(name)
-            })?;
+            let name = self.with_seen(|seen| seen.names.pop())?;
             // Another process may have taken it first: then the rename fails and we go on.
             if fs::rename(self.dir.join(name), tmp).is_err() {
                 continue;
@@ -164,7 +153,7 @@ impl Spares {
     }
 
     fn has_room(&self) -> bool {
-        self.with_seen(|seen| seen.count < CAP)
+        self.with_seen(|seen| seen.names.len() < CAP)
     }
 }
 
