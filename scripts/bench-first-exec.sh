@@ -64,6 +64,11 @@ for i in $(seq 1 "$rounds"); do
     first_exec_ms ADD "fe$i" >>"$work/add"
     first_exec_ms DEL "fe$i" >>"$work/del"
 done
+# A call that failed or never ran a delegate prints nothing: it must not drop out of the median.
+for f in add del; do
+    got=$(wc -l <"$work/$f")
+    [ "$got" -eq "$rounds" ] || { echo "bench-first-exec: $got of $rounds $f calls timed" >&2; exit 1; }
+done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "multus exec -> first delegate exec, $rounds rounds: ADD p50 $(median <"$work/add") ms, DEL p50 $(median <"$work/del") ms"
 true_ms=$( (for _ in $(seq 1 "$rounds"); do

@@ -5,7 +5,7 @@
 //! start-up cost. Needs root. Run:
 //!
 //! ```text
-//! cargo bench -p multus-cni --bench round   # ROUNDS=200: sample size; MODES=alone,engine,thin,thick,burst,startup;
+//! cargo bench -p multus-cni --bench round   # ROUNDS=100 (default): sample size; MODES=alone,engine,thin,thick,burst,startup;
 //!                                          # MULTUS_BIN=path: another build of the binary
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

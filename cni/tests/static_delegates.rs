@@ -76,6 +76,16 @@ fn multus(command: &str, netns: &str, cid: &str, config: &Value) -> (bool, Strin
     )
 }
 
+/// A plugin written as a shell script `body`, in `<dir>/bin` (returned).
+fn script_plugin(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let plugin = bin.join(name);
+    std::fs::write(&plugin, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    bin
+}
+
 fn links_in(netns: &str) -> Vec<String> {
     let out = Command::new("ip")
         .args(["-n", netns, "-j", "link"])
@@ -125,8 +135,8 @@ fn static_delegates_add_del_and_refusals() {
     let (ok, out) = multus("CHECK", "sd-pod", "sd1", &config(dir.path(), "bridge"));
     assert!(ok, "{out}");
     // Another container in the same namespace: its eth0 is taken, refused before anything runs
-    // (the binary visits the namespace from its own thread and comes back: the delegates of the
-    // DEL below still run from the host's namespace).
+    // (the binary checks from its own thread; that the thread comes back to the host's namespace
+    // is netns.rs' unit test).
     let (ok, out) = multus("ADD", "sd-pod", "sd-other", &config(dir.path(), "bridge"));
     assert!(!ok);
     let err: Value = serde_json::from_str(&out).unwrap();
@@ -166,16 +176,12 @@ fn static_delegates_add_del_and_refusals() {
 fn a_del_after_multus_died_mid_add_releases_what_was_added() {
     let _g = setup("sd-crash", &["sdbr2"]);
     let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
     // Kills its caller during ADD, as a crash or an OOM kill would; DEL succeeds.
-    let killer = bin.join("kill-caller");
-    std::fs::write(
-        &killer,
-        "#!/bin/sh\n[ \"$CNI_COMMAND\" = ADD ] && kill -9 \"$PPID\"\nexit 0\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&killer, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let bin = script_plugin(
+        dir.path(),
+        "kill-caller",
+        "[ \"$CNI_COMMAND\" = ADD ] && kill -9 \"$PPID\"\nexit 0\n",
+    );
     let ipam = dir.path().join("ipam");
     let config = json!({
         "cniVersion": "1.0.0",
@@ -223,24 +229,20 @@ fn a_del_after_multus_died_mid_add_releases_what_was_added() {
 fn gc_keeps_attachments_a_delegate_list_names_before_their_record() {
     let _g = setup("sd-gc", &[]);
     let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
     let seen = dir.path().join("gc-request.json");
     // A CNI 1.1.0 plugin: ADD answers an empty result, except for container "gc-b" whose ADD
     // kills its caller; GC keeps the request it was given.
-    let plugin = bin.join("gc-recorder");
-    std::fs::write(
-        &plugin,
-        format!(
-            "#!/bin/sh\ncase \"$CNI_COMMAND\" in\n\
+    let bin = script_plugin(
+        dir.path(),
+        "gc-recorder",
+        &format!(
+            "case \"$CNI_COMMAND\" in\n\
              ADD) cat >/dev/null; [ \"$CNI_CONTAINERID\" = gc-b ] && kill -9 \"$PPID\"; \
              echo '{{\"cniVersion\":\"1.1.0\"}}' ;;\n\
              GC) cat >{} ;;\n*) cat >/dev/null ;;\nesac\n",
             seen.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    );
     let config = |extra: Value| {
         let mut c = json!({
             "cniVersion": "1.1.0",

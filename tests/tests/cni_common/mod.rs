@@ -264,7 +264,6 @@ impl Cluster {
             .collect()
     }
 
-    /// Addresses host-local still holds (files named after IPs in its data directory).
     /// The bridge a test may use for a second network: removed with the cluster, as the
     /// cluster network's is.
     pub fn second_bridge(&self) -> String {
@@ -277,6 +276,7 @@ impl Cluster {
         serde_json::from_slice(&bytes).unwrap()
     }
 
+    /// Addresses host-local still holds (files named after IPs in its data directory).
     pub fn host_local_allocations(&self) -> Vec<String> {
         let Ok(networks) = std::fs::read_dir(&self.ipam_dir) else {
             return Vec::new();
