@@ -48,6 +48,11 @@ async fn nads_become_files_and_the_node_config_follows_its_inputs() {
         std::fs::read(node.host("/opt/cni/bin/multus")).unwrap(),
         std::fs::read(&multus).unwrap()
     );
+    // No `--multus-shim-binary`: `multus` serves as the shim too, so a thick config finds it.
+    assert_eq!(
+        std::fs::read(node.host("/opt/cni/bin/multus-shim")).unwrap(),
+        std::fs::read(&multus).unwrap()
+    );
     until_async("ready", T, || {
         futures::executor::block_on(node.health("/readyz")).is_some_and(|(s, _)| s == 200)
     })

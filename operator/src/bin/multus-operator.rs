@@ -177,6 +177,10 @@ struct CniArgs {
     /// The `multus` binary to install into the host's CNI bin dir (atomically).
     #[arg(long, env = "MULTUS_BINARY")]
     multus_binary: Option<PathBuf>,
+    /// The `multus-shim` binary (the thick plugin's client) to install beside it; default: the
+    /// `multus` binary, which can serve as the shim too, only slower to start.
+    #[arg(long, env = "MULTUS_SHIM_BINARY")]
+    multus_shim_binary: Option<PathBuf>,
     /// The primary CNI config's file name; default: the first `.conf`/`.conflist`.
     #[arg(long, env = "MULTUS_PRIMARY_CONFIG")]
     primary_config: Option<String>,
@@ -342,6 +346,7 @@ async fn cni_agent(
     };
     let mut config = cni::Config::for_host(&args.node_name, &args.host_root, mode);
     config.multus_binary.clone_from(&c.multus_binary);
+    config.multus_shim_binary.clone_from(&c.multus_shim_binary);
     config
         .readiness_indicator_file
         .clone_from(&c.readiness_indicator_file);

@@ -70,6 +70,8 @@ pub struct Config {
     pub socket_dir: PathBuf,
     /// The `multus` binary to install; `None`: none installed.
     pub multus_binary: Option<PathBuf>,
+    /// The `multus-shim` binary to install beside it; `None`: `multus_binary` under that name.
+    pub multus_shim_binary: Option<PathBuf>,
     /// The generated Multus config (mode, primary, keys).
     pub multus_config: Settings,
     /// The readiness indicator file as the host sees it.
@@ -106,6 +108,7 @@ impl Config {
             socket_dir: under_root(&root, "/run/multus"),
             host_root: root,
             multus_binary: None,
+            multus_shim_binary: None,
             multus_config,
             readiness_indicator_file: None,
             kubeconfig: None,
@@ -157,11 +160,22 @@ pub async fn run(
     let mut registry = Registry::default();
     metrics.register(&mut registry);
 
-    if let Some(binary) = &config.multus_binary
-        && install::install_binary(binary, &config.cni_bin_dir, "multus")?
-    {
-        metrics.written("binary");
-        tracing::info!(to = %config.cni_bin_dir.display(), "installed the multus binary");
+    // Both binaries, whatever the mode: a config of the other mode still finds its plugin, and
+    // the shim hands `multus` what it does not forward itself.
+    let shim = config
+        .multus_shim_binary
+        .as_ref()
+        .or(config.multus_binary.as_ref());
+    for (name, binary) in [
+        ("multus", config.multus_binary.as_ref()),
+        ("multus-shim", shim),
+    ] {
+        if let Some(binary) = binary
+            && install::install_binary(binary, &config.cni_bin_dir, name)?
+        {
+            metrics.written("binary");
+            tracing::info!(to = %config.cni_bin_dir.display(), name, "installed a CNI binary");
+        }
     }
 
     let store = Arc::new(Store::default());
