@@ -5,10 +5,10 @@
 #   docker build --target operator -t ghcr.io/multus-rs/multus-operator:0.1.0 .
 #   docker build --target webhook  -t ghcr.io/multus-rs/multus-webhook:0.1.0 .
 #
-# Both images hold all four binaries in /usr/local/bin (multus, multus-operator, multus-webhook,
-# multusctl); they differ only in the entrypoint. The node agent installs /usr/local/bin/multus
-# into the host's /opt/cni/bin (MULTUS_BINARY), so that binary must be static: it runs on the
-# host, not in this image. The TLS stack is rustls + ring (no OpenSSL, no aws-lc), and the
+# Both images hold all five binaries in /usr/local/bin (multus, multus-shim, multus-operator,
+# multus-webhook, multusctl); they differ only in the entrypoint. The node agent installs
+# /usr/local/bin/multus and multus-shim into the host's /opt/cni/bin (MULTUS_BINARY,
+# MULTUS_SHIM_BINARY), so those binaries must be static: they run on the host, not in this image. The TLS stack is rustls + ring (no OpenSSL, no aws-lc), and the
 # kubelet protos are compiled with protox (no protoc), so musl needs only musl-gcc for ring's C
 # and assembly parts.
 
@@ -44,6 +44,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && for b in multus multus-operator multusctl multus-webhook; do \
         cp target/${TARGET}/release/$b /out/$b; \
     done
+# multus-shim, the thick plugin's client, is its own cargo workspace (panic = "abort", no std)
+# and links no libc at all: the host target will do, and crt-static must not apply to it.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/cni/shim/target \
+    RUSTFLAGS= cargo build --locked --release --manifest-path cni/shim/Cargo.toml \
+ && cp cni/shim/target/release/multus-shim /out/multus-shim
 # Refuse a dynamically linked result: the CNI binary runs on arbitrary hosts.
 RUN for b in /out/*; do \
         if readelf -l "$b" | grep -q 'INTERP'; then echo "$b is dynamically linked" >&2; exit 1; fi; \
@@ -52,7 +58,7 @@ RUN for b in /out/*; do \
 # Shared runtime: static distroless (CA certificates, tzdata, /etc/passwd with nonroot 65532,
 # no shell, no package manager).
 FROM gcr.io/distroless/static-debian12 AS runtime
-COPY --from=builder /out/multus /out/multus-operator /out/multusctl /out/multus-webhook /usr/local/bin/
+COPY --from=builder /out/multus /out/multus-shim /out/multus-operator /out/multusctl /out/multus-webhook /usr/local/bin/
 
 FROM runtime AS webhook
 USER 65532:65532

@@ -3,9 +3,11 @@
 //! The CNI engine as a library, and the three ways it is run:
 //!
 //! - **thin**: the `multus` binary runs [`engine::Engine`] in-process for each CNI call;
-//! - **shim**: with `type: multus-shim`, the same binary forwards the call over a unix socket
-//!   ([`shim`]) to the **daemon** ([`server::DaemonServer`], hosted by the node agent), which runs
-//!   the same engine with a shared Kubernetes client and bounded concurrency.
+//! - **shim**: with `type: multus-shim`, the call is forwarded over a unix socket to the
+//!   **daemon** ([`server::DaemonServer`], hosted by the node agent), which runs the same engine
+//!   with a shared Kubernetes client and bounded concurrency. The runtime runs `multus-shim`
+//!   (cni/shim, no libc) for the usual path; it hands anything else to this binary, whose
+//!   [`shim`] forwards the same way and also waits for the daemon or runs DEL from the cache.
 //!
 //! Data flow of an ADD: [`env::Invocation`] (environment + stdin) → [`resolve`] (config, pod and
 //! NADs → ordered [`cache::Delegate`]s, using `multus_crds::attachments` for order and names) →

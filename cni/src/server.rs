@@ -3,7 +3,7 @@
 //!
 //! | path | answer |
 //! |---|---|
-//! | `POST /cni` | a CNI call from the shim: `{"env": {...}, "config": base64}` → `{"Result": ...}` for ADD, empty for the rest; 400 with a CNI error object on failure |
+//! | `POST /cni` | a CNI call from the shim: `{"env": {...}, "config": base64}` → `{"Result": ..., "printed": "..."}` for ADD, empty for the rest; 400 with a CNI error object on failure |
 //! | `POST /delegate` | one network hot-plugged into a running pod: `{"env", "config": base64 of the network's config, "interfaceAttributes": {"ips", "mac", "cni-args"}}`; ADD, DEL, CHECK, STATUS; answers as `/cni` ([`Engine::run_delegate`]) |
 //! | `/healthz` | 200 |
 //! | `/readyz` | 200, 500 once shutting down |
@@ -291,9 +291,12 @@ impl DaemonServer {
             Ok((command, out)) => {
                 self.metrics.count(endpoint, command, true);
                 let body = match (command, out) {
+                    // `Result` as upstream's daemon answers; `printed`, the result exactly as
+                    // the thin plugin would print it (in the config's cniVersion), is what
+                    // `multus-shim` prints without parsing it.
                     (Command::Add, Some(text)) => {
                         let result: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                        json!({ "Result": result }).to_string()
+                        json!({ "Result": result, "printed": text }).to_string()
                     }
                     (_, out) => out.unwrap_or_default(),
                 };

@@ -862,6 +862,17 @@ fn dockerfile_builds_the_binaries_and_images_the_manifests_use() {
                         "MULTUS_BINARY {b} is not in the image"
                     );
                 }
+                // multus-shim is built on its own (cni/shim) and copied in beside the others.
+                if let Some(b) = env(c, "MULTUS_SHIM_BINARY") {
+                    let name = b.strip_prefix("/usr/local/bin/").unwrap();
+                    assert!(
+                        into_image.contains(&format!("/out/{name}").as_str())
+                            && dockerfile.contains(&format!(
+                                "cp cni/shim/target/release/{name} /out/{name}"
+                            )),
+                        "MULTUS_SHIM_BINARY {b} is not in the image"
+                    );
+                }
             }
         }
     }

@@ -25,6 +25,11 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("writing {path}: {source}")]
+    WriteFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("opening the audit log {path}: {source}")]
     WriteAuditLog {
         path: PathBuf,
@@ -36,7 +41,9 @@ pub enum Error {
     RequestsNotGranted { denials: String },
     #[error("building a client from the kubeconfig: {0}")]
     BuildClient(String),
-    #[error("finding the workspace binary {0} (build it first: cargo build --bins)")]
+    #[error(
+        "finding the binary {0} (build it first: cargo build --bins; multus-shim: cargo build --release --manifest-path cni/shim/Cargo.toml)"
+    )]
     FindBinary(String),
     #[error("spawning {program}: {source}")]
     SpawnProcess {

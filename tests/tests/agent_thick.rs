@@ -1,6 +1,7 @@
 //! Thick mode end to end with the agent hosting the daemon: the real `multus-operator agent`
 //! (thick, its engine fed by its watch caches) against the fake API server, pods as network
-//! namespaces, the real `multus` binary as the shim with the 00-multus config the agent generated,
+//! namespaces, the real `multus-shim` (with `multus` beside it) that the agent installed, run
+//! with the 00-multus config the agent generated,
 //! Debian's plugins as delegates. Then SIGKILL mid-burst (ADDs and NAD changes in flight): no torn
 //! file anywhere, the restarted agent sweeps the temporaries, and DEL releases everything. And the
 //! hosted daemon reads device IDs from kubelet's PodResources socket under the host root. Needs
@@ -24,7 +25,7 @@ use multus_crds::NetworkAttachmentDefinition;
 use multus_crds::cni::NetworkConfigList;
 use multus_crds::multus_config::MultusConfig;
 use multus_tests::harness::netns::Netns;
-use multus_tests::harness::process::workspace_binary;
+use multus_tests::harness::process::{shim_binary, workspace_binary};
 use multus_tests::kubelet::{FakeKubelet, pod_with_devices};
 use serde_json::{Value, json};
 
@@ -141,11 +142,27 @@ async fn pods_get_their_networks_through_the_agent_hosted_daemon_and_survive_sig
     .unwrap();
     let blue = network("blue", "agkbr1", "10.221.1.0/24", &ipam, false).to_string();
     node.put_nad("team", "blue", &blue).await;
-    let multus = workspace_binary("multus").unwrap();
-    let flags = ["--cni-mode", "thick", "--daemon-max-concurrent", "4"];
+    let (multus, shim) = (workspace_binary("multus").unwrap(), shim_binary().unwrap());
+    let flags = [
+        "--cni-mode",
+        "thick",
+        "--daemon-max-concurrent",
+        "4",
+        "--multus-binary",
+        multus.to_str().unwrap(),
+        "--multus-shim-binary",
+        shim.to_str().unwrap(),
+    ];
     let mut agent = node.agent(&flags);
     let generated = conf.join("00-multus.conflist");
     until_async("00-multus", T, || generated.exists()).await;
+    // The runtime runs what the agent installed: `multus-shim`, with `multus` beside it.
+    let multus = node.host("/opt/cni/bin/multus-shim");
+    assert_eq!(
+        std::fs::read(&multus).unwrap(),
+        std::fs::read(&shim).unwrap()
+    );
+    assert!(node.host("/opt/cni/bin/multus").is_file());
     let socket = node.host("/run/multus/multus.sock");
     until_async("daemon socket", T, || socket.exists()).await;
     until_async("ready", T, || {

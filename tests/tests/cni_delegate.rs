@@ -74,7 +74,7 @@ async fn networks_are_hot_plugged_into_a_running_pod_and_released_with_it() {
 
     // The pod starts with its cluster network only.
     let pod = Arc::new(t.pod("team", "hp", None).await);
-    daemon.runtime(&t, "ADD", &pod).await.expect_ok();
+    daemon.runtime("ADD", &pod).await.expect_ok();
     assert_eq!(t.host_local_allocations().len(), 1);
     let status_before = t.network_status(&pod).await;
 
@@ -226,7 +226,7 @@ async fn networks_are_hot_plugged_into_a_running_pod_and_released_with_it() {
     assert_eq!(pod.netns_addrs().names(), ["eth0", "lo", "net2"]);
 
     // The runtime's DEL of the pod releases the hot-plugged network it never unplugged.
-    daemon.runtime(&t, "DEL", &pod).await.expect_ok();
+    daemon.runtime("DEL", &pod).await.expect_ok();
     assert_eq!(pod.netns_addrs().names(), ["lo"]);
     assert!(t.host_local_allocations().is_empty());
     assert!(t.cache_files().is_empty(), "{:?}", t.cache_files());
@@ -239,7 +239,7 @@ async fn concurrent_hot_plugs_of_one_pod_are_all_recorded_and_released() {
     let parent = t.veth_parent("hcP", "hcq");
     let daemon = Daemon::start(&t, ServerOptions::default());
     let pod = Arc::new(t.pod("team", "many", None).await);
-    daemon.runtime(&t, "ADD", &pod).await.expect_ok();
+    daemon.runtime("ADD", &pod).await.expect_ok();
 
     // Six networks hot-plugged at once: each call reads the delegate list, adds its attachment
     // and writes the list back, so overlapping calls must not drop each other's.
@@ -277,7 +277,7 @@ async fn concurrent_hot_plugs_of_one_pod_are_all_recorded_and_released() {
     );
 
     // The pod's DEL releases all of them.
-    daemon.runtime(&t, "DEL", &pod).await.expect_ok();
+    daemon.runtime("DEL", &pod).await.expect_ok();
     assert_eq!(pod.netns_addrs().names(), ["lo"]);
     assert!(t.host_local_allocations().is_empty());
     assert!(t.cache_files().is_empty(), "{:?}", t.cache_files());

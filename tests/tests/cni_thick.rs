@@ -1,6 +1,7 @@
-//! Thick mode end to end: the `multus` binary as `multus-shim` forwarding to the daemon server
-//! (started in-process, as the node agent hosts it), 50 pods at once, and what happens when the
-//! daemon is gone. Needs root; fails, never skips, without it.
+//! Thick mode end to end: the real `multus-shim` (installed beside `multus`) forwarding to the
+//! daemon server (started in-process, as the node agent hosts it), 50 pods at once, and what
+//! happens when the daemon is gone: the shim hands the call to `multus`. Needs root; fails,
+//! never skips, without it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cni_common;
@@ -31,6 +32,7 @@ async fn fifty_pods_through_the_daemon_then_the_daemon_stops() {
         },
     );
     let shim = daemon.shim.clone();
+    let shim_binary = daemon.shim_binary.clone();
 
     let mut pods = Vec::with_capacity(PODS);
     for i in 0..PODS {
@@ -41,8 +43,8 @@ async fn fifty_pods_through_the_daemon_then_the_daemon_stops() {
         let handles: Vec<_> = pods
             .iter()
             .map(|pod| {
-                let (t, pod, shim) = (Arc::clone(&t), Arc::clone(pod), shim.clone());
-                tokio::task::spawn_blocking(move || t.cni(command, &pod, &shim))
+                let (pod, shim, binary) = (Arc::clone(pod), shim.clone(), shim_binary.clone());
+                tokio::task::spawn_blocking(move || run_multus(&binary, command, &pod, &shim))
             })
             .collect();
         futures::future::join_all(handles)
@@ -73,12 +75,12 @@ async fn fifty_pods_through_the_daemon_then_the_daemon_stops() {
     assert!(pods.iter().all(|p| p.netns_addrs().names() == ["lo"]));
 
     // One pod attached while the daemon runs, then the daemon goes away.
-    t.cni("ADD", &pods[0], &shim).expect_ok();
+    run_multus(&shim_binary, "ADD", &pods[0], &shim).expect_ok();
     daemon.stop().await;
 
     // ADD: a bounded wait, then "try again later" with nothing attached.
     let started = Instant::now();
-    let err = t.cni("ADD", &pods[1], &shim).expect_err();
+    let err = run_multus(&shim_binary, "ADD", &pods[1], &shim).expect_err();
     assert_eq!(err["code"], 11, "{err}");
     assert!(
         err["msg"].as_str().unwrap().contains("unreachable"),
@@ -88,7 +90,7 @@ async fn fifty_pods_through_the_daemon_then_the_daemon_stops() {
     assert_eq!(pods[1].netns_addrs().names(), ["lo"]);
 
     // DEL: runs in-process from the cache and releases everything.
-    t.cni("DEL", &pods[0], &shim).expect_ok();
+    run_multus(&shim_binary, "DEL", &pods[0], &shim).expect_ok();
     assert_eq!(pods[0].netns_addrs().names(), ["lo"]);
     assert!(t.host_local_allocations().is_empty());
 }

@@ -26,6 +26,37 @@ pub fn workspace_binary(name: &str) -> Result<PathBuf, Error> {
         .ok_or_else(|| Error::FindBinary(name.to_owned()))
 }
 
+/// `multus-shim`, built on its own (cni/shim is a workspace of its own: no std, no libc):
+/// `MULTUS_SHIM_BIN`, else that workspace's release build, which `scripts/test.sh` makes.
+pub fn shim_binary() -> Result<PathBuf, Error> {
+    let missing = || Error::FindBinary("multus-shim".to_owned());
+    let path = match std::env::var_os("MULTUS_SHIM_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .ok_or_else(missing)?
+            .join("cni/shim/target/release/multus-shim"),
+    };
+    path.is_file().then_some(path).ok_or_else(missing)
+}
+
+/// `multus` and `multus-shim` copied into `bin_dir`, as the node agent installs them: the shim
+/// hands `multus` beside it what it does not forward. Returns the shim's path.
+pub fn install_cni_binaries(bin_dir: &Path) -> Result<PathBuf, Error> {
+    std::fs::create_dir_all(bin_dir).map_err(|source| Error::WriteFile {
+        path: bin_dir.to_owned(),
+        source,
+    })?;
+    for (name, from) in [
+        ("multus", workspace_binary("multus")?),
+        ("multus-shim", shim_binary()?),
+    ] {
+        let to = bin_dir.join(name);
+        std::fs::copy(&from, &to).map_err(|source| Error::WriteFile { path: to, source })?;
+    }
+    Ok(bin_dir.join("multus-shim"))
+}
+
 /// A running process; killed when dropped, its logs printed if the test is failing.
 pub struct Process {
     name: String,

@@ -13,7 +13,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use multus_crds::NetworkAttachmentDefinition;
 use multus_tests::apiserver::FakeApiServer;
 use multus_tests::harness::netns::{Netns, Veth};
-use multus_tests::harness::process::workspace_binary;
+use multus_tests::harness::process::{install_cni_binaries, workspace_binary};
 use serde_json::{Value, json};
 
 pub const PLUGINS: &str = "/usr/lib/cni";
@@ -495,6 +495,8 @@ pub fn render_nad(conf_dir: &Path, namespace: &str, name: &str, config: &Value) 
 pub struct Daemon {
     pub socket: PathBuf,
     pub shim: Value,
+    /// The real `multus-shim`, installed beside `multus` as the agent installs them.
+    pub shim_binary: PathBuf,
     stop: tokio::sync::oneshot::Sender<()>,
     serving: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -524,6 +526,8 @@ impl Daemon {
         let serving = tokio::spawn(Arc::clone(&server).serve(listener, async {
             let _ = stopped.await;
         }));
+        let shim_binary = install_cni_binaries(&t.dir.path().join("bin"))
+            .expect("multus and multus-shim are built by scripts/test.sh");
         let shim = json!({
             "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus-shim",
             "daemonSocketDir": socket_dir, "clusterNetwork": t.cluster_file,
@@ -532,20 +536,16 @@ impl Daemon {
         Self {
             socket,
             shim,
+            shim_binary,
             stop,
             serving,
         }
     }
 
-    /// The runtime's call for `pod`, through the real `multus` binary as shim.
-    pub async fn runtime(
-        &self,
-        t: &Arc<Cluster>,
-        command: &'static str,
-        pod: &Arc<PodHandle>,
-    ) -> Outcome {
-        let (t, pod, shim) = (Arc::clone(t), Arc::clone(pod), self.shim.clone());
-        tokio::task::spawn_blocking(move || t.cni(command, &pod, &shim))
+    /// The runtime's call for `pod`, through the real `multus-shim`.
+    pub async fn runtime(&self, command: &'static str, pod: &Arc<PodHandle>) -> Outcome {
+        let (pod, shim, binary) = (Arc::clone(pod), self.shim.clone(), self.shim_binary.clone());
+        tokio::task::spawn_blocking(move || run_multus(&binary, command, &pod, &shim))
             .await
             .unwrap()
     }

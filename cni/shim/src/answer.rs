@@ -1,0 +1,138 @@
+//! What the shim prints, and whether it succeeded, for the daemon's answer.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+
+use serde_json::{Value, json};
+
+/// The newest CNI version; what `VERSION` reports and errors use when the config names none.
+pub const CURRENT_VERSION: &str = "1.1.0";
+/// `VERSION`'s answer: the same text as `multus`' (a test in tests/ compares the two).
+pub const VERSION_TEXT: &str = r#"{"cniVersion":"1.1.0","supportedVersions":["0.1.0","0.2.0","0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}"#;
+/// CNI error code 11: the runtime should retry later.
+pub const TRY_AGAIN_LATER: u32 = 11;
+/// The code of a failure that is the plugin's own (CNI reserves 100+ for plugins).
+pub const PLUGIN_FAILED: u32 = 100;
+
+/// Standard output and the exit status of one call.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Printed {
+    pub stdout: String,
+    pub success: bool,
+}
+
+/// A CNI error object in `version`.
+pub fn error(version: &str, code: u32, msg: &str) -> Printed {
+    Printed {
+        stdout: json!({"cniVersion": version, "code": code, "msg": msg}).to_string(),
+        success: false,
+    }
+}
+
+/// The exchange with the daemon failed after it accepted the call: the runtime retries.
+pub fn unreachable(version: &str, socket: &str, message: &str) -> Printed {
+    error(
+        version,
+        TRY_AGAIN_LATER,
+        &format!("multus daemon at {socket:?} unreachable: {message}; try again later"),
+    )
+}
+
+/// The daemon's answer to `command`. ADD prints the result the daemon rendered in the config's
+/// version (`printed`); the other commands print nothing. A failure is the daemon's CNI error
+/// object, in the config's version.
+pub fn from_daemon(command: &str, version: &str, status: u16, body: &[u8]) -> Printed {
+    let answer: Option<Value> = serde_json::from_slice(body).ok();
+    if status == 200 {
+        if command != "ADD" {
+            return Printed {
+                stdout: String::new(),
+                success: true,
+            };
+        }
+        return match answer.as_ref().and_then(|a| a.get("printed")?.as_str()) {
+            Some(printed) => Printed {
+                stdout: printed.to_string(),
+                success: true,
+            },
+            None => error(
+                version,
+                PLUGIN_FAILED,
+                "multus daemon answered ADD without a printed result",
+            ),
+        };
+    }
+    match answer {
+        Some(Value::Object(mut object)) if object.get("code").is_some_and(Value::is_u64) => {
+            object.insert("cniVersion".into(), Value::from(version));
+            Printed {
+                stdout: Value::Object(object).to_string(),
+                success: false,
+            }
+        }
+        _ => error(
+            version,
+            PLUGIN_FAILED,
+            &format!(
+                "multus daemon answered {status}: {}",
+                String::from_utf8_lossy(body)
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn parsed(p: &Printed) -> Value {
+        serde_json::from_str(&p.stdout).unwrap()
+    }
+
+    #[test]
+    fn add_prints_the_result_the_daemon_rendered_and_the_rest_print_nothing() {
+        let body = br#"{"Result":{"cniVersion":"1.0.0"},"printed":"{\"cniVersion\":\"0.4.0\",\"ips\":[]}"}"#;
+        let add = from_daemon("ADD", "0.4.0", 200, body);
+        assert!(add.success);
+        assert_eq!(add.stdout, r#"{"cniVersion":"0.4.0","ips":[]}"#);
+        assert_eq!(
+            from_daemon("DEL", "0.4.0", 200, b""),
+            Printed {
+                stdout: String::new(),
+                success: true
+            }
+        );
+        let old_daemon = from_daemon("ADD", "1.0.0", 200, br#"{"Result":{}}"#);
+        assert!(!old_daemon.success);
+        assert_eq!(parsed(&old_daemon)["code"], 100);
+    }
+
+    #[test]
+    fn a_failure_is_the_daemons_error_in_the_configs_version() {
+        let body =
+            br#"{"cniVersion":"1.1.0","code":7,"msg":"network \"x\" not found","details":"d"}"#;
+        let failed = from_daemon("ADD", "0.3.1", 400, body);
+        assert!(!failed.success);
+        assert_eq!(
+            parsed(&failed),
+            json!({"cniVersion":"0.3.1","code":7,"msg":"network \"x\" not found","details":"d"})
+        );
+        let garbled = from_daemon("CHECK", "1.0.0", 502, b"bad gateway");
+        assert_eq!(
+            parsed(&garbled),
+            json!({"cniVersion":"1.0.0","code":100,"msg":"multus daemon answered 502: bad gateway"})
+        );
+    }
+
+    #[test]
+    fn a_broken_exchange_asks_the_runtime_to_try_again() {
+        let p = unreachable("1.0.0", "/run/multus/multus.sock", "connection reset");
+        assert!(!p.success);
+        assert_eq!(parsed(&p)["code"], TRY_AGAIN_LATER);
+        assert_eq!(
+            parsed(&p)["msg"],
+            "multus daemon at \"/run/multus/multus.sock\" unreachable: connection reset; try again later"
+        );
+    }
+}

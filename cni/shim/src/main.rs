@@ -1,0 +1,229 @@
+//! `multus-shim`: the thick plugin. The runtime runs it for every CNI call; it forwards the call
+//! to the daemon on `<daemonSocketDir>/multus.sock` and prints the answer (see the library for
+//! what it sends and prints, and docs/decisions.md, "A shim without libc", for why it has no
+//! libc).
+//!
+//! Everything off the usual path is handed to the `multus` binary installed beside it, by
+//! `execve` with the same environment and the config on a memfd as stdin: a daemon that cannot
+//! be connected to (ADD waits for it, then fails with "try again later"; DEL runs from the
+//! cache), and a config or command it does not forward as it is. One implementation of those
+//! rules, in `multus`.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+// The program's entry: origin's `_start` sets up the process and calls `origin_main`.
+extern crate origin;
+
+use alloc::ffi::CString;
+use alloc::format;
+use alloc::vec::Vec;
+use core::ffi::CStr;
+
+use multus_shim::answer::{self, Printed};
+use multus_shim::http;
+use multus_shim::request::{self, ShimConfig};
+use rustix::buffer::spare_capacity;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{MemfdFlags, SeekFrom};
+use rustix::io::{self, Errno};
+use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+
+#[global_allocator]
+static ALLOCATOR: rustix_dlmalloc::GlobalDlmalloc = rustix_dlmalloc::GlobalDlmalloc;
+
+/// No code here panics on purpose; should a dependency, the call fails (there is no unwinder).
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    rustix::runtime::exit_group(1)
+}
+
+/// `core` and `alloc` come prebuilt for unwinding and name a personality routine in their
+/// cleanup tables; built with `panic = "abort"`, nothing here ever unwinds to call it.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+extern "C" fn rust_eh_personality() {}
+
+/// The process' arguments and environment as the kernel laid them out.
+struct Process {
+    argv: *mut *mut u8,
+    envp: *mut *mut u8,
+    env: Vec<(&'static str, &'static str)>,
+}
+
+/// origin's `_start` calls this with the kernel's `argv` and `envp`.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+unsafe fn origin_main(_argc: usize, argv: *mut *mut u8, envp: *mut *mut u8) -> i32 {
+    let mut env = Vec::new();
+    let mut at = envp;
+    // SAFETY: `envp` is the kernel's environment block: a null-terminated array of pointers to
+    // NUL-terminated strings, valid and unchanged for the life of the process (nothing here
+    // calls setenv).
+    unsafe {
+        while !(*at).is_null() {
+            let entry = CStr::from_ptr((*at).cast()).to_bytes();
+            if let Ok(text) = core::str::from_utf8(entry)
+                && let Some(pair) = text.split_once('=')
+            {
+                env.push(pair);
+            }
+            at = at.add(1);
+        }
+    }
+    let process = Process { argv, envp, env };
+    let printed = run(&process);
+    let _ = write_all(stdout(), printed.stdout.as_bytes());
+    if printed.success { 0 } else { 1 }
+}
+
+fn stdin() -> BorrowedFd<'static> {
+    // SAFETY: the runtime gives every CNI plugin its stdin, stdout and stderr for the whole call
+    // (libcni's exec), and this program never closes or replaces fd 0 or 1 except by `execve`.
+    #[allow(unsafe_code)]
+    unsafe {
+        rustix::stdio::stdin()
+    }
+}
+
+fn stdout() -> BorrowedFd<'static> {
+    // SAFETY: as for `stdin`.
+    #[allow(unsafe_code)]
+    unsafe {
+        rustix::stdio::stdout()
+    }
+}
+
+fn run(process: &Process) -> Printed {
+    let env = |name: &str| {
+        process
+            .env
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| *v)
+    };
+    let config_bytes = match read_all(stdin()) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let message = format!("reading the network configuration from stdin: {e}");
+            return answer::error(answer::CURRENT_VERSION, 5, &message);
+        }
+    };
+    let command = env("CNI_COMMAND").unwrap_or_default();
+    if command == "VERSION" {
+        return Printed {
+            stdout: answer::VERSION_TEXT.into(),
+            success: true,
+        };
+    }
+    let forwarded = matches!(command, "ADD" | "DEL" | "CHECK" | "GC" | "STATUS");
+    let Some(config) = ShimConfig::parse(&config_bytes).filter(|_| forwarded) else {
+        return hand_to_multus(process, &config_bytes, answer::CURRENT_VERSION);
+    };
+    let version = config.version();
+    let socket = config.socket_path();
+    let Ok(stream) = connect(&socket) else {
+        return hand_to_multus(process, &config_bytes, version);
+    };
+    let request = http::post_cni(&request::body(process.env.iter().copied(), &config_bytes));
+    let response = write_all(stream.as_fd(), &request).and_then(|()| read_all(stream.as_fd()));
+    drop(stream);
+    let response = match response {
+        Ok(bytes) => bytes,
+        Err(e) => return answer::unreachable(version, &socket, &format!("{e}")),
+    };
+    match http::parse_response(&response) {
+        Ok((status, body)) => answer::from_daemon(command, version, status, body),
+        Err(what) => answer::unreachable(version, &socket, &format!("the daemon's answer: {what}")),
+    }
+}
+
+fn connect(socket: &str) -> io::Result<OwnedFd> {
+    let address = SocketAddrUnix::new(socket)?;
+    let stream = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    rustix::net::connect(&stream, &address)?;
+    Ok(stream)
+}
+
+/// Replace this process with `multus` from the same directory, the config on a memfd as its
+/// stdin. Returns only when that cannot be done.
+fn hand_to_multus(process: &Process, config: &[u8], version: &str) -> Printed {
+    let multus = match sibling_multus() {
+        Ok(path) => path,
+        Err(e) => return cannot_hand_over(version, "the shim's own path", e),
+    };
+    let staged =
+        rustix::fs::memfd_create(c"multus-shim-config", MemfdFlags::CLOEXEC).and_then(|memfd| {
+            write_all(memfd.as_fd(), config)?;
+            rustix::fs::seek(&memfd, SeekFrom::Start(0))?;
+            // dup2 leaves the new fd 0 open across exec.
+            rustix::stdio::dup2_stdin(&memfd)
+        });
+    if let Err(e) = staged {
+        return cannot_hand_over(version, "staging the config", e);
+    }
+    // SAFETY: `argv` and `envp` are the kernel's own null-terminated arrays, unchanged; `multus`
+    // is a NUL-terminated path. On success nothing of this process remains.
+    #[allow(unsafe_code)]
+    let errno = unsafe {
+        rustix::runtime::execve(
+            &multus,
+            process.argv.cast_const().cast(),
+            process.envp.cast_const().cast(),
+        )
+    };
+    cannot_hand_over(version, &format!("running {multus:?}"), errno)
+}
+
+fn cannot_hand_over(version: &str, what: &str, e: Errno) -> Printed {
+    let message = format!(
+        "the multus daemon could not be reached, and multus, which handles that, could not \
+         be run ({what}: {e}); try again later"
+    );
+    answer::error(version, answer::TRY_AGAIN_LATER, &message)
+}
+
+/// `<the directory this binary runs from>/multus`.
+fn sibling_multus() -> io::Result<CString> {
+    let own = rustix::fs::readlink("/proc/self/exe", Vec::new())?;
+    let own = own.as_bytes();
+    let dir = own
+        .iter()
+        .rposition(|&b| b == b'/')
+        .map_or(&b""[..], |slash| &own[..slash]);
+    let mut path = Vec::with_capacity(dir.len() + 7);
+    path.extend_from_slice(dir);
+    path.extend_from_slice(b"/multus");
+    CString::new(path).map_err(|_| Errno::INVAL)
+}
+
+fn read_all(fd: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(16 * 1024);
+    loop {
+        if bytes.len() == bytes.capacity() {
+            bytes.reserve(bytes.capacity());
+        }
+        match rustix::io::read(fd, spare_capacity(&mut bytes)) {
+            Ok(0) => return Ok(bytes),
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match rustix::io::write(fd, bytes) {
+            Ok(0) => return Err(Errno::PIPE),
+            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! The real `multus-shim` as a process, against small stand-ins for the daemon: what it prints
+//! for each kind of answer, and that what it does not forward goes to the `multus` beside it.
+//! No root needed: no namespace is made and no delegate runs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use multus_tests::harness::process::{install_cni_binaries, shim_binary, workspace_binary};
+use serde_json::{Value, json};
+
+/// Run `binary` as the runtime would, with `env` and `config` on stdin.
+fn call(binary: &Path, env: &[(&str, &str)], config: &str) -> (bool, String) {
+    let mut child = Command::new(binary)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(config.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), String::from_utf8(out.stdout).unwrap())
+}
+
+const ADD: [(&str, &str); 4] = [
+    ("CNI_COMMAND", "ADD"),
+    ("CNI_CONTAINERID", "shim-test"),
+    ("CNI_NETNS", "/var/run/netns/shim-test"),
+    ("CNI_IFNAME", "eth0"),
+];
+
+fn shim_config(socket_dir: &Path) -> String {
+    json!({"cniVersion":"0.4.0","name":"m","type":"multus-shim","daemonSocketDir":socket_dir,
+           "daemonWaitSeconds":0.2,"clusterNetwork":"/nonexistent.conflist"})
+    .to_string()
+}
+
+/// An HTTP/1.1 answer with `body` and its length.
+fn http_answer(status: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A daemon that reads one request and answers `answer`; returns what it was sent.
+fn one_answer(socket: &Path, answer: Vec<u8>) -> std::thread::JoinHandle<String> {
+    let listener = UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                if body.len() >= len {
+                    break;
+                }
+            }
+        }
+        stream.write_all(&answer).unwrap();
+        String::from_utf8(got).unwrap()
+    })
+}
+
+#[test]
+fn version_is_answered_as_multus_answers_it() {
+    let env = [("CNI_COMMAND", "VERSION")];
+    let shim = call(&shim_binary().unwrap(), &env, "{}");
+    let multus = call(&workspace_binary("multus").unwrap(), &env, "{}");
+    assert!(shim.0, "{}", shim.1);
+    assert_eq!(shim, multus);
+}
+
+#[test]
+fn the_call_is_forwarded_and_the_daemons_rendering_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = one_answer(
+        &dir.path().join("multus.sock"),
+        http_answer(
+            "200 OK",
+            &json!({"Result": {}, "printed": r#"{"cniVersion":"0.4.0","ips":[]}"#}).to_string(),
+        ),
+    );
+    let config = shim_config(dir.path());
+    let (ok, out) = call(&shim_binary().unwrap(), &ADD, &config);
+    assert!(ok, "{out}");
+    assert_eq!(out, r#"{"cniVersion":"0.4.0","ips":[]}"#);
+    let sent = daemon.join().unwrap();
+    assert!(sent.starts_with("POST /cni HTTP/1.1\r\n"), "{sent}");
+    let body: Value = serde_json::from_str(sent.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["env"]["CNI_COMMAND"], "ADD");
+    assert_eq!(body["env"]["CNI_CONTAINERID"], "shim-test");
+    use base64::Engine as _;
+    let forwarded = base64::engine::general_purpose::STANDARD
+        .decode(body["config"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(forwarded, config.as_bytes());
+}
+
+#[test]
+fn a_daemons_error_is_printed_in_the_configs_version_and_garbage_asks_to_try_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("multus.sock");
+    let daemon = one_answer(
+        &socket,
+        http_answer(
+            "400 Bad Request",
+            &json!({"cniVersion": "1.1.0", "code": 7, "msg": "no network \"x\""}).to_string(),
+        ),
+    );
+    let (ok, out) = call(&shim_binary().unwrap(), &ADD, &shim_config(dir.path()));
+    daemon.join().unwrap();
+    assert!(!ok);
+    let err: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        err,
+        json!({"cniVersion":"0.4.0","code":7,"msg":"no network \"x\""})
+    );
+
+    std::fs::remove_file(&socket).unwrap();
+    let daemon = one_answer(&socket, b"garbage".to_vec());
+    let (ok, out) = call(&shim_binary().unwrap(), &ADD, &shim_config(dir.path()));
+    daemon.join().unwrap();
+    assert!(!ok);
+    let err: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(err["code"], 11, "{err}");
+    assert!(
+        err["msg"].as_str().unwrap().contains("the daemon's answer"),
+        "{err}"
+    );
+}
+
+#[test]
+fn what_the_shim_does_not_forward_is_multus_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let shim = install_cni_binaries(&dir.path().join("bin")).unwrap();
+    let multus = dir.path().join("bin/multus");
+    // No daemon: ADD waits `daemonWaitSeconds` in `multus`, then asks to try again.
+    let config = shim_config(dir.path());
+    let (ok, out) = call(&shim, &ADD, &config);
+    assert!(!ok);
+    assert_eq!(
+        (ok, out.clone()),
+        call(&multus, &ADD, &config),
+        "the shim's answer is multus' own"
+    );
+    let err: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(err["code"], 11, "{err}");
+    assert!(
+        err["msg"].as_str().unwrap().contains("unreachable"),
+        "{err}"
+    );
+    // A config that is not a shim config, and a missing CNI_COMMAND: multus words the error.
+    for (env, config) in [
+        (
+            &ADD[..],
+            r#"{"cniVersion":"0.4.0","type":"multus-shim""#.to_owned(),
+        ),
+        (&ADD[1..], config.clone()),
+    ] {
+        let from_shim = call(&shim, env, &config);
+        assert!(!from_shim.0, "{}", from_shim.1);
+        assert_eq!(from_shim, call(&multus, env, &config));
+    }
+}
+
+#[test]
+fn without_multus_beside_it_the_shim_says_so_and_asks_to_try_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let alone = dir.path().join("multus-shim");
+    std::fs::copy(shim_binary().unwrap(), &alone).unwrap();
+    let (ok, out) = call(&alone, &ADD, &shim_config(dir.path()));
+    assert!(!ok);
+    let err: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(err["cniVersion"], "0.4.0");
+    assert_eq!(err["code"], 11, "{err}");
+    let msg = err["msg"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("{:?}", dir.path().join("multus"))),
+        "{msg}"
+    );
+}
