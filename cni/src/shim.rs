@@ -60,9 +60,16 @@ fn exchange(
     let mut request = Vec::with_capacity(head.len() + body.len());
     request.extend_from_slice(head.as_bytes());
     request.extend_from_slice(body);
-    stream.write_all(&request)?;
+    // A daemon that refuses the call (overloaded, a body too large) may answer and close before
+    // it has read all of it: the write then fails, or the read after the answer, and the answer
+    // is still what to print.
+    let sent = stream.write_all(&request);
     let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
+    let read = stream.read_to_end(&mut response);
+    if response.is_empty() {
+        sent?;
+        read?;
+    }
     parse_response(&response)
 }
 

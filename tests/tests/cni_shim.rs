@@ -6,27 +6,15 @@
 use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use multus_tests::harness::process::{install_cni_binaries, shim_binary, workspace_binary};
+use multus_tests::harness::process::{
+    install_cni_binaries, run_plugin, shim_binary, workspace_binary,
+};
 use serde_json::{Value, json};
 
 /// Run `binary` as the runtime would, with `env` and `config` on stdin.
 fn call(binary: &Path, env: &[(&str, &str)], config: &str) -> (bool, String) {
-    let mut child = Command::new(binary)
-        .env_clear()
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(config.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_plugin(binary, env, config.as_bytes()).unwrap();
     (out.status.success(), String::from_utf8(out.stdout).unwrap())
 }
 
@@ -61,6 +49,7 @@ fn one_answer(socket: &Path, answer: Vec<u8>) -> std::thread::JoinHandle<String>
         let mut buf = [0u8; 4096];
         loop {
             let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0, "the shim closed before its request was whole");
             got.extend_from_slice(&buf[..n]);
             let text = String::from_utf8_lossy(&got);
             if let Some((head, body)) = text.split_once("\r\n\r\n") {
@@ -146,6 +135,55 @@ fn a_daemons_error_is_printed_in_the_configs_version_and_garbage_asks_to_try_aga
         err["msg"].as_str().unwrap().contains("the daemon's answer"),
         "{err}"
     );
+}
+
+#[test]
+fn del_succeeds_with_nothing_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = one_answer(&dir.path().join("multus.sock"), http_answer("200 OK", ""));
+    let del = [("CNI_COMMAND", "DEL"), ADD[1], ADD[2], ADD[3]];
+    let out = call(&shim_binary().unwrap(), &del, &shim_config(dir.path()));
+    assert!(daemon.join().unwrap().contains("\"CNI_COMMAND\":\"DEL\""));
+    assert_eq!(out, (true, String::new()));
+}
+
+/// A daemon that refuses a call answers and closes before reading it all (an overloaded one,
+/// or a body over its limit): the shim is not killed by SIGPIPE and prints that answer; nor is
+/// `multus` serving `type: multus-shim` itself.
+#[test]
+fn a_daemon_that_answers_before_reading_the_whole_request_is_heard() {
+    for binary in [shim_binary().unwrap(), workspace_binary("multus").unwrap()] {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = UnixListener::bind(dir.path().join("multus.sock")).unwrap();
+        let daemon = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut head = [0u8; 1000];
+            stream.read_exact(&mut head).unwrap();
+            let refusal = json!({"cniVersion":"1.1.0","code":11,"msg":"multus daemon is busy"});
+            stream
+                .write_all(&http_answer("400 Bad Request", &refusal.to_string()))
+                .unwrap();
+            // Closed with most of the request unread.
+        });
+        // A config far larger than the socket's buffers: the shim is still sending at the close.
+        let mut config: Value = serde_json::from_str(&shim_config(dir.path())).unwrap();
+        config["padding"] = json!("x".repeat(4 << 20));
+        let (ok, out) = call(&binary, &ADD, &config.to_string());
+        daemon.join().unwrap();
+        assert!(!ok, "{}", binary.display());
+        let err: Value = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("{}: {e}: {out:?}", binary.display()));
+        assert_eq!(err["cniVersion"], "0.4.0", "{}", binary.display());
+        assert_eq!(err["code"], 11, "{}", binary.display());
+        assert!(
+            err["msg"]
+                .as_str()
+                .unwrap()
+                .starts_with("multus daemon is busy"),
+            "{}: {err}",
+            binary.display()
+        );
+    }
 }
 
 #[test]

@@ -13,6 +13,30 @@ pub const VERSION_TEXT: &str = r#"{"cniVersion":"1.1.0","supportedVersions":["0.
 pub const TRY_AGAIN_LATER: u32 = 11;
 /// The code of a failure that is the plugin's own (CNI reserves 100+ for plugins).
 pub const PLUGIN_FAILED: u32 = 100;
+/// CNI error code 5: an I/O failure (stdin could not be read).
+pub const IO_FAILURE: u32 = 5;
+/// The versions `VERSION` reports, oldest first.
+pub const SUPPORTED: [&str; 7] = [
+    "0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0",
+];
+
+/// The config's `cniVersion` when it names a supported one, read leniently (the config may be
+/// one the shim does not forward); else [`CURRENT_VERSION`].
+pub fn version_of(config: &[u8]) -> &'static str {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        #[serde(rename = "cniVersion")]
+        cni_version: String,
+    }
+    let named = serde_json::from_slice::<Versioned>(config)
+        .ok()
+        .map(|v| v.cni_version);
+    SUPPORTED
+        .iter()
+        .find(|v| named.as_deref() == Some(**v))
+        .copied()
+        .unwrap_or(CURRENT_VERSION)
+}
 
 /// Standard output and the exit status of one call.
 #[derive(Debug, PartialEq, Eq)]
@@ -123,6 +147,19 @@ mod tests {
             parsed(&garbled),
             json!({"cniVersion":"1.0.0","code":100,"msg":"multus daemon answered 502: bad gateway"})
         );
+    }
+
+    #[test]
+    fn the_version_of_any_config_is_read_leniently() {
+        assert_eq!(version_of(br#"{"cniVersion":"0.3.1","type":"x"}"#), "0.3.1");
+        assert_eq!(version_of(br#"{"cniVersion":"9.9.9"}"#), CURRENT_VERSION);
+        assert_eq!(version_of(br#"{"cniVersion":"0.4.0""#), CURRENT_VERSION);
+        assert_eq!(version_of(b""), CURRENT_VERSION);
+        let listed = format!(
+            r#"{{"cniVersion":"1.1.0","supportedVersions":{}}}"#,
+            serde_json::to_string(&SUPPORTED).unwrap()
+        );
+        assert_eq!(VERSION_TEXT, listed);
     }
 
     #[test]

@@ -27,22 +27,30 @@ use rustix::buffer::spare_capacity;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{MemfdFlags, SeekFrom};
 use rustix::io::{self, Errno};
-use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+use rustix::net::{AddressFamily, SendFlags, SocketAddrUnix, SocketFlags, SocketType};
 
 #[global_allocator]
 static ALLOCATOR: rustix_dlmalloc::GlobalDlmalloc = rustix_dlmalloc::GlobalDlmalloc;
 
-/// No code here panics on purpose; should a dependency, the call fails (there is no unwinder).
+/// No code here panics on purpose; should a dependency (or the allocator, out of memory), the
+/// call fails with an error object the runtime can read (there is no unwinder).
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    let _ = rustix::io::write(
+        stdout(),
+        br#"{"code":100,"msg":"multus-shim failed: it panicked"}"#,
+    );
     rustix::runtime::exit_group(1)
 }
 
 /// `core` and `alloc` come prebuilt for unwinding and name a personality routine in their
-/// cleanup tables; built with `panic = "abort"`, nothing here ever unwinds to call it.
+/// cleanup tables; built with `panic = "abort"` and with no unwinder linked, nothing here ever
+/// unwinds to call it. Were it ever called, the process ends rather than return garbage.
 #[allow(unsafe_code)]
 #[unsafe(no_mangle)]
-extern "C" fn rust_eh_personality() {}
+extern "C" fn rust_eh_personality() -> ! {
+    rustix::runtime::exit_group(1)
+}
 
 /// The process' arguments and environment as the kernel laid them out.
 struct Process {
@@ -73,13 +81,19 @@ unsafe fn origin_main(_argc: usize, argv: *mut *mut u8, envp: *mut *mut u8) -> i
     }
     let process = Process { argv, envp, env };
     let printed = run(&process);
-    let _ = write_all(stdout(), printed.stdout.as_bytes());
-    if printed.success { 0 } else { 1 }
+    let written = write_all(stdout(), printed.stdout.as_bytes());
+    if printed.success && written.is_ok() {
+        0
+    } else {
+        1
+    }
 }
 
 fn stdin() -> BorrowedFd<'static> {
     // SAFETY: the runtime gives every CNI plugin its stdin, stdout and stderr for the whole call
-    // (libcni's exec), and this program never closes or replaces fd 0 or 1 except by `execve`.
+    // (libcni's exec). This program never closes fd 0 or 1; it replaces fd 0 only after stdin
+    // has been read to its end, just before `execve` (`hand_to_multus`), and never borrows it
+    // again after that.
     #[allow(unsafe_code)]
     unsafe {
         rustix::stdio::stdin()
@@ -105,8 +119,11 @@ fn run(process: &Process) -> Printed {
     let config_bytes = match read_all(stdin()) {
         Ok(bytes) => bytes,
         Err(e) => {
-            let message = format!("reading the network configuration from stdin: {e}");
-            return answer::error(answer::CURRENT_VERSION, 5, &message);
+            let message = format!(
+                "reading the network configuration from stdin: {}",
+                errno_text(e)
+            );
+            return answer::error(answer::CURRENT_VERSION, answer::IO_FAILURE, &message);
         }
     };
     let command = env("CNI_COMMAND").unwrap_or_default();
@@ -116,21 +133,31 @@ fn run(process: &Process) -> Printed {
             success: true,
         };
     }
-    let forwarded = matches!(command, "ADD" | "DEL" | "CHECK" | "GC" | "STATUS");
-    let Some(config) = ShimConfig::parse(&config_bytes).filter(|_| forwarded) else {
-        return hand_to_multus(process, &config_bytes, answer::CURRENT_VERSION);
+    if !matches!(command, "ADD" | "DEL" | "CHECK" | "GC" | "STATUS") {
+        let version = answer::version_of(&config_bytes);
+        return hand_to_multus(process, &config_bytes, HandOver::Command, version);
+    }
+    let Some(config) = ShimConfig::parse(&config_bytes) else {
+        let version = answer::version_of(&config_bytes);
+        return hand_to_multus(process, &config_bytes, HandOver::Config, version);
     };
     let version = config.version();
     let socket = config.socket_path();
     let Ok(stream) = connect(&socket) else {
-        return hand_to_multus(process, &config_bytes, version);
+        return hand_to_multus(process, &config_bytes, HandOver::NoDaemon, version);
     };
     let request = http::post_cni(&request::body(process.env.iter().copied(), &config_bytes));
-    let response = write_all(stream.as_fd(), &request).and_then(|()| read_all(stream.as_fd()));
+    // A daemon that refuses the call (overloaded, a body too large) may answer and close before
+    // it has read all of it: the send then fails, and the answer is still there to read.
+    let sent = send_all(stream.as_fd(), &request);
+    let response = read_answer(stream.as_fd());
     drop(stream);
-    let response = match response {
-        Ok(bytes) => bytes,
-        Err(e) => return answer::unreachable(version, &socket, &format!("{e}")),
+    let response = match (response, sent) {
+        (Ok(bytes), _) if !bytes.is_empty() => bytes,
+        (Ok(_), Err(e)) | (Err(e), _) => {
+            return answer::unreachable(version, &socket, &errno_text(e));
+        }
+        (Ok(bytes), Ok(())) => bytes,
     };
     match http::parse_response(&response) {
         Ok((status, body)) => answer::from_daemon(command, version, status, body),
@@ -150,12 +177,24 @@ fn connect(socket: &str) -> io::Result<OwnedFd> {
     Ok(stream)
 }
 
+/// Why a call goes to `multus`.
+#[derive(Clone, Copy)]
+enum HandOver {
+    /// No daemon to connect to: `multus` waits for it, or runs DEL from the cache.
+    NoDaemon,
+    /// A config that is not one `multus-shim` plugin config: `multus` says what is wrong.
+    Config,
+    /// A command the shim does not forward: `multus` answers or refuses it.
+    Command,
+}
+
 /// Replace this process with `multus` from the same directory, the config on a memfd as its
 /// stdin. Returns only when that cannot be done.
-fn hand_to_multus(process: &Process, config: &[u8], version: &str) -> Printed {
+fn hand_to_multus(process: &Process, config: &[u8], why: HandOver, version: &str) -> Printed {
+    let cannot = |what: &str, e: Errno| cannot_hand_over(why, version, what, e);
     let multus = match sibling_multus() {
         Ok(path) => path,
-        Err(e) => return cannot_hand_over(version, "the shim's own path", e),
+        Err(e) => return cannot("the shim's own path", e),
     };
     let staged =
         rustix::fs::memfd_create(c"multus-shim-config", MemfdFlags::CLOEXEC).and_then(|memfd| {
@@ -165,7 +204,7 @@ fn hand_to_multus(process: &Process, config: &[u8], version: &str) -> Printed {
             rustix::stdio::dup2_stdin(&memfd)
         });
     if let Err(e) = staged {
-        return cannot_hand_over(version, "staging the config", e);
+        return cannot("staging the config", e);
     }
     // SAFETY: `argv` and `envp` are the kernel's own null-terminated arrays, unchanged; `multus`
     // is a NUL-terminated path. On success nothing of this process remains.
@@ -177,15 +216,53 @@ fn hand_to_multus(process: &Process, config: &[u8], version: &str) -> Printed {
             process.envp.cast_const().cast(),
         )
     };
-    cannot_hand_over(version, &format!("running {multus:?}"), errno)
+    cannot(&format!("running {multus:?}"), errno)
 }
 
-fn cannot_hand_over(version: &str, what: &str, e: Errno) -> Printed {
+/// `multus` could not take the call over. Without a daemon the runtime should retry (code 11);
+/// otherwise the plugin's install is broken, which retrying does not mend.
+fn cannot_hand_over(why: HandOver, version: &str, what: &str, e: Errno) -> Printed {
+    let (case, code) = match why {
+        HandOver::NoDaemon => (
+            "the multus daemon could not be reached",
+            answer::TRY_AGAIN_LATER,
+        ),
+        HandOver::Config => (
+            "the config is not one the shim forwards",
+            answer::PLUGIN_FAILED,
+        ),
+        HandOver::Command => (
+            "the command is not one the shim forwards",
+            answer::PLUGIN_FAILED,
+        ),
+    };
+    let retry = if code == answer::TRY_AGAIN_LATER {
+        "; try again later"
+    } else {
+        ""
+    };
     let message = format!(
-        "the multus daemon could not be reached, and multus, which handles that, could not \
-         be run ({what}: {e}); try again later"
+        "{case}, and multus, which handles that, could not be run ({what}: {}){retry}",
+        errno_text(e)
     );
-    answer::error(version, answer::TRY_AGAIN_LATER, &message)
+    answer::error(version, code, &message)
+}
+
+/// An errno as std words it ("No such file or directory (os error 2)"), for the common ones;
+/// without std, rustix has only the number.
+fn errno_text(e: Errno) -> alloc::string::String {
+    let name = match e {
+        Errno::NOENT => "No such file or directory",
+        Errno::ACCESS => "Permission denied",
+        Errno::CONNREFUSED => "Connection refused",
+        Errno::CONNRESET => "Connection reset by peer",
+        Errno::PIPE => "Broken pipe",
+        Errno::NAMETOOLONG => "File name too long",
+        Errno::NOEXEC => "Exec format error",
+        Errno::NOMEM => "Cannot allocate memory",
+        _ => return format!("os error {}", e.raw_os_error()),
+    };
+    format!("{name} (os error {})", e.raw_os_error())
 }
 
 /// `<the directory this binary runs from>/multus`.
@@ -196,7 +273,7 @@ fn sibling_multus() -> io::Result<CString> {
         .iter()
         .rposition(|&b| b == b'/')
         .map_or(&b""[..], |slash| &own[..slash]);
-    let mut path = Vec::with_capacity(dir.len() + 7);
+    let mut path = Vec::with_capacity(dir.len() + b"/multus".len());
     path.extend_from_slice(dir);
     path.extend_from_slice(b"/multus");
     CString::new(path).map_err(|_| Errno::INVAL)
@@ -214,6 +291,37 @@ fn read_all(fd: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The daemon's whole answer. An error after part of it arrived (ECONNRESET when the daemon
+/// closed without reading all of the request) ends it: the parser judges what came.
+fn read_answer(fd: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(4096);
+    loop {
+        if bytes.len() == bytes.capacity() {
+            bytes.reserve(bytes.capacity());
+        }
+        match rustix::io::read(fd, spare_capacity(&mut bytes)) {
+            Ok(0) => return Ok(bytes),
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(_) if !bytes.is_empty() => return Ok(bytes),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Send on the socket without SIGPIPE: origin installs no handler, and a runtime written in Go
+/// starts plugins with SIGPIPE at its default, which would kill the shim without a word.
+fn send_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match rustix::net::send(fd, bytes, SendFlags::NOSIGNAL) {
+            Ok(0) => return Err(Errno::PIPE),
+            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {

@@ -69,9 +69,11 @@ impl ShimConfig {
 
 /// The body of `POST /cni`: `{"env": {the CNI variables that are set}, "config": base64}`.
 pub fn body<'a>(env: impl Iterator<Item = (&'a str, &'a str)>, config: &[u8]) -> Vec<u8> {
-    let forwarded: BTreeMap<&str, &str> = env
-        .filter(|(name, _)| FORWARDED_ENV.contains(name))
-        .collect();
+    // The first of duplicate entries, as getenv(3) and the shim's own reading see it.
+    let mut forwarded: BTreeMap<&str, &str> = BTreeMap::new();
+    for (name, value) in env.filter(|(name, _)| FORWARDED_ENV.contains(name)) {
+        forwarded.entry(name).or_insert(value);
+    }
     let request = serde_json::json!({
         "env": forwarded,
         "config": base64::engine::general_purpose::STANDARD.encode(config),
@@ -110,6 +112,7 @@ mod tests {
         let env = [
             ("CNI_COMMAND", "ADD"),
             ("HOME", "/root"),
+            ("CNI_COMMAND", "DEL"),
             ("CNI_CONTAINERID", "c1"),
             ("CNI_PATH", "/opt/cni/bin"),
         ];

@@ -57,6 +57,31 @@ pub fn install_cni_binaries(bin_dir: &Path) -> Result<PathBuf, Error> {
     Ok(bin_dir.join("multus-shim"))
 }
 
+/// Run a CNI plugin binary as a runtime does: `env` added to this process' environment,
+/// `stdin` written to it; waits for it and returns its output.
+pub fn run_plugin(
+    binary: &Path,
+    env: &[(&str, &str)],
+    stdin: &[u8],
+) -> Result<std::process::Output, Error> {
+    use std::io::Write as _;
+    let spawn_err = |source| Error::SpawnProcess {
+        program: binary.display().to_string(),
+        source,
+    };
+    let mut child = std::process::Command::new(binary)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_err)?;
+    if let Some(mut pipe) = child.stdin.take() {
+        pipe.write_all(stdin).map_err(spawn_err)?;
+    }
+    child.wait_with_output().map_err(spawn_err)
+}
+
 /// A running process; killed when dropped, its logs printed if the test is failing.
 pub struct Process {
     name: String,

@@ -3,9 +3,8 @@
 //! namespaces, and the `multus` binary run as the runtime runs it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Event, Pod};
@@ -13,7 +12,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use multus_crds::NetworkAttachmentDefinition;
 use multus_tests::apiserver::FakeApiServer;
 use multus_tests::harness::netns::{Netns, Veth};
-use multus_tests::harness::process::{install_cni_binaries, workspace_binary};
+use multus_tests::harness::process::{install_cni_binaries, run_plugin, workspace_binary};
 use serde_json::{Value, json};
 
 pub const PLUGINS: &str = "/usr/lib/cni";
@@ -327,25 +326,16 @@ pub fn run_multus(binary: &Path, command: &str, pod: &PodHandle, config: &Value)
         "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={};K8S_POD_UID={}",
         pod.namespace, pod.name, pod.container_id, pod.uid
     );
-    let mut child = Command::new(binary)
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", &pod.container_id)
-        .env("CNI_NETNS", pod.netns.path())
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_ARGS", args)
-        .env("CNI_PATH", PLUGINS)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(config.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let netns = pod.netns.path();
+    let env = [
+        ("CNI_COMMAND", command),
+        ("CNI_CONTAINERID", pod.container_id.as_str()),
+        ("CNI_NETNS", netns.as_str()),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_ARGS", args.as_str()),
+        ("CNI_PATH", PLUGINS),
+    ];
+    let out = run_plugin(binary, &env, config.to_string().as_bytes()).unwrap();
     Outcome {
         success: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
