@@ -74,15 +74,28 @@ pub fn from_daemon(command: &str, version: &str, status: u16, body: &[u8]) -> Pr
                 success: true,
             };
         }
-        return match answer.as_ref().and_then(|a| a.get("printed")?.as_str()) {
-            Some(printed) => Printed {
+        if let Some(printed) = answer.as_ref().and_then(|a| a.get("printed")?.as_str()) {
+            return Printed {
                 stdout: printed.to_string(),
                 success: true,
-            },
-            None => error(
+            };
+        }
+        // A daemon without `printed` (upstream's) answers a 1.0.0 result: printable as it is
+        // for configs of 1.0.0 and later, whose results have the same shape.
+        return match answer.and_then(|mut a| a.get_mut("Result").map(Value::take)) {
+            Some(Value::Object(mut result)) if matches!(version, "1.0.0" | "1.1.0") => {
+                result.insert("cniVersion".into(), Value::from(version));
+                Printed {
+                    stdout: Value::Object(result).to_string(),
+                    success: true,
+                }
+            }
+            _ => error(
                 version,
                 PLUGIN_FAILED,
-                "multus daemon answered ADD without a printed result",
+                &format!(
+                    "multus daemon answered ADD without a result printed for cniVersion {version}"
+                ),
             ),
         };
     }
@@ -127,9 +140,18 @@ mod tests {
                 success: true
             }
         );
-        let old_daemon = from_daemon("ADD", "1.0.0", 200, br#"{"Result":{}}"#);
-        assert!(!old_daemon.success);
-        assert_eq!(parsed(&old_daemon)["code"], 100);
+        let upstream = br#"{"Result":{"cniVersion":"1.0.0","ips":[]}}"#;
+        let printable = from_daemon("ADD", "1.1.0", 200, upstream);
+        assert!(printable.success);
+        assert_eq!(parsed(&printable), json!({"cniVersion":"1.1.0","ips":[]}));
+        let older = from_daemon("ADD", "0.4.0", 200, upstream);
+        assert!(!older.success);
+        assert_eq!(parsed(&older)["code"], 100);
+        assert!(
+            from_daemon("ADD", "1.0.0", 200, b"{}")
+                .stdout
+                .contains("cniVersion 1.0.0")
+        );
     }
 
     #[test]
