@@ -116,9 +116,9 @@ fn run(process: &Process) -> Printed {
             .find(|(k, _)| *k == name)
             .map(|(_, v)| *v)
     };
-    let config_bytes = match read_all(stdin()) {
-        Ok(bytes) => bytes,
-        Err(e) => {
+    let config_bytes = match read_to_end(stdin()) {
+        (bytes, None) => bytes,
+        (_, Some(e)) => {
             let message = format!(
                 "reading the network configuration from stdin: {}",
                 errno_text(e)
@@ -149,16 +149,16 @@ fn run(process: &Process) -> Printed {
     let request = http::post_cni(&request::body(process.env.iter().copied(), &config_bytes));
     // A daemon that refuses the call (overloaded, a body too large) may answer and close before
     // it has read all of it: the send then fails, and the answer is still there to read.
+    // An error after part of the answer arrived (ECONNRESET when the daemon closed without
+    // reading all of the request) ends it: the parser judges what came.
     let sent = send_all(stream.as_fd(), &request);
-    let response = read_answer(stream.as_fd());
+    let (response, cut) = read_to_end(stream.as_fd());
     drop(stream);
-    let response = match (response, sent) {
-        (Ok(bytes), _) if !bytes.is_empty() => bytes,
-        (Ok(_), Err(e)) | (Err(e), _) => {
-            return answer::unreachable(version, &socket, &errno_text(e));
-        }
-        (Ok(bytes), Ok(())) => bytes,
-    };
+    if response.is_empty()
+        && let Some(e) = sent.err().or(cut)
+    {
+        return answer::unreachable(version, &socket, &errno_text(e));
+    }
     match http::parse_response(&response) {
         Ok((status, body)) => answer::from_daemon(command, version, status, body),
         Err(what) => answer::unreachable(version, &socket, &format!("the daemon's answer: {what}")),
@@ -279,33 +279,17 @@ fn sibling_multus() -> io::Result<CString> {
     CString::new(path).map_err(|_| Errno::INVAL)
 }
 
-fn read_all(fd: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
+/// Everything `fd` gives until its end, and the error that cut it short, if one did.
+fn read_to_end(fd: BorrowedFd<'_>) -> (Vec<u8>, Option<Errno>) {
     let mut bytes = Vec::with_capacity(16 * 1024);
     loop {
         if bytes.len() == bytes.capacity() {
             bytes.reserve(bytes.capacity());
         }
         match rustix::io::read(fd, spare_capacity(&mut bytes)) {
-            Ok(0) => return Ok(bytes),
+            Ok(0) => return (bytes, None),
             Ok(_) | Err(Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// The daemon's whole answer. An error after part of it arrived (ECONNRESET when the daemon
-/// closed without reading all of the request) ends it: the parser judges what came.
-fn read_answer(fd: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::with_capacity(4096);
-    loop {
-        if bytes.len() == bytes.capacity() {
-            bytes.reserve(bytes.capacity());
-        }
-        match rustix::io::read(fd, spare_capacity(&mut bytes)) {
-            Ok(0) => return Ok(bytes),
-            Ok(_) | Err(Errno::INTR) => {}
-            Err(_) if !bytes.is_empty() => return Ok(bytes),
-            Err(e) => return Err(e),
+            Err(e) => return (bytes, Some(e)),
         }
     }
 }
