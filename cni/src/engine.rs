@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::task::Poll;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -296,11 +297,23 @@ impl Engine {
 
         let mut statuses: Vec<NetworkStatus> = Vec::new();
         let mut master: Option<CniResult> = None;
+        // The attachment whose result record is still to be written: it is written while the
+        // next attachment's plugin runs, off the ADD's path (the delegate list already names it
+        // for a DEL after a crash).
+        let mut unrecorded: Option<(&Delegate, CniResult)> = None;
         for (i, d) in list.delegates.iter().enumerate() {
-            let added = self.add_one(call, d, kube.zip(pod.as_ref())).await;
-            let result = match added {
+            let previous = unrecorded.take();
+            let (added, recorded) = self
+                .add_recording(call, d, kube.zip(pod.as_ref()), previous.as_ref())
+                .await;
+            let failed = match (added, recorded) {
+                (Ok(r), Ok(())) => Ok(r),
+                (Err(source), _) => Err((d, source)),
+                (Ok(_), Err(source)) => Err((previous.map_or(d, |(p, _)| p), source)),
+            };
+            let result = match failed {
                 Ok(r) => r,
-                Err(source) => {
+                Err((d, source)) => {
                     self.rollback(call, &list.delegates[..=i], &pod_ref).await;
                     return Err(Error::attachment(
                         Error::AddNetwork,
@@ -311,6 +324,7 @@ impl Engine {
                     ));
                 }
             };
+            unrecorded = Some((d, result.clone()));
             let device_info = d
                 .devinfo_file
                 .as_ref()
@@ -325,6 +339,20 @@ impl Engine {
             if d.is_master() {
                 master = Some(result);
             }
+        }
+        if let Some((d, result)) = unrecorded
+            && let Err(source) =
+                call.cache
+                    .write_result(d, &inv.container_id, &inv.netns, Some(&result))
+        {
+            self.rollback(call, &list.delegates, &pod_ref).await;
+            return Err(Error::attachment(
+                Error::AddNetwork,
+                &pod_ref,
+                &d.status_name,
+                &d.ifname,
+                source,
+            ));
         }
 
         if let (Some(kube), Some(_)) = (kube, &pod) {
@@ -343,10 +371,51 @@ impl Engine {
         Ok(master.unwrap_or_else(|| CniResult::new(call.version)))
     }
 
+    /// ADD `d` and, once its first plugin has been started, write the result record of
+    /// `previous` (whose plugins have all exited) while it runs. Returns both outcomes.
+    async fn add_recording(
+        &self,
+        call: &Call<'_>,
+        d: &Delegate,
+        api: Option<(&Kube, &Pod)>,
+        previous: Option<&(&Delegate, CniResult)>,
+    ) -> (Result<CniResult>, Result<()>) {
+        let Some((done, result)) = previous else {
+            return (self.add_unrecorded(call, d, api).await, Ok(()));
+        };
+        let mut adding = std::pin::pin!(self.add_unrecorded(call, d, api));
+        // Nothing awaits before the plugin is spawned: the first poll starts it (and returns
+        // once it waits for the plugin, or with the outcome of a failure before that).
+        let first = std::future::poll_fn(|cx| Poll::Ready(adding.as_mut().poll(cx))).await;
+        let inv = call.inv;
+        let recorded = call
+            .cache
+            .write_result(done, &inv.container_id, &inv.netns, Some(result));
+        let added = match first {
+            Poll::Ready(outcome) => outcome,
+            Poll::Pending => adding.await,
+        };
+        (added, recorded)
+    }
+
     /// ADD one attachment the caller has already recorded (in the delegate list; a hot-plug into
     /// a container without one, by its result record), so a DEL after a crash mid-ADD finds it;
     /// `api` is where its `AddedInterface` event goes.
     async fn add_one(
+        &self,
+        call: &Call<'_>,
+        d: &Delegate,
+        api: Option<(&Kube, &Pod)>,
+    ) -> Result<CniResult> {
+        let result = self.add_unrecorded(call, d, api).await?;
+        let inv = call.inv;
+        call.cache
+            .write_result(d, &inv.container_id, &inv.netns, Some(&result))?;
+        Ok(result)
+    }
+
+    /// [`Engine::add_one`] but for its result record, which the caller writes.
+    async fn add_unrecorded(
         &self,
         call: &Call<'_>,
         d: &Delegate,
@@ -358,8 +427,6 @@ impl Engine {
         let rt = runtime_conf(inv, d);
         let mut result = self.runner(call).add(&list, &rt).await?;
         self.default_routes(inv, d, &mut result)?;
-        call.cache
-            .write_result(d, &inv.container_id, &inv.netns, Some(&result))?;
         if let Some((kube, pod)) = api
             && (!result.interfaces.is_empty() || !result.ips.is_empty())
         {
@@ -433,8 +500,14 @@ impl Engine {
     ) -> Result<()> {
         let inv = call.inv;
         let mut errors = Vec::new();
+        let failed = |d: &Delegate, source| {
+            Error::attachment(Error::DelNetwork, pod, &d.status_name, &d.ifname, source)
+        };
+        // The attachment released last, whose files are still to be removed: they are removed
+        // while the next attachment's plugin runs, off the DEL's path.
+        let mut released: Option<&Delegate> = None;
         for d in delegates {
-            let outcome = async {
+            let mut deleting = std::pin::pin!(async {
                 let list = parse_delegate(d)?;
                 let cached = call
                     .cache
@@ -443,25 +516,39 @@ impl Engine {
                     .flatten()
                     .and_then(|r| r.cached_result());
                 let rt = runtime_conf(inv, d);
-                self.runner(call).del(&list, &rt, cached.as_ref()).await?;
-                call.cache.remove_result(d, &inv.container_id)?;
-                if let Some(f) = &d.devinfo_file {
-                    let _ = std::fs::remove_file(f);
-                }
-                Ok::<(), Error>(())
+                self.runner(call).del(&list, &rt, cached.as_ref()).await
+            });
+            // Nothing awaits before the first plugin is spawned: the first poll starts it.
+            let first = std::future::poll_fn(|cx| Poll::Ready(deleting.as_mut().poll(cx))).await;
+            if let Some(done) = released.take()
+                && let Err(source) = Self::remove_files(call, done)
+            {
+                errors.push(failed(done, source));
             }
-            .await;
-            if let Err(source) = outcome {
-                errors.push(Error::attachment(
-                    Error::DelNetwork,
-                    pod,
-                    &d.status_name,
-                    &d.ifname,
-                    source,
-                ));
+            let outcome = match first {
+                Poll::Ready(outcome) => outcome,
+                Poll::Pending => deleting.await,
+            };
+            match outcome {
+                Ok(()) => released = Some(d),
+                Err(source) => errors.push(failed(d, source)),
             }
         }
+        if let Some(done) = released
+            && let Err(source) = Self::remove_files(call, done)
+        {
+            errors.push(failed(done, source));
+        }
         several(errors)
+    }
+
+    /// The files of an attachment whose DEL succeeded: its result record and device info.
+    fn remove_files(call: &Call<'_>, d: &Delegate) -> Result<()> {
+        call.cache.remove_result(d, &call.inv.container_id)?;
+        if let Some(f) = &d.devinfo_file {
+            let _ = std::fs::remove_file(f);
+        }
+        Ok(())
     }
 
     async fn del(&self, call: &Call<'_>) -> Result<()> {

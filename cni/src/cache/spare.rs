@@ -89,14 +89,23 @@ impl Spares {
 
     /// Put the content written at `tmp` in place at `path`. When `path` already exists the two
     /// are exchanged and its old inode is kept as a spare instead of being freed.
+    ///
+    /// A new file is the usual case (an ADD's list and records; DEL moved the old ones here), so
+    /// the rename that refuses to replace is tried first: one system call for it.
     pub fn replace(&self, tmp: &Path, path: &Path) -> io::Result<()> {
+        match renameat_with(CWD, tmp, CWD, path, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(e) if e == rustix::io::Errno::EXIST => {}
+            // A filesystem without renameat2's flags: a plain rename is still atomic.
+            Err(_) => return fs::rename(tmp, path),
+        }
         match renameat_with(CWD, tmp, CWD, path, RenameFlags::EXCHANGE) {
             Ok(()) => {
                 // The new content is in place; failing to keep the old inode loses nothing.
                 let _ = self.remove(tmp);
                 Ok(())
             }
-            // No file at `path` yet (ENOENT), or a filesystem that cannot exchange.
+            // Removed meanwhile (ENOENT), or a filesystem that cannot exchange.
             Err(_) => fs::rename(tmp, path),
         }
     }
