@@ -9,6 +9,8 @@
 //! cargo build --release --manifest-path cni/shim/Cargo.toml    # multus-shim, for thick and burst
 //! cargo bench -p multus-cni --bench round   # ROUNDS=100 (default): sample size; MODES=alone,engine,thin,thick,burst,startup;
 //!                                          # MULTUS_BIN / MULTUS_SHIM_BIN=path: other builds
+//!                                          # BENCH_TRACE=path: the in-process engine's and the
+//!                                          # daemon's debug log, with timestamps, to a file
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -205,6 +207,14 @@ fn installed(binary: &Path, dir: &Path, name: &str) -> PathBuf {
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
+    }
+    if let Ok(path) = std::env::var("BENCH_TRACE") {
+        let file = std::fs::File::create(path).unwrap();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .init();
     }
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         println!("load average: {}", load.trim());
