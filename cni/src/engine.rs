@@ -308,8 +308,19 @@ impl Engine {
                 .await;
             let failed = match (added, recorded) {
                 (Ok(r), Ok(())) => Ok(r),
-                (Err(source), _) => Err((d, source)),
-                (Ok(_), Err(source)) => Err((previous.map_or(d, |(p, _)| p), source)),
+                (Err(source), recorded) => {
+                    if let Err(e) = recorded {
+                        tracing::warn!(error = %e, "writing the previous attachment's record");
+                    }
+                    Err((d, source))
+                }
+                (Ok(r), Err(source)) => {
+                    // `d` was added: its record gives the rollback's DEL its prevResult.
+                    let _ = call
+                        .cache
+                        .write_result(d, &inv.container_id, &inv.netns, Some(&r));
+                    Err((previous.map_or(d, |(p, _)| p), source))
+                }
             };
             let result = match failed {
                 Ok(r) => r,
@@ -341,9 +352,7 @@ impl Engine {
             }
         }
         if let Some((d, result)) = unrecorded
-            && let Err(source) =
-                call.cache
-                    .write_result(d, &inv.container_id, &inv.netns, Some(&result))
+            && let Err(source) = self.record(call, d, &result, kube.zip(pod.as_ref())).await
         {
             self.rollback(call, &list.delegates, &pod_ref).await;
             return Err(Error::attachment(
@@ -371,8 +380,8 @@ impl Engine {
         Ok(master.unwrap_or_else(|| CniResult::new(call.version)))
     }
 
-    /// ADD `d` and, once its first plugin has been started, write the result record of
-    /// `previous` (whose plugins have all exited) while it runs. Returns both outcomes.
+    /// ADD `d` and, once its first plugin has been started, record `previous` (whose plugins
+    /// have all exited: [`Engine::record`]) while it runs. Returns both outcomes.
     async fn add_recording(
         &self,
         call: &Call<'_>,
@@ -381,16 +390,13 @@ impl Engine {
         previous: Option<&(&Delegate, CniResult)>,
     ) -> (Result<CniResult>, Result<()>) {
         let Some((done, result)) = previous else {
-            return (self.add_unrecorded(call, d, api).await, Ok(()));
+            return (self.add_unrecorded(call, d).await, Ok(()));
         };
-        let mut adding = std::pin::pin!(self.add_unrecorded(call, d, api));
+        let mut adding = std::pin::pin!(self.add_unrecorded(call, d));
         // Nothing awaits before the plugin is spawned: the first poll starts it (and returns
         // once it waits for the plugin, or with the outcome of a failure before that).
         let first = std::future::poll_fn(|cx| Poll::Ready(adding.as_mut().poll(cx))).await;
-        let inv = call.inv;
-        let recorded = call
-            .cache
-            .write_result(done, &inv.container_id, &inv.netns, Some(result));
+        let recorded = self.record(call, done, result, api).await;
         let added = match first {
             Poll::Ready(outcome) => outcome,
             Poll::Pending => adding.await,
@@ -407,26 +413,34 @@ impl Engine {
         d: &Delegate,
         api: Option<(&Kube, &Pod)>,
     ) -> Result<CniResult> {
-        let result = self.add_unrecorded(call, d, api).await?;
-        let inv = call.inv;
-        call.cache
-            .write_result(d, &inv.container_id, &inv.netns, Some(&result))?;
+        let result = self.add_unrecorded(call, d).await?;
+        self.record(call, d, &result, api).await?;
         Ok(result)
     }
 
-    /// [`Engine::add_one`] but for its result record, which the caller writes.
-    async fn add_unrecorded(
-        &self,
-        call: &Call<'_>,
-        d: &Delegate,
-        api: Option<(&Kube, &Pod)>,
-    ) -> Result<CniResult> {
+    /// [`Engine::add_one`] but for its result record and event ([`Engine::record`]), which the
+    /// caller makes.
+    async fn add_unrecorded(&self, call: &Call<'_>, d: &Delegate) -> Result<CniResult> {
         let inv = call.inv;
         let list = parse_delegate(d)?;
         copy_device_info(&self.options.devinfo_dir, d);
         let rt = runtime_conf(inv, d);
         let mut result = self.runner(call).add(&list, &rt).await?;
         self.default_routes(inv, d, &mut result)?;
+        Ok(result)
+    }
+
+    /// Write `d`'s result record, then tell the pod (`AddedInterface`, when `api` is given).
+    async fn record(
+        &self,
+        call: &Call<'_>,
+        d: &Delegate,
+        result: &CniResult,
+        api: Option<(&Kube, &Pod)>,
+    ) -> Result<()> {
+        let inv = call.inv;
+        call.cache
+            .write_result(d, &inv.container_id, &inv.netns, Some(result))?;
         if let Some((kube, pod)) = api
             && (!result.interfaces.is_empty() || !result.ips.is_empty())
         {
@@ -439,7 +453,7 @@ impl Engine {
             );
             kube.event(pod, false, "AddedInterface", &msg).await;
         }
-        Ok(result)
+        Ok(())
     }
 
     /// Default-route handling after a delegate's ADD (multus-spec §3.6): drop the default routes

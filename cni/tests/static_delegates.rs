@@ -283,3 +283,48 @@ fn gc_keeps_attachments_a_delegate_list_names_before_their_record() {
     kept.sort();
     assert_eq!(kept, ["gc-a/eth0", "gc-b/eth0"], "{request}");
 }
+
+#[test]
+fn a_record_that_cannot_be_written_fails_the_add_and_rolls_back_every_attachment() {
+    let _g = setup("sd-rec", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls");
+    // Records every call; ADD answers a result naming the interface.
+    let bin = script_plugin(
+        dir.path(),
+        "rec",
+        &format!(
+            "cat >/dev/null; echo \"$CNI_COMMAND $CNI_IFNAME\" >>{}\n\
+             [ \"$CNI_COMMAND\" = ADD ] && \
+             echo \"{{\\\"cniVersion\\\":\\\"1.0.0\\\",\\\"interfaces\\\":[{{\\\"name\\\":\\\"$CNI_IFNAME\\\"}}]}}\"\n\
+             exit 0\n",
+            calls.display()
+        ),
+    );
+    let cache = dir.path().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    // A file where the records' directory goes: no record can be written.
+    std::fs::write(cache.join("results"), b"not a directory").unwrap();
+    let config = json!({
+        "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus",
+        "cniDir": cache, "binDir": bin,
+        "delegates": [
+            {"cniVersion":"1.0.0","name":"rec-first","type":"rec"},
+            {"cniVersion":"1.0.0","name":"rec-second","type":"rec"}
+        ]
+    });
+    let (ok, out) = multus("ADD", "sd-rec", "rec-c1", &config);
+    assert!(!ok, "{out}");
+    let err: Value = serde_json::from_str(&out).unwrap();
+    let msg = err["msg"].as_str().unwrap();
+    // The first attachment's record is written while the second's plugin runs, and fails.
+    assert!(msg.contains("rec-first") && msg.contains("eth0"), "{msg}");
+    // Both were added; both are deleted, newest first; the delegate list is gone.
+    let log = std::fs::read_to_string(&calls).unwrap();
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        ["ADD eth0", "ADD net1", "DEL net1", "DEL eth0"],
+        "{log}"
+    );
+    assert!(!cache.join("rec-c1").exists(), "the delegate list is left");
+}

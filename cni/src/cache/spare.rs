@@ -134,12 +134,12 @@ impl Spares {
                     }
                     return Ok(());
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) if absent(&e) => return Ok(()),
                 Err(_) => {}
             }
         }
         match fs::remove_file(path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            Err(e) if !absent(&e) => Err(e),
             _ => Ok(()),
         }
     }
@@ -179,6 +179,15 @@ fn open_spare(tmp: &Path) -> Option<File> {
         return None;
     }
     Some(file)
+}
+
+/// The error of a file that is not there: missing, or under a path that is not a directory
+/// (no file can be).
+fn absent(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
 }
 
 #[cfg(test)]
