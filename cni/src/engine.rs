@@ -325,14 +325,8 @@ impl Engine {
             let result = match failed {
                 Ok(r) => r,
                 Err((d, source)) => {
-                    self.rollback(call, &list.delegates[..=i], &pod_ref).await;
-                    return Err(Error::attachment(
-                        Error::AddNetwork,
-                        &pod_ref,
-                        &d.status_name,
-                        &d.ifname,
-                        source,
-                    ));
+                    let added = &list.delegates[..=i];
+                    return Err(self.roll_back_add(call, added, &pod_ref, d, source).await);
                 }
             };
             unrecorded = Some((d, result.clone()));
@@ -354,14 +348,8 @@ impl Engine {
         if let Some((d, result)) = unrecorded
             && let Err(source) = self.record(call, d, &result, kube.zip(pod.as_ref())).await
         {
-            self.rollback(call, &list.delegates, &pod_ref).await;
-            return Err(Error::attachment(
-                Error::AddNetwork,
-                &pod_ref,
-                &d.status_name,
-                &d.ifname,
-                source,
-            ));
+            let added = &list.delegates;
+            return Err(self.roll_back_add(call, added, &pod_ref, d, source).await);
         }
 
         if let (Some(kube), Some(_)) = (kube, &pod) {
@@ -378,6 +366,26 @@ impl Engine {
             }
         }
         Ok(master.unwrap_or_else(|| CniResult::new(call.version)))
+    }
+
+    /// An ADD that failed at `failed`: delete what it `added` (newest first) and return the
+    /// error that names the attachment.
+    async fn roll_back_add(
+        &self,
+        call: &Call<'_>,
+        added: &[Delegate],
+        pod: &PodRef,
+        failed: &Delegate,
+        source: Error,
+    ) -> Error {
+        self.rollback(call, added, pod).await;
+        Error::attachment(
+            Error::AddNetwork,
+            pod,
+            &failed.status_name,
+            &failed.ifname,
+            source,
+        )
     }
 
     /// ADD `d` and, once its first plugin has been started, record `previous` (whose plugins
