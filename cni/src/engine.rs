@@ -397,19 +397,13 @@ impl Engine {
         api: Option<(&Kube, &Pod)>,
         previous: Option<&(&Delegate, CniResult)>,
     ) -> (Result<CniResult>, Result<()>) {
-        let Some((done, result)) = previous else {
-            return (self.add_unrecorded(call, d).await, Ok(()));
+        let recording = async {
+            match previous {
+                Some((done, result)) => self.record(call, done, result, api).await,
+                None => Ok(()),
+            }
         };
-        let mut adding = std::pin::pin!(self.add_unrecorded(call, d));
-        // Nothing awaits before the plugin is spawned: the first poll starts it (and returns
-        // once it waits for the plugin, or with the outcome of a failure before that).
-        let first = std::future::poll_fn(|cx| Poll::Ready(adding.as_mut().poll(cx))).await;
-        let recorded = self.record(call, done, result, api).await;
-        let added = match first {
-            Poll::Ready(outcome) => outcome,
-            Poll::Pending => adding.await,
-        };
-        (added, recorded)
+        alongside(self.add_unrecorded(call, d), recording).await
     }
 
     /// ADD one attachment the caller has already recorded (in the delegate list; a hot-plug into
@@ -529,7 +523,7 @@ impl Engine {
         // while the next attachment's plugin runs, off the DEL's path.
         let mut released: Option<&Delegate> = None;
         for d in delegates {
-            let mut deleting = std::pin::pin!(async {
+            let deleting = async {
                 let list = parse_delegate(d)?;
                 let cached = call
                     .cache
@@ -539,18 +533,13 @@ impl Engine {
                     .and_then(|r| r.cached_result());
                 let rt = runtime_conf(inv, d);
                 self.runner(call).del(&list, &rt, cached.as_ref()).await
-            });
-            // Nothing awaits before the first plugin is spawned: the first poll starts it.
-            let first = std::future::poll_fn(|cx| Poll::Ready(deleting.as_mut().poll(cx))).await;
-            if let Some(done) = released.take()
-                && let Err(source) = Self::remove_files(call, done)
-            {
+            };
+            let done = released.take();
+            let removing = async { done.map(|done| (done, Self::remove_files(call, done))) };
+            let (outcome, removed) = alongside(deleting, removing).await;
+            if let Some((done, Err(source))) = removed {
                 errors.push(failed(done, source));
             }
-            let outcome = match first {
-                Poll::Ready(outcome) => outcome,
-                Poll::Pending => deleting.await,
-            };
             match outcome {
                 Ok(()) => released = Some(d),
                 Err(source) => errors.push(failed(d, source)),
@@ -737,7 +726,7 @@ impl Engine {
             call.cache.remove_list(cid)?;
         }
         // Plugin-level GC, once per network, with the attachments that remain.
-        let mut networks: BTreeMap<String, (NetworkConfigList, Vec<(String, String)>)> =
+        let mut networks: BTreeMap<String, (NetworkConfigList, BTreeSet<(String, String)>)> =
             BTreeMap::new();
         let mut remaining: Vec<(String, Delegate)> = call
             .cache
@@ -756,17 +745,15 @@ impl Engine {
             let Ok(list) = parse_delegate(&d) else {
                 continue;
             };
-            let attachments = &mut networks
+            networks
                 .entry(list.name().to_owned())
-                .or_insert_with(|| (list, Vec::new()))
-                .1;
-            let attachment = (cid, d.ifname);
-            if !attachments.contains(&attachment) {
-                attachments.push(attachment);
-            }
+                .or_insert_with(|| (list, BTreeSet::new()))
+                .1
+                .insert((cid, d.ifname));
         }
         for (list, attachments) in networks.values() {
-            if let Err(e) = self.runner(call).gc(list, attachments).await {
+            let attachments: Vec<(String, String)> = attachments.iter().cloned().collect();
+            if let Err(e) = self.runner(call).gc(list, &attachments).await {
                 errors.push(e);
             }
         }
@@ -783,6 +770,20 @@ impl Engine {
         };
         self.runner(call).status(&parse_delegate(master)?).await
     }
+}
+
+/// Run `work` while `plugin` runs: poll `plugin` once — an engine step whose plugin process is
+/// spawned before anything in it awaits, so the first poll starts it — then finish `work`,
+/// then wait for the plugin. File work for the attachment before thus costs the call nothing.
+async fn alongside<P: Future, W: Future>(plugin: P, work: W) -> (P::Output, W::Output) {
+    let mut plugin = std::pin::pin!(plugin);
+    let first = std::future::poll_fn(|cx| Poll::Ready(plugin.as_mut().poll(cx))).await;
+    let done = work.await;
+    let outcome = match first {
+        Poll::Ready(outcome) => outcome,
+        Poll::Pending => plugin.await,
+    };
+    (outcome, done)
 }
 
 fn reversed(delegates: &[Delegate]) -> Vec<Delegate> {
