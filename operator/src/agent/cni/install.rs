@@ -62,4 +62,17 @@ mod tests {
         assert!(!install_binary(&src, &bin, "multus").unwrap());
         assert_eq!(std::fs::read_dir(&bin).unwrap().count(), 1);
     }
+
+    #[test]
+    fn a_missing_source_names_both_paths_and_installs_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("opt/cni/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let missing = tmp.path().join("no-such-multus-shim");
+        let e = install_binary(&missing, &bin, "multus-shim").unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("no-such-multus-shim"), "{text}");
+        assert!(text.contains("opt/cni/bin/multus-shim"), "{text}");
+        assert_eq!(std::fs::read_dir(&bin).unwrap().count(), 0);
+    }
 }
