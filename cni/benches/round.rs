@@ -7,7 +7,7 @@
 //! ```text
 //! cargo build --release -p multus-cni --bin multus
 //! cargo build --release --manifest-path cni/shim/Cargo.toml    # multus-shim, for thick and burst
-//! cargo bench -p multus-cni --bench round   # ROUNDS=100 (default): sample size; MODES=alone,engine,thin,thick,burst,startup;
+//! cargo bench -p multus-cni --bench round   # ROUNDS=100 (default): sample size; MODES=alone,engine,thin,thick,burst,firstexec,startup;
 //!                                          # MULTUS_BIN / MULTUS_SHIM_BIN=path: other builds
 //!                                          # BENCH_TRACE=path: the in-process engine's and the
 //!                                          # daemon's debug log, with timestamps, to a file
@@ -130,7 +130,7 @@ fn peak_rss_mib() -> f64 {
     kb / 1024.0
 }
 
-/// Whether `MODES` (a comma list of alone, engine, thin, thick, burst, startup; all when unset)
+/// Whether `MODES` (a comma list of alone, engine, thin, thick, burst, firstexec, startup; all when unset)
 /// asks for `mode`.
 fn wants(mode: &str) -> bool {
     std::env::var("MODES").map_or(true, |m| m.split(',').any(|x| x.trim() == mode))
@@ -433,6 +433,15 @@ fn main() {
     if wants("burst") {
         burst(&shim, &shim_conf);
     }
+    if wants("firstexec") {
+        let calls = [
+            ("thin ADD", &binary, "ADD", &thin_conf),
+            ("thin DEL", &binary, "DEL", &thin_conf),
+            ("thick ADD", &shim, "ADD", &shim_conf),
+            ("thick DEL", &shim, "DEL", &shim_conf),
+        ];
+        first_exec(&calls, rounds, dir.path());
+    }
     stop.send(()).unwrap();
     rt.block_on(serving).unwrap().unwrap();
     if wants("startup") {
@@ -470,6 +479,96 @@ fn burst(shim: &Path, shim_conf: &[u8]) {
         ms(burst),
         peak_rss_mib()
     );
+}
+
+/// One kind of call for [`first_exec`]: its label, the binary the runtime runs, the CNI command
+/// and the config.
+type Call<'a> = (&'a str, &'a PathBuf, &'a str, &'a Vec<u8>);
+
+/// From the exec of the binary the runtime runs (`multus`, or `multus-shim` in thick mode) to the
+/// exec of the first delegate, from the kernel's `sched_process_exec` tracepoint. The tracing is
+/// system-wide (`perf trace -a`) because in thick mode the daemon, not the process the runtime
+/// started, runs the delegates. The calls are interleaved round by round so every kind sees the
+/// same machine load.
+fn first_exec(calls: &[Call<'_>], rounds: usize, dir: &Path) {
+    let trace = dir.join("exec-trace");
+    let mut perf = Command::new("perf")
+        .args([
+            "trace",
+            "-a",
+            "--no-syscalls",
+            "-e",
+            "sched:sched_process_exec",
+            "-o",
+        ])
+        .arg(&trace)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("perf (apt-get install linux-perf)");
+    // perf writes its file only when it stops, so readiness cannot be polled: wait, then exec a
+    // marker that must appear before the first measured call, or the figures are refused.
+    std::thread::sleep(Duration::from_secs(2));
+    let marker = dir.join("perf-ready");
+    std::fs::copy("/bin/true", &marker).unwrap();
+    Command::new(&marker).status().unwrap();
+    for r in 0..rounds {
+        for (label, binary, command, config) in calls {
+            let cid = format!("fe{r}-{}", &label[..label.find(' ').unwrap()]);
+            run(binary, command, "bn-pod", &cid, config);
+        }
+    }
+    Command::new("kill")
+        .args(["-INT", &perf.id().to_string()])
+        .status()
+        .unwrap();
+    perf.wait().unwrap();
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let execs: Vec<(f64, &str)> = text
+        .lines()
+        .filter_map(|l| {
+            let t = l.split_whitespace().next()?.parse().ok()?;
+            let file = l.split("filename: \"").nth(1)?.split('"').next()?;
+            Some((t, file))
+        })
+        .collect();
+    let marker = marker.to_string_lossy();
+    let ours: Vec<String> = calls
+        .iter()
+        .map(|(_, b, _, _)| b.to_string_lossy().into_owned())
+        .collect();
+    let ours_from = execs.iter().position(|(_, f)| ours.iter().any(|o| o == f));
+    let marked = execs.iter().position(|(_, f)| *f == marker);
+    assert!(
+        marked.is_some() && marked < ours_from,
+        "perf was not tracing yet when the first call ran"
+    );
+    // Each started binary, then the next exec of a delegate: one figure per call, in order.
+    let mut figures: Vec<f64> = Vec::new();
+    let mut started: Option<f64> = None;
+    for (t, file) in execs {
+        if ours.iter().any(|o| o == file) {
+            assert!(started.is_none(), "a call ran no delegate");
+            started = Some(t);
+        } else if let Some(s) = started.filter(|_| file.starts_with(PLUGINS)) {
+            figures.push(t - s);
+            started = None;
+        }
+    }
+    assert_eq!(figures.len(), rounds * calls.len(), "calls timed");
+    for (i, (label, ..)) in calls.iter().enumerate() {
+        let mut v: Vec<f64> = figures
+            .iter()
+            .skip(i)
+            .step_by(calls.len())
+            .copied()
+            .collect();
+        v.sort_by(f64::total_cmp);
+        println!(
+            "exec of the binary → exec of its first delegate, {label:<9} p50 {:.3} ms  p90 {:.3} ms",
+            pct(&v, 0.5),
+            pct(&v, 0.9)
+        );
+    }
 }
 
 /// Start-up: `multus` and `multus-shim` answering VERSION, against /bin/true.
