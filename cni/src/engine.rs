@@ -291,9 +291,26 @@ impl Engine {
         }
         // Refuse interface names already taken in the pod before anything runs (one visit of the
         // namespace for all attachments; their names are distinct, checked by resolve).
-        refuse_taken_ifnames(inv, &delegates, &pod_ref, self.options.netns_visit)?;
+        let check = start_ifname_check(inv, &delegates, self.options.netns_visit)?;
         let list = DelegateList::new(&inv.container_id, &inv.netns, inv.pod(), delegates);
-        call.cache.write_list(&list)?;
+        if check.runs_alongside() {
+            // The check visits the namespace from its own thread (the daemon): the list is
+            // written meanwhile, and taken back if the check refuses, which leaves the cache as
+            // a refusal before the write does.
+            let written = call.cache.write_list(&list);
+            if let Err(refused) = judge_ifnames(check, inv, &list.delegates, &pod_ref) {
+                if written.is_ok()
+                    && let Err(e) = call.cache.remove_list(&inv.container_id)
+                {
+                    tracing::warn!(error = %e, "removing the delegate list of a refused ADD");
+                }
+                return Err(refused);
+            }
+            written?;
+        } else {
+            judge_ifnames(check, inv, &list.delegates, &pod_ref)?;
+            call.cache.write_list(&list)?;
+        }
 
         let mut statuses: Vec<NetworkStatus> = Vec::new();
         let mut master: Option<CniResult> = None;
@@ -862,12 +879,28 @@ fn refuse_taken_ifnames(
     pod_ref: &PodRef,
     visit: netns::Visit,
 ) -> Result<()> {
+    let check = start_ifname_check(inv, delegates, visit)?;
+    judge_ifnames(check, inv, delegates, pod_ref)
+}
+
+/// Start looking for the attachments' interface names in the pod's namespace.
+fn start_ifname_check(
+    inv: &Invocation,
+    delegates: &[Delegate],
+    visit: netns::Visit,
+) -> Result<netns::LinkCheck> {
     let names: Vec<String> = delegates.iter().map(|d| d.ifname.clone()).collect();
-    let taken =
-        netns::existing_links(&inv.netns, &names, visit).map_err(|source| Error::Netns {
-            netns: inv.netns.clone(),
-            source,
-        })?;
+    netns::LinkCheck::start(&inv.netns, &names, visit).map_err(|source| netns_error(inv, source))
+}
+
+/// The check's answer: an error naming the first attachment whose name is taken.
+fn judge_ifnames(
+    check: netns::LinkCheck,
+    inv: &Invocation,
+    delegates: &[Delegate],
+    pod_ref: &PodRef,
+) -> Result<()> {
+    let taken = check.finish().map_err(|source| netns_error(inv, source))?;
     match delegates.iter().find(|d| taken.contains(&d.ifname)) {
         None => Ok(()),
         Some(d) => Err(Error::attachment(
@@ -883,7 +916,13 @@ fn refuse_taken_ifnames(
     }
 }
 
-/// An ADD result as printed, in the cniVersion the caller asked for.
+fn netns_error(inv: &Invocation, source: std::io::Error) -> Error {
+    Error::Netns {
+        netns: inv.netns.clone(),
+        source,
+    }
+}
+
 fn print_result(result: &CniResult, version: CniVersion) -> Result<String> {
     result
         .convert(version)

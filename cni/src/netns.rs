@@ -1,20 +1,21 @@
 //! The few things the meta-plugin does inside a pod's network namespace itself: ask whether an
 //! interface name is taken, and replace default routes (default-route handling).
 //!
-//! By default each runs on a fresh OS thread that enters the namespace with `setns` and then
-//! ends, so no thread of a pool (tokio's or the daemon's) is ever left in a pod's namespace. Route
-//! changes are made by `ip` from that thread: a child process inherits the thread's namespace.
-//! They are rare (only pods asking for `default-route`), so an exec is cheaper than a netlink
-//! stack here.
+//! No thread of a pool (tokio's or the daemon's) ever enters a pod's namespace. Route changes
+//! run on a fresh OS thread that enters the namespace with `setns` and then ends; they are made
+//! by `ip` from that thread (a child process inherits the thread's namespace). They are rare
+//! (only pods asking for `default-route`), so an exec is cheaper than a netlink stack here.
 //!
-//! The interface-name check runs on every ADD; the thin plugin, whose process serves one call,
-//! makes it from its own thread instead ([`Visit::CallingThread`]): starting and ending a thread
-//! costs more than the check itself.
+//! The interface-name check runs on every ADD. A daemon hands it to one thread kept for that
+//! ([`visitor`], [`Visit::Visitor`]) and works meanwhile; the thin plugin, whose process serves
+//! one call, makes it from its own thread ([`Visit::CallingThread`]): starting and ending a
+//! thread costs more than the check itself.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
 use std::process::Command;
+use std::sync::mpsc::Receiver;
 
 use rustix::net::{AddressFamily, SocketType, netdevice::name_to_index, socket};
 use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
@@ -33,12 +34,15 @@ fn in_netns<T: Send + 'static>(
     .map_err(|_| io::Error::other("namespace thread panicked"))?
 }
 
+mod visitor;
+
 /// Which thread visits a pod's namespace for [`existing_links`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Visit {
-    /// A new thread, which ends after the visit (a process serving many calls).
+    /// The process's visitor thread, kept between calls ([`visitor`]): a process serving many
+    /// calls, which works meanwhile.
     #[default]
-    NewThread,
+    Visitor,
     /// The calling thread, which enters the namespace and returns to its own (≈ 0.2 ms less per
     /// ADD than a new thread). Only for a process that serves one call and runs no other work on
     /// this thread meanwhile: the thin plugin. If the thread cannot return, the error says so
@@ -63,12 +67,43 @@ fn in_netns_here<T>(netns: &str, work: impl FnOnce() -> io::Result<T>) -> io::Re
 
 /// Which of `ifnames` exist in the namespace: one visit for all of them.
 pub fn existing_links(netns: &str, ifnames: &[String], visit: Visit) -> io::Result<Vec<String>> {
-    match visit {
-        Visit::NewThread => {
-            let ifnames = ifnames.to_vec();
-            in_netns(netns, move || links_among(&ifnames))
+    LinkCheck::start(netns, ifnames, visit)?.finish()
+}
+
+/// A look for interface names in a pod's namespace, started by [`LinkCheck::start`] and
+/// answered by [`LinkCheck::finish`]: with [`Visit::Visitor`] the caller can work meanwhile.
+#[derive(Debug)]
+pub enum LinkCheck {
+    /// Under way on the visitor thread.
+    Running(Receiver<visitor::Answer>),
+    /// Made on the calling thread when finished.
+    Deferred { netns: String, ifnames: Vec<String> },
+}
+
+impl LinkCheck {
+    /// Start looking for `ifnames` in `netns` (a namespace that cannot be opened fails here).
+    pub fn start(netns: &str, ifnames: &[String], visit: Visit) -> io::Result<Self> {
+        let ifnames = ifnames.to_vec();
+        match visit {
+            Visit::Visitor => Ok(Self::Running(visitor::look(File::open(netns)?, ifnames)?)),
+            Visit::CallingThread => Ok(Self::Deferred {
+                netns: netns.to_owned(),
+                ifnames,
+            }),
         }
-        Visit::CallingThread => in_netns_here(netns, || links_among(ifnames)),
+    }
+
+    /// Whether the look runs while the caller does other work.
+    pub fn runs_alongside(&self) -> bool {
+        matches!(self, Self::Running(_))
+    }
+
+    /// Which of the names the namespace has.
+    pub fn finish(self) -> io::Result<Vec<String>> {
+        match self {
+            Self::Running(answered) => visitor::answer(&answered),
+            Self::Deferred { netns, ifnames } => in_netns_here(&netns, || links_among(&ifnames)),
+        }
     }
 }
 
@@ -173,7 +208,7 @@ mod tests {
         let names = ["nsvA".to_owned(), "lo".to_owned(), "nsv-none".to_owned()];
         let home = own_namespace();
         assert_eq!(links_among(&names).unwrap(), ["lo"], "the test's own");
-        for visit in [Visit::NewThread, Visit::CallingThread] {
+        for visit in [Visit::Visitor, Visit::CallingThread] {
             assert_eq!(
                 existing_links(&ns.path(), &names, visit).unwrap(),
                 ["nsvA", "lo"],
@@ -185,5 +220,42 @@ mod tests {
         let missing = existing_links("/var/run/netns/nsv-missing", &names, Visit::CallingThread);
         assert!(missing.is_err());
         assert_eq!(own_namespace(), home);
+
+        // The visitor is one thread, kept, and back home between visits (no other test of this
+        // binary visits namespaces, so nothing moves it while this looks).
+        let kept = visitor_threads();
+        assert_eq!(kept, [home], "one visitor, at home");
+        let tid = visitor_tids();
+        for _ in 0..3 {
+            existing_links(&ns.path(), &names, Visit::Visitor).unwrap();
+        }
+        assert_eq!(visitor_tids(), tid, "the same thread serves every visit");
+        assert_eq!(visitor_threads(), [home]);
+        assert!(existing_links("/var/run/netns/nsv-missing", &names, Visit::Visitor).is_err());
+    }
+
+    /// This process's threads named `netns-visitor`.
+    fn visitor_tids() -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .map(|t| t.file_name().to_string_lossy().into_owned())
+            .filter(|tid| {
+                std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
+                    .is_ok_and(|c| c.trim() == "netns-visitor")
+            })
+            .collect()
+    }
+
+    /// The network namespace of each visitor thread.
+    fn visitor_threads() -> Vec<u64> {
+        visitor_tids()
+            .iter()
+            .map(|tid| {
+                std::fs::metadata(format!("/proc/self/task/{tid}/ns/net"))
+                    .unwrap()
+                    .ino()
+            })
+            .collect()
     }
 }
