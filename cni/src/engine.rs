@@ -536,24 +536,33 @@ impl Engine {
         let failed = |d: &Delegate, source| {
             Error::attachment(Error::DelNetwork, pod, &d.status_name, &d.ifname, source)
         };
-        // The attachment released last, whose files are still to be removed: they are removed
-        // while the next attachment's plugin runs, off the DEL's path.
+        let cached_result = |d: &Delegate| {
+            call.cache
+                .read_result(d, &inv.container_id)
+                .ok()
+                .flatten()
+                .and_then(|r| r.cached_result())
+        };
+        // While an attachment's plugin runs, the files of the one released before it are
+        // removed and the cached result of the one after it is read: off the DEL's path.
         let mut released: Option<&Delegate> = None;
-        for d in delegates {
+        let mut cached = delegates.first().and_then(cached_result);
+        for (i, d) in delegates.iter().enumerate() {
+            let prev_result = cached.take();
             let deleting = async {
                 let list = parse_delegate(d)?;
-                let cached = call
-                    .cache
-                    .read_result(d, &inv.container_id)
-                    .ok()
-                    .flatten()
-                    .and_then(|r| r.cached_result());
                 let rt = runtime_conf(inv, d);
-                self.runner(call).del(&list, &rt, cached.as_ref()).await
+                self.runner(call)
+                    .del(&list, &rt, prev_result.as_ref())
+                    .await
             };
             let done = released.take();
-            let removing = async { done.map(|done| (done, Self::remove_files(call, done))) };
-            let (outcome, removed) = alongside(deleting, removing).await;
+            let files = async {
+                let removed = done.map(|done| (done, Self::remove_files(call, done)));
+                (removed, delegates.get(i + 1).and_then(cached_result))
+            };
+            let (outcome, (removed, next)) = alongside(deleting, files).await;
+            cached = next;
             if let Some((done, Err(source))) = removed {
                 errors.push(failed(done, source));
             }

@@ -328,3 +328,48 @@ fn a_record_that_cannot_be_written_fails_the_add_and_rolls_back_every_attachment
     );
     assert!(!cache.join("rec-c1").exists(), "the delegate list is left");
 }
+
+/// DEL hands every attachment's plugin the result its own ADD returned, as `prevResult` (the
+/// engine reads the next attachment's cached result while the current plugin runs).
+#[test]
+fn del_hands_each_attachment_its_own_cached_result() {
+    let _g = setup("sd-prev", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let seen_dir = dir.path().join("seen");
+    std::fs::create_dir(&seen_dir).unwrap();
+    let bin = script_plugin(
+        dir.path(),
+        "recorder",
+        &format!(
+            r#"input=$(cat)
+case "$CNI_IFNAME" in eth0) n=1;; net1) n=2;; *) n=3;; esac
+case "$CNI_COMMAND" in
+ADD) printf '{{"cniVersion":"1.0.0","interfaces":[{{"name":"%s"}}],"ips":[{{"address":"10.9.9.%s/24","interface":0}}]}}' "$CNI_IFNAME" "$n" ;;
+DEL) printf '%s' "$input" > "{}/del-$CNI_IFNAME.json" ;;
+esac
+"#,
+            seen_dir.display()
+        ),
+    );
+    let net = |name: &str| json!({"cniVersion":"1.0.0","name":name,"type":"recorder"});
+    let config = json!({
+        "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus",
+        "cniDir": dir.path().join("cache"), "binDir": bin,
+        "delegates": [net("sd-p0"), net("sd-p1"), net("sd-p2")]
+    });
+    let (ok, out) = multus("ADD", "sd-prev", "prev1", &config);
+    assert!(ok, "{out}");
+    let (ok, out) = multus("DEL", "sd-prev", "prev1", &config);
+    assert!(ok, "{out}");
+    for (ifname, n) in [("eth0", 1), ("net1", 2), ("net2", 3)] {
+        let seen = std::fs::read(seen_dir.join(format!("del-{ifname}.json"))).unwrap();
+        let seen: Value = serde_json::from_slice(&seen).unwrap();
+        let prev = &seen["prevResult"];
+        assert_eq!(prev["interfaces"][0]["name"], ifname, "{seen}");
+        assert_eq!(
+            prev["ips"][0]["address"],
+            format!("10.9.9.{n}/24"),
+            "{seen}"
+        );
+    }
+}
