@@ -29,7 +29,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use multus_crds::multus_config::MultusConfig;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio::net::UnixListener;
 use tokio::sync::Semaphore;
 
@@ -294,10 +294,17 @@ impl DaemonServer {
                     // `Result` as upstream's daemon answers; `printed`, the result exactly as
                     // the thin plugin would print it (in the config's cniVersion), is what
                     // `multus-shim` prints without parsing it.
-                    (Command::Add, Some(text)) => {
-                        let result: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                        json!({ "Result": result, "printed": text }).to_string()
-                    }
+                    // `text` is JSON the engine printed: it goes in as it is, not parsed again.
+                    (Command::Add, Some(text)) => match serde_json::to_string(&text) {
+                        Ok(quoted) => format!(r#"{{"Result":{text},"printed":{quoted}}}"#),
+                        Err(e) => {
+                            let e = Error::Serialize {
+                                what: "the daemon's answer",
+                                message: e.to_string(),
+                            };
+                            return Self::refuse(&e);
+                        }
+                    },
                     (_, out) => out.unwrap_or_default(),
                 };
                 reply(StatusCode::OK, body)
