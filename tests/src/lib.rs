@@ -45,6 +45,10 @@ pub enum Error {
         "finding the binary {0} (build it first: cargo build --bins; multus-shim: cargo build --release --manifest-path cni/shim/Cargo.toml)"
     )]
     FindBinary(String),
+    #[error(
+        "building multus-shim (cargo build --release --manifest-path cni/shim/Cargo.toml): {message}"
+    )]
+    BuildShim { message: String },
     #[error("spawning {program}: {source}")]
     SpawnProcess {
         program: String,

@@ -27,17 +27,54 @@ pub fn workspace_binary(name: &str) -> Result<PathBuf, Error> {
 }
 
 /// `multus-shim`, built on its own (cni/shim is a workspace of its own: no std, no libc):
-/// `MULTUS_SHIM_BIN`, else that workspace's release build, which `scripts/test.sh` makes.
+/// `MULTUS_SHIM_BIN`, else that workspace's release build. Under cargo the build is brought up
+/// to date first, once per test process (a no-op when fresh, as after `scripts/test.sh`): the
+/// main workspace's build does not see the shim's sources, and a test must never run a stale
+/// shim.
 pub fn shim_binary() -> Result<PathBuf, Error> {
     let missing = || Error::FindBinary("multus-shim".to_owned());
-    let path = match std::env::var_os("MULTUS_SHIM_BIN") {
-        Some(path) => PathBuf::from(path),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .ok_or_else(missing)?
-            .join("cni/shim/target/release/multus-shim"),
-    };
+    if let Some(path) = std::env::var_os("MULTUS_SHIM_BIN") {
+        let path = PathBuf::from(path);
+        return path.is_file().then_some(path).ok_or_else(missing);
+    }
+    let shim_dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or_else(missing)?
+        .join("cni/shim");
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        BUILT
+            .get_or_init(|| build_shim(&cargo, &shim_dir))
+            .clone()
+            .map_err(|message| Error::BuildShim { message })?;
+    }
+    let path = shim_dir.join("target/release/multus-shim");
     path.is_file().then_some(path).ok_or_else(missing)
+}
+
+fn build_shim(cargo: &std::ffi::OsStr, shim_dir: &Path) -> Result<(), String> {
+    let out = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--quiet",
+            "--manifest-path",
+        ])
+        .arg(shim_dir.join("Cargo.toml"))
+        // Where this harness looks, whatever CARGO_TARGET_DIR says.
+        .arg("--target-dir")
+        .arg(shim_dir.join("target"))
+        // The outer build's flags are for the main workspace; the shim's build.rs sets its own.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .map_err(|e| format!("running {}: {e}", cargo.to_string_lossy()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
 }
 
 /// `multus` and `multus-shim` copied into `bin_dir`, as the node agent installs them: the shim
