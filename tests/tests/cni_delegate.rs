@@ -283,3 +283,36 @@ async fn concurrent_hot_plugs_of_one_pod_are_all_recorded_and_released() {
     assert!(t.cache_files().is_empty(), "{:?}", t.cache_files());
     daemon.stop().await;
 }
+
+/// A container whose delegate list is gone (removed by hand, say): a hot-plugged attachment is
+/// recorded by its result record before its plugin runs, no list is made up for it, and the
+/// runtime's DEL, finding no list, releases it with the pod's own attachment from the records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_plug_without_a_delegate_list_is_released_by_its_record() {
+    let t = Arc::new(Cluster::start("hn", 54).await);
+    let parent = t.veth_parent("hnP", "hnq");
+    let daemon = Daemon::start(&t, ServerOptions::default());
+    let socket = daemon.socket.clone();
+    let pod = Arc::new(t.pod("team", "hl", None).await);
+    daemon.runtime("ADD", &pod).await.expect_ok();
+    let list = t.cni_dir.join(&pod.container_id);
+    std::fs::remove_file(&list).unwrap();
+
+    let macnet: Value = serde_json::from_str(&macvlan_nad(parent.host_name())).unwrap();
+    let ips = json!({"ips":["10.154.5.10/24"]});
+    let (status, body) = delegate(&socket, "ADD", &pod, "net1", &macnet, Some(ips)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(pod.netns_addrs().ipv4("net1"), vec!["10.154.5.10/24"]);
+    assert!(
+        !list.exists(),
+        "a list holding only net1 would hide eth0 from DEL"
+    );
+    let records = t.cache_files();
+    assert_eq!(records.len(), 2, "eth0's and net1's records: {records:?}");
+
+    daemon.runtime("DEL", &pod).await.expect_ok();
+    assert_eq!(pod.netns_addrs().names(), ["lo"]);
+    assert!(t.host_local_allocations().is_empty());
+    assert!(t.cache_files().is_empty(), "{:?}", t.cache_files());
+    daemon.stop().await;
+}
