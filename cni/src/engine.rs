@@ -280,9 +280,11 @@ impl Engine {
 
         // A previous ADD of this container that was neither finished nor deleted (a crash, a
         // failed rollback): release it first, so a retry never trips over its interfaces.
-        if let Ok(CachedList::Found(old)) =
-            call.cache
-                .read_list(&inv.container_id, &inv.ifname, &inv.args)
+        let previous = call
+            .cache
+            .read_list(&inv.container_id, &inv.ifname, &inv.args);
+        let had_previous = matches!(previous, Ok(CachedList::Found(_)));
+        if let Ok(CachedList::Found(old)) = previous
             && let Err(e) = self
                 .del_delegates(call, &reversed(&old.delegates), &pod_ref)
                 .await
@@ -293,7 +295,9 @@ impl Engine {
         // namespace for all attachments; their names are distinct, checked by resolve).
         let check = start_ifname_check(inv, &delegates, self.options.netns_visit)?;
         let list = DelegateList::new(&inv.container_id, &inv.netns, inv.pod(), delegates);
-        if check.runs_alongside() {
+        // With a previous attempt's list the check comes first: what that attempt could not
+        // release is likely what refuses this one, and its list must stay for the runtime's DEL.
+        if check.runs_alongside() && !had_previous {
             // The check visits the namespace from its own thread (the daemon): the list is
             // written meanwhile, and taken back if the check refuses, which leaves the cache as
             // a refusal before the write does.

@@ -373,3 +373,73 @@ esac
         );
     }
 }
+
+/// The daemon's engine (whose namespace check runs alongside the list write) retrying an ADD
+/// whose previous attempt left an attachment it cannot release: the retry is refused because
+/// that attachment still holds its interface name, and the previous attempt's delegate list
+/// stays for the runtime's DEL instead of being replaced and then taken back.
+#[test]
+fn a_refused_retry_keeps_the_previous_attempts_list() {
+    let _g = setup("sd-keep", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    script_plugin(
+        dir.path(),
+        "sticky",
+        r#"cat >/dev/null
+case "$CNI_COMMAND" in
+ADD) nsenter --net="$CNI_NETNS" ip link add "$CNI_IFNAME" type veth peer name "sk$$" >&2 || exit 1
+     printf '{"cniVersion":"1.0.0","interfaces":[{"name":"%s","sandbox":"%s"}]}' "$CNI_IFNAME" "$CNI_NETNS" ;;
+DEL) printf '{"cniVersion":"1.0.0","code":100,"msg":"sticky cannot release"}'; exit 1 ;;
+esac
+"#,
+    );
+    let bin = script_plugin(
+        dir.path(),
+        "failing",
+        r#"cat >/dev/null
+[ "$CNI_COMMAND" = ADD ] || exit 0
+printf '{"cniVersion":"1.0.0","code":100,"msg":"failing on purpose"}'; exit 1
+"#,
+    );
+    let config = json!({
+        "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus",
+        "cniDir": dir.path().join("cache"), "binDir": bin,
+        "delegates": [
+            {"cniVersion":"1.0.0","name":"sd-sticky","type":"sticky"},
+            {"cniVersion":"1.0.0","name":"sd-failing","type":"failing"}
+        ]
+    });
+    let engine = multus_cni::Engine::new(multus_cni::EngineOptions::default(), None);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let add = || {
+        let env = |k: &str| match k {
+            "CNI_COMMAND" => Some("ADD".to_owned()),
+            "CNI_CONTAINERID" => Some("keep1".to_owned()),
+            "CNI_NETNS" => Some("/var/run/netns/sd-keep".to_owned()),
+            "CNI_IFNAME" => Some("eth0".to_owned()),
+            "CNI_PATH" => Some(PLUGINS.to_owned()),
+            _ => None,
+        };
+        let inv = multus_cni::Invocation::from_env(env, config.to_string().into_bytes()).unwrap();
+        rt.block_on(engine.run(&inv))
+    };
+    let list = dir.path().join("cache").join("keep1");
+
+    // net1 fails; the rollback cannot release eth0, so the list stays for DEL.
+    let first = add().unwrap_err().to_string();
+    assert!(first.contains("failing on purpose"), "{first}");
+    assert_eq!(
+        links_in("sd-keep").iter().filter(|l| *l == "eth0").count(),
+        1
+    );
+    let kept = std::fs::read(&list).expect("the list the rollback kept");
+
+    // The retry releases what it can, is refused for eth0, and leaves that list alone.
+    let retry = add().unwrap_err().to_string();
+    assert!(retry.contains("\"eth0\" already exists"), "{retry}");
+    assert_eq!(
+        std::fs::read(&list).ok(),
+        Some(kept),
+        "the previous attempt's list"
+    );
+}
