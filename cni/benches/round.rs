@@ -434,13 +434,26 @@ fn main() {
         burst(&shim, &shim_conf);
     }
     if wants("firstexec") {
+        // The delegates from a directory of this bench's own (links to Debian's plugins), so an
+        // exec from it is one of this bench's delegates whatever else runs plugins meanwhile.
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir(&plugins).unwrap();
+        for p in ["bridge", "macvlan", "host-local"] {
+            std::os::unix::fs::symlink(Path::new(PLUGINS).join(p), plugins.join(p)).unwrap();
+        }
+        let own = |kind: &str| {
+            let mut c = config(dir.path(), kind, &socket_dir);
+            c["binDir"] = json!(plugins);
+            serde_json::to_vec(&c).unwrap()
+        };
+        let (thin_own, shim_own) = (own("multus"), own("multus-shim"));
         let calls = [
-            ("thin ADD", &binary, "ADD", &thin_conf),
-            ("thin DEL", &binary, "DEL", &thin_conf),
-            ("thick ADD", &shim, "ADD", &shim_conf),
-            ("thick DEL", &shim, "DEL", &shim_conf),
+            ("thin ADD", &binary, "ADD", &thin_own),
+            ("thin DEL", &binary, "DEL", &thin_own),
+            ("thick ADD", &shim, "ADD", &shim_own),
+            ("thick DEL", &shim, "DEL", &shim_own),
         ];
-        first_exec(&calls, rounds, dir.path());
+        first_exec(&calls, rounds, dir.path(), &plugins);
     }
     stop.send(()).unwrap();
     rt.block_on(serving).unwrap().unwrap();
@@ -490,7 +503,7 @@ type Call<'a> = (&'a str, &'a PathBuf, &'a str, &'a Vec<u8>);
 /// system-wide (`perf trace -a`) because in thick mode the daemon, not the process the runtime
 /// started, runs the delegates. The calls are interleaved round by round so every kind sees the
 /// same machine load.
-fn first_exec(calls: &[Call<'_>], rounds: usize, dir: &Path) {
+fn first_exec(calls: &[Call<'_>], rounds: usize, dir: &Path, plugins: &Path) {
     let trace = dir.join("exec-trace");
     let mut perf = Command::new("perf")
         .args([
@@ -542,14 +555,16 @@ fn first_exec(calls: &[Call<'_>], rounds: usize, dir: &Path) {
         marked.is_some() && marked < ours_from,
         "perf was not tracing yet when the first call ran"
     );
-    // Each started binary, then the next exec of a delegate: one figure per call, in order.
+    // Each started binary, then the next exec of one of its delegates: one figure per call, in
+    // order.
+    let plugins = format!("{}/", plugins.display());
     let mut figures: Vec<f64> = Vec::new();
     let mut started: Option<f64> = None;
     for (t, file) in execs {
         if ours.iter().any(|o| o == file) {
             assert!(started.is_none(), "a call ran no delegate");
             started = Some(t);
-        } else if let Some(s) = started.filter(|_| file.starts_with(PLUGINS)) {
+        } else if let Some(s) = started.filter(|_| file.starts_with(&plugins)) {
             figures.push(t - s);
             started = None;
         }
