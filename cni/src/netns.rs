@@ -232,6 +232,15 @@ mod tests {
         assert_eq!(visitor_tids(), tid, "the same thread serves every visit");
         assert_eq!(visitor_threads(), [home]);
         assert!(existing_links("/var/run/netns/nsv-missing", &names, Visit::Visitor).is_err());
+        // A file that opens but is no network namespace: the visitor's own `setns` fails, it
+        // answers with the error and stays, at home, for the next check.
+        assert!(existing_links("/proc/self/ns/uts", &names, Visit::Visitor).is_err());
+        assert_eq!(visitor_tids(), tid);
+        assert_eq!(visitor_threads(), [home]);
+        assert_eq!(
+            existing_links(&ns.path(), &names, Visit::Visitor).unwrap(),
+            ["nsvA", "lo"]
+        );
     }
 
     /// This process's threads named `netns-visitor`.
