@@ -295,26 +295,21 @@ impl Engine {
         // namespace for all attachments; their names are distinct, checked by resolve).
         let check = start_ifname_check(inv, &delegates, self.options.netns_visit)?;
         let list = DelegateList::new(&inv.container_id, &inv.netns, inv.pod(), delegates);
-        // With a previous attempt's list the check comes first: what that attempt could not
-        // release is likely what refuses this one, and its list must stay for the runtime's DEL.
-        if check.runs_alongside() && !had_previous {
-            // The check visits the namespace from its own thread (the daemon): the list is
-            // written meanwhile, and taken back if the check refuses, which leaves the cache as
-            // a refusal before the write does.
-            let written = call.cache.write_list(&list);
-            if let Err(refused) = judge_ifnames(check, inv, &list.delegates, &pod_ref) {
-                if written.is_ok()
-                    && let Err(e) = call.cache.remove_list(&inv.container_id)
-                {
-                    tracing::warn!(error = %e, "removing the delegate list of a refused ADD");
-                }
-                return Err(refused);
+        // When the check visits the namespace from another thread (the daemon), the list is
+        // written meanwhile and taken back if the check refuses, which leaves the cache as a
+        // refusal before the write does. Not over a previous attempt's list: what that attempt
+        // could not release likely refuses this one, and its list must stay for the runtime's
+        // DEL.
+        let early = (check.runs_alongside() && !had_previous).then(|| call.cache.write_list(&list));
+        if let Err(refused) = judge_ifnames(check, inv, &list.delegates, &pod_ref) {
+            if let Some(Ok(())) = early
+                && let Err(e) = call.cache.remove_list(&inv.container_id)
+            {
+                tracing::warn!(error = %e, "removing the delegate list of a refused ADD");
             }
-            written?;
-        } else {
-            judge_ifnames(check, inv, &list.delegates, &pod_ref)?;
-            call.cache.write_list(&list)?;
+            return Err(refused);
         }
+        early.unwrap_or_else(|| call.cache.write_list(&list))?;
 
         let mut statuses: Vec<NetworkStatus> = Vec::new();
         let mut master: Option<CniResult> = None;
@@ -936,6 +931,7 @@ fn netns_error(inv: &Invocation, source: std::io::Error) -> Error {
     }
 }
 
+/// An ADD result as printed, in the cniVersion the caller asked for.
 fn print_result(result: &CniResult, version: CniVersion) -> Result<String> {
     result
         .convert(version)

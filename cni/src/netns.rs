@@ -20,6 +20,8 @@ use std::sync::mpsc::Receiver;
 use rustix::net::{AddressFamily, SocketType, netdevice::name_to_index, socket};
 use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
 
+mod visitor;
+
 /// Run `work` on a new thread inside the network namespace at `netns`.
 fn in_netns<T: Send + 'static>(
     netns: &str,
@@ -34,9 +36,7 @@ fn in_netns<T: Send + 'static>(
     .map_err(|_| io::Error::other("namespace thread panicked"))?
 }
 
-mod visitor;
-
-/// Which thread visits a pod's namespace for [`existing_links`].
+/// Which thread visits a pod's namespace for a [`LinkCheck`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Visit {
     /// The process's visitor thread, kept between calls ([`visitor`]): a process serving many
@@ -65,11 +65,6 @@ fn in_netns_here<T>(netns: &str, work: impl FnOnce() -> io::Result<T>) -> io::Re
     outcome
 }
 
-/// Which of `ifnames` exist in the namespace: one visit for all of them.
-pub fn existing_links(netns: &str, ifnames: &[String], visit: Visit) -> io::Result<Vec<String>> {
-    LinkCheck::start(netns, ifnames, visit)?.finish()
-}
-
 /// A look for interface names in a pod's namespace, started by [`LinkCheck::start`] and
 /// answered by [`LinkCheck::finish`]: with [`Visit::Visitor`] the caller can work meanwhile.
 #[derive(Debug)]
@@ -81,7 +76,8 @@ pub enum LinkCheck {
 }
 
 impl LinkCheck {
-    /// Start looking for `ifnames` in `netns` (a namespace that cannot be opened fails here).
+    /// Start looking for `ifnames` in `netns`. For the visitor the namespace is opened here (one
+    /// that cannot be fails here); the calling thread opens it when finishing.
     pub fn start(netns: &str, ifnames: &[String], visit: Visit) -> io::Result<Self> {
         let ifnames = ifnames.to_vec();
         match visit {
@@ -189,6 +185,11 @@ mod tests {
         fn drop(&mut self) {
             let _ = Command::new("ip").args(["netns", "del", self.0]).output();
         }
+    }
+
+    /// Which of `ifnames` exist in the namespace: one visit for all of them.
+    fn existing_links(netns: &str, ifnames: &[String], visit: Visit) -> io::Result<Vec<String>> {
+        LinkCheck::start(netns, ifnames, visit)?.finish()
     }
 
     fn own_namespace() -> u64 {
