@@ -59,6 +59,24 @@ async fn delegate(
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// A running pod of namespace `team`: the runtime's ADD through the daemon, with its cluster
+/// network only.
+async fn running_pod(t: &Cluster, daemon: &Daemon, name: &str) -> Arc<PodHandle> {
+    let pod = Arc::new(t.pod("team", name, None).await);
+    daemon.runtime("ADD", &pod).await.expect_ok();
+    pod
+}
+
+/// The runtime's DEL of `pod` releases everything (interfaces, addresses, cache files), hot-
+/// plugged attachments included; then the daemon stops.
+async fn del_releases_everything(t: &Cluster, daemon: Daemon, pod: &Arc<PodHandle>) {
+    daemon.runtime("DEL", pod).await.expect_ok();
+    assert_eq!(pod.netns_addrs().names(), ["lo"]);
+    assert!(t.host_local_allocations().is_empty());
+    assert!(t.cache_files().is_empty(), "{:?}", t.cache_files());
+    daemon.stop().await;
+}
+
 #[track_caller]
 fn cni_error(status: u16, body: &str) -> Value {
     assert_eq!(status, 400, "{body}");
@@ -73,8 +91,7 @@ async fn networks_are_hot_plugged_into_a_running_pod_and_released_with_it() {
     let socket = daemon.socket.clone();
 
     // The pod starts with its cluster network only.
-    let pod = Arc::new(t.pod("team", "hp", None).await);
-    daemon.runtime("ADD", &pod).await.expect_ok();
+    let pod = running_pod(&t, &daemon, "hp").await;
     assert_eq!(t.host_local_allocations().len(), 1);
     let status_before = t.network_status(&pod).await;
 
@@ -226,11 +243,7 @@ async fn networks_are_hot_plugged_into_a_running_pod_and_released_with_it() {
     assert_eq!(pod.netns_addrs().names(), ["eth0", "lo", "net2"]);
 
     // The runtime's DEL of the pod releases the hot-plugged network it never unplugged.
-    daemon.runtime("DEL", &pod).await.expect_ok();
-    assert_eq!(pod.netns_addrs().names(), ["lo"]);
-    assert!(t.host_local_allocations().is_empty());
-    assert!(t.cache_files().is_empty(), "{:?}", t.cache_files());
-    daemon.stop().await;
+    del_releases_everything(&t, daemon, &pod).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,8 +251,7 @@ async fn concurrent_hot_plugs_of_one_pod_are_all_recorded_and_released() {
     let t = Arc::new(Cluster::start("hc", 52).await);
     let parent = t.veth_parent("hcP", "hcq");
     let daemon = Daemon::start(&t, ServerOptions::default());
-    let pod = Arc::new(t.pod("team", "many", None).await);
-    daemon.runtime("ADD", &pod).await.expect_ok();
+    let pod = running_pod(&t, &daemon, "many").await;
 
     // Six networks hot-plugged at once: each call reads the delegate list, adds its attachment
     // and writes the list back, so overlapping calls must not drop each other's.
@@ -277,11 +289,7 @@ async fn concurrent_hot_plugs_of_one_pod_are_all_recorded_and_released() {
     );
 
     // The pod's DEL releases all of them.
-    daemon.runtime("DEL", &pod).await.expect_ok();
-    assert_eq!(pod.netns_addrs().names(), ["lo"]);
-    assert!(t.host_local_allocations().is_empty());
-    assert!(t.cache_files().is_empty(), "{:?}", t.cache_files());
-    daemon.stop().await;
+    del_releases_everything(&t, daemon, &pod).await;
 }
 
 /// A container whose delegate list is gone (removed by hand, say): a hot-plugged attachment is
@@ -293,8 +301,7 @@ async fn a_hot_plug_without_a_delegate_list_is_released_by_its_record() {
     let parent = t.veth_parent("hnP", "hnq");
     let daemon = Daemon::start(&t, ServerOptions::default());
     let socket = daemon.socket.clone();
-    let pod = Arc::new(t.pod("team", "hl", None).await);
-    daemon.runtime("ADD", &pod).await.expect_ok();
+    let pod = running_pod(&t, &daemon, "hl").await;
     let list = t.cni_dir.join(&pod.container_id);
     std::fs::remove_file(&list).unwrap();
 
@@ -310,9 +317,5 @@ async fn a_hot_plug_without_a_delegate_list_is_released_by_its_record() {
     let records = t.cache_files();
     assert_eq!(records.len(), 2, "eth0's and net1's records: {records:?}");
 
-    daemon.runtime("DEL", &pod).await.expect_ok();
-    assert_eq!(pod.netns_addrs().names(), ["lo"]);
-    assert!(t.host_local_allocations().is_empty());
-    assert!(t.cache_files().is_empty(), "{:?}", t.cache_files());
-    daemon.stop().await;
+    del_releases_everything(&t, daemon, &pod).await;
 }
