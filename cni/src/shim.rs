@@ -81,6 +81,9 @@ fn malformed(what: &str) -> io::Error {
 }
 
 /// Status and body of a whole HTTP/1.1 response (the connection closed after it).
+/// `multus-shim` reads the same answers with its own no_std parser (cni/shim/src/http.rs): the
+/// two binaries cannot share a crate (its `origin` start-up would clash with std's), so
+/// tests/tests/cni_shim.rs runs both against one stand-in daemon.
 fn parse_response(bytes: &[u8]) -> io::Result<(u16, Vec<u8>)> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut headers);
@@ -220,11 +223,16 @@ pub fn forward(inv: &Invocation, config: &MultusConfig) -> Result<Option<String>
     }
     let version = select_version(config.cni_version.as_deref(), &[])
         .map_err(|e| Error::ParseConfig(format!("cniVersion: {e}")))?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| Error::DaemonFailed {
+    let mut value: Value = serde_json::from_str(&text).map_err(|e| Error::DaemonFailed {
         status,
         body: e.to_string(),
     })?;
-    let result = value.get("Result").cloned().unwrap_or(Value::Null);
+    // This daemon prints the result in the config's version (`printed`), as `multus-shim`
+    // prints it; upstream's answers only `Result`, a 1.0.0 result converted here.
+    if let Some(Value::String(printed)) = value.get_mut("printed").map(Value::take) {
+        return Ok(Some(printed));
+    }
+    let result = value.get_mut("Result").map_or(Value::Null, Value::take);
     let printed = CniResult::from_value(result, Some(CniVersion::V1_0_0))
         .and_then(|r| r.convert(version))
         .and_then(|r| r.to_json_string(version))

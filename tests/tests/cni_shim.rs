@@ -78,20 +78,38 @@ fn version_is_answered_as_multus_answers_it() {
     assert_eq!(shim, multus);
 }
 
+/// Both clients print the daemon's rendering (`printed`) as it is: `multus-shim`, and `multus`
+/// when it serves `type: multus-shim` itself (`Result` here differs, so converting it would
+/// show).
 #[test]
 fn the_call_is_forwarded_and_the_daemons_rendering_printed() {
+    for binary in [workspace_binary("multus").unwrap(), shim_binary().unwrap()] {
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = one_answer(
+            &dir.path().join("multus.sock"),
+            http_answer(
+                "200 OK",
+                &json!({"Result": {}, "printed": r#"{"cniVersion":"0.4.0","ips":[]}"#}).to_string(),
+            ),
+        );
+        let (ok, out) = call(&binary, &ADD, &shim_config(dir.path()));
+        daemon.join().unwrap();
+        assert!(ok, "{}: {out}", binary.display());
+        assert_eq!(
+            out,
+            r#"{"cniVersion":"0.4.0","ips":[]}"#,
+            "{}",
+            binary.display()
+        );
+    }
     let dir = tempfile::tempdir().unwrap();
     let daemon = one_answer(
         &dir.path().join("multus.sock"),
-        http_answer(
-            "200 OK",
-            &json!({"Result": {}, "printed": r#"{"cniVersion":"0.4.0","ips":[]}"#}).to_string(),
-        ),
+        http_answer("200 OK", &json!({"printed": "{}"}).to_string()),
     );
     let config = shim_config(dir.path());
     let (ok, out) = call(&shim_binary().unwrap(), &ADD, &config);
     assert!(ok, "{out}");
-    assert_eq!(out, r#"{"cniVersion":"0.4.0","ips":[]}"#);
     let sent = daemon.join().unwrap();
     assert!(sent.starts_with("POST /cni HTTP/1.1\r\n"), "{sent}");
     let body: Value = serde_json::from_str(sent.split_once("\r\n\r\n").unwrap().1).unwrap();

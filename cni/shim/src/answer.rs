@@ -3,7 +3,7 @@
 use alloc::format;
 use alloc::string::{String, ToString};
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// The newest CNI version; what `VERSION` reports and errors use when the config names none.
 pub const CURRENT_VERSION: &str = "1.1.0";
@@ -31,11 +31,25 @@ pub fn version_of(config: &[u8]) -> &'static str {
     let named = serde_json::from_slice::<Versioned>(config)
         .ok()
         .map(|v| v.cni_version);
+    supported_or_current(named.as_deref())
+}
+
+/// `named` when it is a supported version, else [`CURRENT_VERSION`].
+pub fn supported_or_current(named: Option<&str>) -> &'static str {
     SUPPORTED
         .iter()
-        .find(|v| named.as_deref() == Some(**v))
+        .find(|v| named == Some(**v))
         .copied()
         .unwrap_or(CURRENT_VERSION)
+}
+
+/// `object` printed with `cniVersion` set to `version`.
+fn stamped(mut object: Map<String, Value>, version: &str, success: bool) -> Printed {
+    object.insert("cniVersion".into(), Value::from(version));
+    Printed {
+        stdout: Value::Object(object).to_string(),
+        success,
+    }
 }
 
 /// Standard output and the exit status of one call.
@@ -83,12 +97,8 @@ pub fn from_daemon(command: &str, version: &str, status: u16, body: &[u8]) -> Pr
         // A daemon without `printed` (upstream's) answers a 1.0.0 result: printable as it is
         // for configs of 1.0.0 and later, whose results have the same shape.
         return match answer.and_then(|mut a| a.get_mut("Result").map(Value::take)) {
-            Some(Value::Object(mut result)) if matches!(version, "1.0.0" | "1.1.0") => {
-                result.insert("cniVersion".into(), Value::from(version));
-                Printed {
-                    stdout: Value::Object(result).to_string(),
-                    success: true,
-                }
+            Some(Value::Object(result)) if matches!(version, "1.0.0" | "1.1.0") => {
+                stamped(result, version, true)
             }
             _ => error(
                 version,
@@ -100,12 +110,8 @@ pub fn from_daemon(command: &str, version: &str, status: u16, body: &[u8]) -> Pr
         };
     }
     match answer {
-        Some(Value::Object(mut object)) if object.get("code").is_some_and(Value::is_u64) => {
-            object.insert("cniVersion".into(), Value::from(version));
-            Printed {
-                stdout: Value::Object(object).to_string(),
-                success: false,
-            }
+        Some(Value::Object(object)) if object.get("code").is_some_and(Value::is_u64) => {
+            stamped(object, version, false)
         }
         _ => error(
             version,

@@ -17,7 +17,9 @@ pub fn post_cni(body: &[u8]) -> Vec<u8> {
     request
 }
 
-/// Status and body of a whole response; the error says what was wrong with it.
+/// Status and body of a whole response; the error says what was wrong with it. `multus` has
+/// its std twin (cni/src/shim.rs, which also decodes chunked bodies); tests/tests/cni_shim.rs
+/// runs both binaries against one stand-in daemon.
 pub fn parse_response(bytes: &[u8]) -> Result<(u16, &[u8]), &'static str> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut headers);

@@ -134,17 +134,15 @@ fn run(process: &Process) -> Printed {
         };
     }
     if !matches!(command, "ADD" | "DEL" | "CHECK" | "GC" | "STATUS") {
-        let version = answer::version_of(&config_bytes);
-        return hand_to_multus(process, &config_bytes, HandOver::Command, version);
+        return hand_to_multus(process, &config_bytes, HandOver::Command);
     }
     let Some(config) = ShimConfig::parse(&config_bytes) else {
-        let version = answer::version_of(&config_bytes);
-        return hand_to_multus(process, &config_bytes, HandOver::Config, version);
+        return hand_to_multus(process, &config_bytes, HandOver::Config);
     };
     let version = config.version();
     let socket = config.socket_path();
     let Ok(stream) = connect(&socket) else {
-        return hand_to_multus(process, &config_bytes, HandOver::NoDaemon, version);
+        return hand_to_multus(process, &config_bytes, HandOver::NoDaemon);
     };
     let request = http::post_cni(&request::body(process.env.iter().copied(), &config_bytes));
     // A daemon that refuses the call (overloaded, a body too large) may answer and close before
@@ -189,9 +187,9 @@ enum HandOver {
 }
 
 /// Replace this process with `multus` from the same directory, the config on a memfd as its
-/// stdin. Returns only when that cannot be done.
-fn hand_to_multus(process: &Process, config: &[u8], why: HandOver, version: &str) -> Printed {
-    let cannot = |what: &str, e: Errno| cannot_hand_over(why, version, what, e);
+/// stdin. Returns only when that cannot be done, with an error in the config's version.
+fn hand_to_multus(process: &Process, config: &[u8], why: HandOver) -> Printed {
+    let cannot = |what: &str, e: Errno| cannot_hand_over(why, answer::version_of(config), what, e);
     let multus = match sibling_multus() {
         Ok(path) => path,
         Err(e) => return cannot("the shim's own path", e),

@@ -58,12 +58,10 @@ impl ShimConfig {
         path
     }
 
-    /// The version errors and results are printed in: the config's, else the newest.
-    pub fn version(&self) -> &str {
-        self.cni_version
-            .as_deref()
-            .filter(|v| !v.is_empty())
-            .unwrap_or(crate::answer::CURRENT_VERSION)
+    /// The version errors and results are printed in: the config's when supported, else the
+    /// newest (the rule of [`crate::answer::version_of`]).
+    pub fn version(&self) -> &'static str {
+        crate::answer::supported_or_current(self.cni_version.as_deref())
     }
 }
 
@@ -97,6 +95,9 @@ mod tests {
         let bare = ShimConfig::parse(br#"{"type":"multus-shim"}"#).unwrap();
         assert_eq!(bare.socket_path(), "/run/multus/multus.sock");
         assert_eq!(bare.version(), crate::answer::CURRENT_VERSION);
+        // An unsupported version: errors in the newest, as for a config the shim hands over.
+        let odd = ShimConfig::parse(br#"{"cniVersion":"9.9.9","type":"multus-shim"}"#).unwrap();
+        assert_eq!(odd.version(), crate::answer::CURRENT_VERSION);
         for other in [
             &br#"{"type":"multus"}"#[..],
             br#"{"plugins":[{"type":"multus-shim"}],"type":"multus-shim"}"#,
