@@ -50,6 +50,6 @@ cargo clippy --manifest-path cni/shim/Cargo.toml --all-targets --locked -- -D wa
 # the release binary the end-to-end tests run beside `multus` (tests/src/harness/process.rs).
 echo "test.sh: multus-shim"
 cargo test --manifest-path cni/shim/Cargo.toml --locked
-cargo build --manifest-path cni/shim/Cargo.toml --release --locked
+cargo build --manifest-path cni/shim/Cargo.toml --release --locked --target-dir cni/shim/target
 echo "test.sh: cargo test"
 cargo test --workspace --locked --no-fail-fast
