@@ -45,28 +45,64 @@ fn one_answer(socket: &Path, answer: Vec<u8>) -> std::thread::JoinHandle<String>
     let listener = UnixListener::bind(socket).unwrap();
     std::thread::spawn(move || {
         let (mut stream, _) = listener.accept().unwrap();
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = stream.read(&mut buf).unwrap();
-            assert!(n > 0, "the shim closed before its request was whole");
-            got.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&got);
-            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length: "))
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                if body.len() >= len {
-                    break;
-                }
+        let got = read_request(&mut stream);
+        stream.write_all(&answer).unwrap();
+        got
+    })
+}
+
+/// The request the shim sends, read up to its length.
+fn read_request(stream: &mut std::os::unix::net::UnixStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "the shim closed before its request was whole");
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .unwrap()
+                .parse()
+                .unwrap();
+            if body.len() >= len {
+                break;
             }
         }
-        stream.write_all(&answer).unwrap();
-        String::from_utf8(got).unwrap()
-    })
+    }
+    String::from_utf8(got).unwrap()
+}
+
+/// `multus-shim` reads the answer up to its length: it does not wait for the daemon's close,
+/// which would wake it a second time. This daemon keeps the connection open until the shim has
+/// closed its end (or 20 s have passed, which fails the test).
+#[test]
+fn the_shim_is_done_at_the_answers_length_without_waiting_for_the_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = UnixListener::bind(dir.path().join("multus.sock")).unwrap();
+    let daemon = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        read_request(&mut stream);
+        let answer = json!({"printed": r#"{"cniVersion":"0.4.0"}"#}).to_string();
+        stream.write_all(&http_answer("200 OK", &answer)).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        // 0 bytes: the shim closed first. A timeout: it was waiting for us.
+        stream.read(&mut [0u8; 16]).map_err(|e| e.kind())
+    });
+    let started = std::time::Instant::now();
+    let (ok, out) = call(&shim_binary().unwrap(), &ADD, &shim_config(dir.path()));
+    assert!(ok, "{out}");
+    assert_eq!(out, r#"{"cniVersion":"0.4.0"}"#);
+    assert_eq!(
+        daemon.join().unwrap(),
+        Ok(0),
+        "the shim waited for the close"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
 
 #[test]

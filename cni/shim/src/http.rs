@@ -1,5 +1,6 @@
 //! One HTTP/1.1 exchange with the daemon: the request bytes, and the status and body of the
-//! whole response once the daemon has closed the connection (`connection: close`).
+//! whole response: as long as its `content-length` says, else up to the daemon's close
+//! (`connection: close`).
 
 use alloc::format;
 use alloc::vec::Vec;
@@ -15,6 +16,28 @@ pub fn post_cni(body: &[u8]) -> Vec<u8> {
     request.extend_from_slice(head.as_bytes());
     request.extend_from_slice(body);
     request
+}
+
+/// Whether `bytes` hold a whole response by its `content-length`. Without one (or chunked, which
+/// [`parse_response`] refuses) only the daemon's close ends it.
+pub fn whole(bytes: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let Ok(httparse::Status::Complete(head_len)) = response.parse(bytes) else {
+        return false;
+    };
+    let mut length = None;
+    for h in response.headers.iter() {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return false;
+        }
+        if h.name.eq_ignore_ascii_case("content-length") {
+            length = core::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok());
+        }
+    }
+    length.is_some_and(|len| bytes.len() >= head_len.saturating_add(len))
 }
 
 /// Status and body of a whole response; the error says what was wrong with it. `multus` has
@@ -74,6 +97,35 @@ mod tests {
         assert_eq!(parse_response(sized).unwrap(), (200, &b"hello"[..]));
         let closed = b"HTTP/1.1 400 Bad Request\r\n\r\n{\"code\":7}";
         assert_eq!(parse_response(closed).unwrap(), (400, &b"{\"code\":7}"[..]));
+    }
+
+    #[test]
+    fn a_response_is_whole_once_its_length_has_come() {
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+        for (bytes, whole_now) in [
+            (&b"HTTP/1.1 200 OK\r\nContent-Le"[..], false),
+            (&head[..], false),
+            (&[&head[..], b"hel"].concat()[..], false),
+            (&[&head[..], b"hello"].concat()[..], true),
+            (
+                b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n",
+                true,
+            ),
+            // No length, or chunked: only the close tells.
+            (b"HTTP/1.1 400 Bad Request\r\n\r\n{\"code\":7}", false),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\nab",
+                false,
+            ),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", false),
+        ] {
+            assert_eq!(
+                whole(bytes),
+                whole_now,
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
     }
 
     #[test]

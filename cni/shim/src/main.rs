@@ -116,7 +116,7 @@ fn run(process: &Process) -> Printed {
             .find(|(k, _)| *k == name)
             .map(|(_, v)| *v)
     };
-    let config_bytes = match read_to_end(stdin()) {
+    let config_bytes = match read_until(stdin(), |_| false) {
         (bytes, None) => bytes,
         (_, Some(e)) => {
             let message = format!(
@@ -141,16 +141,20 @@ fn run(process: &Process) -> Printed {
     };
     let version = config.version();
     let socket = config.socket_path();
+    // Built before connecting: `connect` wakes the daemon, and the request should be there
+    // when it first reads, or it reads nothing, sleeps, and is woken a second time.
+    let request = http::post_cni(&request::body(process.env.iter().copied(), &config_bytes));
     let Ok(stream) = connect(&socket) else {
         return hand_to_multus(process, &config_bytes, HandOver::NoDaemon);
     };
-    let request = http::post_cni(&request::body(process.env.iter().copied(), &config_bytes));
     // A daemon that refuses the call (overloaded, a body too large) may answer and close before
     // it has read all of it: the send then fails, and the answer is still there to read.
     // An error after part of the answer arrived (ECONNRESET when the daemon closed without
     // reading all of the request) ends it: the parser judges what came.
     let sent = send_all(stream.as_fd(), &request);
-    let (response, cut) = read_to_end(stream.as_fd());
+    // Read up to the answer's length, not until the daemon closes: the close comes just after
+    // the answer and would wake the shim a second time.
+    let (response, cut) = read_until(stream.as_fd(), http::whole);
     drop(stream);
     if response.is_empty()
         && let Some(e) = sent.err().or(cut)
@@ -277,8 +281,9 @@ fn sibling_multus() -> io::Result<CString> {
     CString::new(path).map_err(|_| Errno::INVAL)
 }
 
-/// Everything `fd` gives until its end, and the error that cut it short, if one did.
-fn read_to_end(fd: BorrowedFd<'_>) -> (Vec<u8>, Option<Errno>) {
+/// What `fd` gives until its end or until `enough` says what came is whole, and the error that
+/// cut it short, if one did.
+fn read_until(fd: BorrowedFd<'_>, enough: impl Fn(&[u8]) -> bool) -> (Vec<u8>, Option<Errno>) {
     let mut bytes = Vec::with_capacity(16 * 1024);
     loop {
         if bytes.len() == bytes.capacity() {
@@ -286,6 +291,7 @@ fn read_to_end(fd: BorrowedFd<'_>) -> (Vec<u8>, Option<Errno>) {
         }
         match rustix::io::read(fd, spare_capacity(&mut bytes)) {
             Ok(0) => return (bytes, None),
+            Ok(_) if enough(&bytes) => return (bytes, None),
             Ok(_) | Err(Errno::INTR) => {}
             Err(e) => return (bytes, Some(e)),
         }
