@@ -23,6 +23,7 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
@@ -166,13 +167,47 @@ pub enum CachedList {
     Corrupt(String),
 }
 
-/// The cache directory (`cniDir`), as one call uses it.
+/// The cache directory (`cniDir`), as the calls of one process use it: [`CacheDirs`] keeps one
+/// per root for a daemon's calls, the thin plugin makes one for its single call.
 #[derive(Debug)]
 pub struct CacheDir {
     root: PathBuf,
     spares: Spares,
-    /// Directories this call has made sure of (created 0700 if missing): once each per call.
+    /// Directories made sure of (created 0700 if missing): once each, not once per write. One
+    /// removed meanwhile is made again when a write into it fails ([`CacheDir::write_json`]).
     made: std::sync::Mutex<Vec<PathBuf>>,
+}
+
+/// The cache directories an engine has written to, kept across its calls: a daemon then knows
+/// its `.spare` inodes and its directories from earlier calls instead of reading `.spare` and
+/// making sure of each directory on every call (five and two system calls an ADD or DEL spent
+/// before its first plugin: docs/benchmarks.md).
+#[derive(Debug, Default)]
+pub struct CacheDirs(std::sync::Mutex<Vec<Arc<CacheDir>>>);
+
+impl CacheDirs {
+    /// More roots than a node's configs name are dropped oldest first: requests choose `cniDir`.
+    const KEPT: usize = 8;
+
+    /// The cache directory at `root`, as earlier calls left it.
+    pub fn get(&self, root: &Path) -> Arc<CacheDir> {
+        let mut dirs = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let dir = match dirs.iter().position(|d| d.root == root) {
+            Some(i) => dirs.remove(i),
+            None => Arc::new(CacheDir::new(root)),
+        };
+        // What other processes left in `.spare` is looked at again only when this view has
+        // nothing to offer: a daemon in steady state reuses what its own DELs put there.
+        dir.spares.forget_if_empty();
+        dirs.push(Arc::clone(&dir));
+        if dirs.len() > Self::KEPT {
+            dirs.remove(0);
+        }
+        dir
+    }
 }
 
 fn checked<'a>(
@@ -530,8 +565,19 @@ impl CacheDir {
             what: "cache record",
             message: e.to_string(),
         })?;
-        self.make_dir_of(path)
-            .and_then(|()| write_atomic_with(path, &bytes, Some(&self.spares)))
+        let write = || {
+            self.make_dir_of(path)
+                .and_then(|()| write_atomic_with(path, &bytes, Some(&self.spares)))
+        };
+        write()
+            .or_else(|e| {
+                // The directory made earlier may have been removed since (by hand, or a
+                // cleanup): make it again, once.
+                if e.kind() != io::ErrorKind::NotFound || !self.forget_made(path) {
+                    return Err(e);
+                }
+                write()
+            })
             .map_err(|source| Error::WriteCache {
                 path: path.to_owned(),
                 source,
@@ -552,6 +598,17 @@ impl CacheDir {
             made.push(dir.to_owned());
         }
         Ok(())
+    }
+
+    /// Forget that `path`'s directory was made; whether it had been.
+    fn forget_made(&self, path: &Path) -> bool {
+        let mut made = self
+            .made
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = made.len();
+        made.retain(|d| Some(d.as_path()) != path.parent());
+        made.len() != before
     }
 
     /// Remove a cache file (its inode kept as a spare); a missing file is not an error.
@@ -625,6 +682,42 @@ mod tests {
                 .flatten()
                 .all(|e| !e.file_name().to_string_lossy().contains(".tmp."))
         );
+    }
+
+    #[test]
+    fn a_daemons_calls_share_one_view_that_survives_removed_dirs_and_sees_others_spares() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("multus");
+        let dirs = CacheDirs::default();
+        let d = delegate(0, "a", "eth0");
+        let first = dirs.get(&root);
+        first.write_result(&d, "c1", "/n", None).unwrap();
+        let second = dirs.get(&root);
+        assert!(Arc::ptr_eq(&first, &second), "one view per root");
+
+        // The directories were made by an earlier call; removed since, they are made again.
+        fs::remove_dir_all(&root).unwrap();
+        second.write_result(&d, "c1", "/n", None).unwrap();
+        second
+            .write_list(&DelegateList::new("c1", "/n", None, vec![d.clone()]))
+            .unwrap();
+        assert!(second.read_result(&d, "c1").unwrap().is_some());
+
+        // The shared view has no spare; another process (a thin plugin) then leaves one: the
+        // next call looks again and reuses its inode instead of creating a file.
+        let thin = CacheDir::new(&root);
+        thin.remove_result(&d, "c1").unwrap();
+        let spare = fs::read_dir(root.join(".spare"))
+            .unwrap()
+            .flatten()
+            .next()
+            .unwrap();
+        let inode = std::os::unix::fs::MetadataExt::ino(&spare.metadata().unwrap());
+        let third = dirs.get(&root);
+        third.write_result(&d, "c2", "/n", None).unwrap();
+        let written =
+            fs::metadata(third.result_path(d.network_name(), "c2", "eth0").unwrap()).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::ino(&written), inode);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 use tracing::Instrument;
 
-use crate::cache::{CacheDir, CachedList, Delegate, DelegateList};
+use crate::cache::{CacheDir, CacheDirs, CachedList, Delegate, DelegateList};
 use crate::chain::{Runner, RuntimeConf, several};
 use crate::env::{Command, Invocation};
 use crate::error::{Error, PodRef, Result};
@@ -76,6 +76,8 @@ pub struct Engine {
     stats: ExecStats,
     /// One call at a time per container (a daemon serves `/cni` and `/delegate` concurrently).
     locks: locks::ContainerLocks,
+    /// What earlier calls learnt of each `cniDir` (its spare inodes, its directories).
+    caches: CacheDirs,
 }
 
 /// One request being served: the config, the cache, the plugin path.
@@ -83,7 +85,8 @@ struct Call<'a> {
     inv: &'a Invocation,
     config: &'a MultusConfig,
     version: CniVersion,
-    /// Shared by the calls a GC makes for stale containers: one view of `.spare` per request.
+    /// Shared with the calls a GC makes for stale containers and, in a daemon, with every call
+    /// to the same `cniDir`: one view of `.spare` and of the directories made.
     cache: &'a CacheDir,
     path: Vec<PathBuf>,
     /// The Kubernetes client, built on first use: a DEL served from the cache, a CHECK or a GC
@@ -99,6 +102,7 @@ impl Engine {
             devices: None,
             stats: ExecStats::default(),
             locks: locks::ContainerLocks::default(),
+            caches: CacheDirs::default(),
         }
     }
 
@@ -136,7 +140,7 @@ impl Engine {
         inv: &Invocation,
         config: &MultusConfig,
     ) -> Result<Option<String>> {
-        let cache = CacheDir::new(config.cni_dir());
+        let cache = self.cache_dir(config);
         let call = self.call(inv, config, &cache)?;
         let version = call.version;
         let span =
@@ -154,6 +158,11 @@ impl Engine {
         }
         .instrument(span)
         .await
+    }
+
+    /// The config's `cniDir`, as this engine's earlier calls left it.
+    fn cache_dir(&self, config: &MultusConfig) -> std::sync::Arc<CacheDir> {
+        self.caches.get(Path::new(config.cni_dir()))
     }
 
     /// The state of one request: its config, cache, plugin path and (lazy) client.

@@ -17,10 +17,11 @@
 //! anything else as corrupt (cache.rs). Claiming is a rename, so two processes never share a
 //! spare. At most [`CAP`] are kept; beyond that a removed file is unlinked.
 //!
-//! The directory is read once per call ([`Spares`] lives as long as the call's cache handle),
-//! then kept up to date with what the call itself claims and adds: an ADD reads it once instead
-//! of once per file. What other processes do meanwhile is seen late: a name they took fails to
-//! claim and is skipped, and the count can be off by their changes, so [`CAP`] is approximate.
+//! The directory is read on first use, then kept up to date with what this process itself
+//! claims and adds: an ADD reads it once instead of once per file, and a daemon (whose calls
+//! share one [`Spares`] per cache root: `CacheDirs`) reads it again only when its view is empty.
+//! What other processes do meanwhile is seen late: a name they took fails to claim and is
+//! skipped, and the count can be off by their changes, so [`CAP`] is approximate.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -59,7 +60,19 @@ impl Spares {
         }
     }
 
-    /// Work on what this call knows of the directory, reading it the first time.
+    /// Read the directory again on next use if this view has no spare left: other processes
+    /// (the thin plugin, a GC) may have put some there.
+    pub fn forget_if_empty(&self) {
+        let mut guard = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.as_ref().is_some_and(|seen| seen.names.is_empty()) {
+            *guard = None;
+        }
+    }
+
+    /// Work on what this process knows of the directory, reading it the first time.
     fn with_seen<R>(&self, work: impl FnOnce(&mut Seen) -> R) -> R {
         let mut guard = self
             .seen

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use tracing::Instrument;
 
 use super::{Call, Engine, print_result, refuse_taken_ifnames, require_uid};
-use crate::cache::{CacheDir, CachedList, Delegate};
+use crate::cache::{CachedList, Delegate};
 use crate::env::{Command, Invocation};
 use crate::error::{Error, PodRef, Result};
 use crate::k8s::Kube;
@@ -77,7 +77,7 @@ impl Engine {
         config: &MultusConfig,
         attributes: Option<&InterfaceAttributes>,
     ) -> Result<Option<String>> {
-        let cache = CacheDir::new(config.cni_dir());
+        let cache = self.cache_dir(config);
         let call = self.call(inv, config, &cache)?;
         let span = tracing::info_span!("delegate", command = %inv.command, container = %inv.container_id, ifname = %inv.ifname);
         async {
