@@ -273,10 +273,10 @@ fn main() {
                 capability_args: &no_caps,
             };
             for (i, list) in lists.iter().enumerate() {
-                runner.add(list, &rc(i)).await.unwrap();
+                runner.add(list, &rc(i), None).await.unwrap();
             }
             for (i, list) in lists.iter().enumerate().rev() {
-                runner.del(list, &rc(i), None).await.unwrap();
+                runner.del(list, &rc(i), None, None).await.unwrap();
             }
         });
     };

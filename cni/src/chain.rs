@@ -31,6 +31,14 @@ pub struct Runner<'a> {
     pub stats: &'a ExecStats,
 }
 
+/// A list's first plugin call (ADD: its first plugin; DEL: its last), built ahead of its turn:
+/// the engine builds the next attachment's while the current one's plugin runs.
+#[derive(Debug)]
+pub struct FirstCall {
+    binary: PathBuf,
+    stdin: Vec<u8>,
+}
+
 /// The version a list runs in.
 pub fn list_version(list: &NetworkConfigList) -> Result<CniVersion> {
     list.effective_version().map_err(|e| Error::ParseDelegate {
@@ -84,14 +92,51 @@ impl Runner<'_> {
         })
     }
 
-    /// ADD every plugin in order; the last result is the list's.
-    pub async fn add(&self, list: &NetworkConfigList, rt: &RuntimeConf<'_>) -> Result<CniResult> {
+    /// The first call [`add`](Self::add) or [`del`](Self::del) (with its `cached` result) makes
+    /// on `list`, built now; `None` for a list without plugins.
+    pub fn first_call(
+        &self,
+        list: &NetworkConfigList,
+        rt: &RuntimeConf<'_>,
+        command: Command,
+        cached: Option<&CniResult>,
+    ) -> Result<Option<FirstCall>> {
+        let version = list_version(list)?;
+        let (plugin, prev) = match command {
+            Command::Del => (
+                list.plugins().last(),
+                cached.filter(|_| version.supports_prev_result_on_del()),
+            ),
+            _ => (list.plugins().first(), None),
+        };
+        let Some(plugin) = plugin else {
+            return Ok(None);
+        };
+        Ok(Some(FirstCall {
+            binary: find_plugin(plugin.plugin_type(), self.path)?,
+            stdin: Self::request(list, plugin, version, rt, prev)?,
+        }))
+    }
+
+    /// ADD every plugin in order; the last result is the list's. `first`: the first plugin's
+    /// call, when [`first_call`](Self::first_call) built it ahead.
+    pub async fn add(
+        &self,
+        list: &NetworkConfigList,
+        rt: &RuntimeConf<'_>,
+        mut first: Option<FirstCall>,
+    ) -> Result<CniResult> {
         let version = list_version(list)?;
         let env = self.env(Command::Add, rt);
         let mut result: Option<CniResult> = None;
         for plugin in list.plugins() {
-            let binary = find_plugin(plugin.plugin_type(), self.path)?;
-            let stdin = Self::request(list, plugin, version, rt, result.as_ref())?;
+            let (binary, stdin) = match first.take() {
+                Some(call) => (call.binary, call.stdin),
+                None => (
+                    find_plugin(plugin.plugin_type(), self.path)?,
+                    Self::request(list, plugin, version, rt, result.as_ref())?,
+                ),
+            };
             let out = run_plugin(&binary, &env, &stdin, self.stats).await?;
             if !out.iter().all(u8::is_ascii_whitespace) {
                 let text = String::from_utf8_lossy(&out);
@@ -108,21 +153,29 @@ impl Runner<'_> {
 
     /// DEL every plugin in reverse order, with the cached result as `prevResult` (≥ 0.4.0).
     /// Unlike libcni, a failing plugin does not stop the others: DEL is best effort, and an IPAM
-    /// plugin later in the list must still release its address.
+    /// plugin later in the list must still release its address. `first`: the first call (the
+    /// last plugin's), when [`first_call`](Self::first_call) built it ahead.
     pub async fn del(
         &self,
         list: &NetworkConfigList,
         rt: &RuntimeConf<'_>,
         cached: Option<&CniResult>,
+        mut first: Option<FirstCall>,
     ) -> Result<()> {
         let version = list_version(list)?;
         let prev = cached.filter(|_| version.supports_prev_result_on_del());
         let env = self.env(Command::Del, rt);
         let mut errors = Vec::new();
         for plugin in list.plugins().iter().rev() {
+            let built = first.take();
             let outcome = async {
-                let binary = find_plugin(plugin.plugin_type(), self.path)?;
-                let stdin = Self::request(list, plugin, version, rt, prev)?;
+                let (binary, stdin) = match built {
+                    Some(call) => (call.binary, call.stdin),
+                    None => (
+                        find_plugin(plugin.plugin_type(), self.path)?,
+                        Self::request(list, plugin, version, rt, prev)?,
+                    ),
+                };
                 run_plugin(&binary, &env, &stdin, self.stats).await
             }
             .await;

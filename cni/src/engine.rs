@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 use tracing::Instrument;
 
 use crate::cache::{CacheDir, CacheDirs, CachedList, Delegate, DelegateList};
-use crate::chain::{Runner, RuntimeConf, several};
+use crate::chain::{FirstCall, Runner, RuntimeConf, several};
 use crate::env::{Command, Invocation};
 use crate::error::{Error, PodRef, Result};
 use crate::exec::ExecStats;
@@ -326,11 +326,22 @@ impl Engine {
         // next attachment's plugin runs, off the ADD's path (the delegate list already names it
         // for a DEL after a crash).
         let mut unrecorded: Option<(&Delegate, CniResult)> = None;
+        // The next attachment's config and first plugin call, built while this one's plugin
+        // runs (as its record is written then).
+        let mut ready: Option<Result<Ready>> = None;
         for (i, d) in list.delegates.iter().enumerate() {
             let previous = unrecorded.take();
-            let (added, recorded) = self
-                .add_recording(call, d, kube.zip(pod.as_ref()), previous.as_ref())
+            let next = list.delegates.get(i + 1);
+            let (added, recorded, next_ready) = self
+                .add_recording(
+                    call,
+                    (d, ready.take()),
+                    next,
+                    kube.zip(pod.as_ref()),
+                    previous.as_ref(),
+                )
                 .await;
+            ready = next_ready;
             let failed = match (added, recorded) {
                 (Ok(r), Ok(())) => Ok(r),
                 (Err(source), recorded) => {
@@ -413,22 +424,30 @@ impl Engine {
         )
     }
 
-    /// ADD `d` and, once its first plugin has been started, record `previous` (whose plugins
-    /// have all exited: [`Engine::record`]) while it runs. Returns both outcomes.
+    /// ADD `d` (with what was made ready for it) and, once its first plugin has been started,
+    /// record `previous` (whose plugins have all exited: [`Engine::record`]) and make `next`
+    /// ready while it runs. Returns the three outcomes.
     async fn add_recording(
         &self,
         call: &Call<'_>,
-        d: &Delegate,
+        (d, ready): (&Delegate, Option<Result<Ready>>),
+        next: Option<&Delegate>,
         api: Option<(&Kube, &Pod)>,
         previous: Option<&(&Delegate, CniResult)>,
-    ) -> (Result<CniResult>, Result<()>) {
-        let recording = async {
-            match previous {
+    ) -> (Result<CniResult>, Result<()>, Option<Result<Ready>>) {
+        let meanwhile = async {
+            let recorded = match previous {
                 Some((done, result)) => self.record(call, done, result, api).await,
                 None => Ok(()),
-            }
+            };
+            (
+                recorded,
+                next.map(|n| self.ready(call, n, Command::Add, None)),
+            )
         };
-        alongside(self.add_unrecorded(call, d), recording).await
+        let (added, (recorded, next_ready)) =
+            alongside(self.add_unrecorded(call, d, ready), meanwhile).await;
+        (added, recorded, next_ready)
     }
 
     /// ADD one attachment the caller has already recorded (in the delegate list; a hot-plug into
@@ -440,19 +459,27 @@ impl Engine {
         d: &Delegate,
         api: Option<(&Kube, &Pod)>,
     ) -> Result<CniResult> {
-        let result = self.add_unrecorded(call, d).await?;
+        let result = self.add_unrecorded(call, d, None).await?;
         self.record(call, d, &result, api).await?;
         Ok(result)
     }
 
     /// [`Engine::add_one`] but for its result record and event ([`Engine::record`]), which the
-    /// caller makes.
-    async fn add_unrecorded(&self, call: &Call<'_>, d: &Delegate) -> Result<CniResult> {
+    /// caller makes. `ready`: `d` made ready ahead ([`Engine::ready`]), if it was.
+    async fn add_unrecorded(
+        &self,
+        call: &Call<'_>,
+        d: &Delegate,
+        ready: Option<Result<Ready>>,
+    ) -> Result<CniResult> {
         let inv = call.inv;
-        let list = parse_delegate(d)?;
+        let Ready { list, first } = match ready {
+            Some(ready) => ready?,
+            None => self.ready(call, d, Command::Add, None)?,
+        };
         copy_device_info(&self.options.devinfo_dir, d);
         let rt = runtime_conf(inv, d);
-        let mut result = self.runner(call).add(&list, &rt).await?;
+        let mut result = self.runner(call).add(&list, &rt, first).await?;
         self.default_routes(inv, d, &mut result)?;
         Ok(result)
     }
@@ -552,25 +579,36 @@ impl Engine {
                 .and_then(|r| r.cached_result())
         };
         // While an attachment's plugin runs, the files of the one released before it are
-        // removed and the cached result of the one after it is read: off the DEL's path.
+        // removed, and the one after it is made ready (its cached result read, its config
+        // parsed, its first plugin call built): off the DEL's path.
         let mut released: Option<&Delegate> = None;
         let mut cached = delegates.first().and_then(cached_result);
+        let mut ready: Option<Result<Ready>> = None;
         for (i, d) in delegates.iter().enumerate() {
             let prev_result = cached.take();
+            let made_ready = ready.take();
             let deleting = async {
-                let list = parse_delegate(d)?;
+                let Ready { list, first } = match made_ready {
+                    Some(ready) => ready?,
+                    None => self.ready(call, d, Command::Del, prev_result.as_ref())?,
+                };
                 let rt = runtime_conf(inv, d);
                 self.runner(call)
-                    .del(&list, &rt, prev_result.as_ref())
+                    .del(&list, &rt, prev_result.as_ref(), first)
                     .await
             };
             let done = released.take();
             let files = async {
                 let removed = done.map(|done| (done, Self::remove_files(call, done)));
-                (removed, delegates.get(i + 1).and_then(cached_result))
+                let next = delegates.get(i + 1);
+                let next_cached = next.and_then(cached_result);
+                let next_ready =
+                    next.map(|n| self.ready(call, n, Command::Del, next_cached.as_ref()));
+                (removed, next_cached, next_ready)
             };
-            let (outcome, (removed, next)) = alongside(deleting, files).await;
+            let (outcome, (removed, next, next_ready)) = alongside(deleting, files).await;
             cached = next;
+            ready = next_ready;
             if let Some((done, Err(source))) = removed {
                 errors.push(failed(done, source));
             }
@@ -585,6 +623,22 @@ impl Engine {
             errors.push(failed(done, source));
         }
         several(errors)
+    }
+
+    /// `d`'s config and the first plugin call `command` makes on it (DEL's with `cached` as
+    /// `prevResult`), built ahead of its turn: while the attachment before it runs.
+    fn ready(
+        &self,
+        call: &Call<'_>,
+        d: &Delegate,
+        command: Command,
+        cached: Option<&CniResult>,
+    ) -> Result<Ready> {
+        let list = parse_delegate(d)?;
+        let first =
+            self.runner(call)
+                .first_call(&list, &runtime_conf(call.inv, d), command, cached)?;
+        Ok(Ready { list, first })
     }
 
     /// The files of an attachment whose DEL succeeded: its result record and device info.
@@ -818,6 +872,12 @@ async fn alongside<P: Future, W: Future>(plugin: P, work: W) -> (P::Output, W::O
         Poll::Pending => plugin.await,
     };
     (outcome, done)
+}
+
+/// An attachment made ready to run: its config, and its first plugin call.
+struct Ready {
+    list: NetworkConfigList,
+    first: Option<FirstCall>,
 }
 
 fn reversed(delegates: &[Delegate]) -> Vec<Delegate> {
