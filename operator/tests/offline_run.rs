@@ -416,3 +416,38 @@ spec:
     };
     assert!(status.success(), "{status}");
 }
+
+/// `multus-shim` hands what it does not forward (a command it does not know, a config it cannot
+/// read, no daemon) to the `multus` beside it: the agent refuses to install one without the
+/// other, before it starts.
+#[test]
+fn the_agent_refuses_a_shim_without_multus_beside_it() {
+    let mut child = operator()
+        .args(["agent", "--node-name", "n1", "--multus-shim-binary", "/x"])
+        .env_remove("MULTUS_BINARY")
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the agent started without --multus-binary");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success());
+    assert!(
+        stderr.contains("--multus-binary <MULTUS_BINARY>"),
+        "{stderr}"
+    );
+}

@@ -178,8 +178,9 @@ struct CniArgs {
     #[arg(long, env = "MULTUS_BINARY")]
     multus_binary: Option<PathBuf>,
     /// The `multus-shim` binary (the thick plugin's client) to install beside it; default: the
-    /// `multus` binary, which can serve as the shim too, only slower to start.
-    #[arg(long, env = "MULTUS_SHIM_BINARY")]
+    /// `multus` binary, which can serve as the shim too, only slower to start. Only with
+    /// `--multus-binary`: the shim hands what it does not forward to the `multus` beside it.
+    #[arg(long, env = "MULTUS_SHIM_BINARY", requires = "multus_binary")]
     multus_shim_binary: Option<PathBuf>,
     /// The primary CNI config's file name; default: the first `.conf`/`.conflist`.
     #[arg(long, env = "MULTUS_PRIMARY_CONFIG")]
