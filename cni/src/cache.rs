@@ -210,6 +210,27 @@ impl CacheDirs {
     }
 }
 
+/// A result record made ready by [`CacheDir::ready_result`]: everything but its result, and an
+/// open temporary file beside its place. Dropped unwritten (its ADD failed), the file goes back
+/// to `.spare`.
+#[derive(Debug)]
+pub struct ReadyResult<'c> {
+    cache: &'c CacheDir,
+    path: PathBuf,
+    tmp: PathBuf,
+    file: fs::File,
+    record: ResultRecord,
+    written: bool,
+}
+
+impl Drop for ReadyResult<'_> {
+    fn drop(&mut self) {
+        if !self.written {
+            let _ = self.cache.spares.remove(&self.tmp);
+        }
+    }
+}
+
 fn checked<'a>(
     what: &'static str,
     value: &'a str,
@@ -315,6 +336,77 @@ impl CacheDir {
         netns: &str,
         result: Option<&CniResult>,
     ) -> Result<()> {
+        let (path, record) = self.result_record(delegate, container_id, netns, result)?;
+        self.write_json(&path, &record)
+    }
+
+    /// [`write_result`](Self::write_result) in two steps, for a record whose result is not
+    /// known yet (its plugin runs): everything but the result is built now and its temporary
+    /// file taken (a spare inode when there is one, else a new file: off the ADD's path either
+    /// way); [`write_ready_result`](Self::write_ready_result) then adds the result.
+    pub fn ready_result(
+        &self,
+        delegate: &Delegate,
+        container_id: &str,
+        netns: &str,
+    ) -> Result<ReadyResult<'_>> {
+        let (path, record) = self.result_record(delegate, container_id, netns, None)?;
+        let tmp = temp_path(&path);
+        let file = self
+            .make_dir_of(&path)
+            .and_then(|()| self.spares.open_temp(&tmp))
+            .map_err(|source| Error::WriteCache {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(ReadyResult {
+            cache: self,
+            path,
+            tmp,
+            file,
+            record,
+            written: false,
+        })
+    }
+
+    /// Write a record made ready by [`ready_result`](Self::ready_result) with its `result`:
+    /// into its temporary file, then renamed into place. On failure its file goes back to
+    /// `.spare` and nothing is in place.
+    pub fn write_ready_result(&self, mut ready: ReadyResult<'_>, result: &CniResult) -> Result<()> {
+        ready.record.result =
+            Some(
+                result
+                    .to_value(result.cni_version)
+                    .map_err(|e| Error::Serialize {
+                        what: "delegate result",
+                        message: e.to_string(),
+                    })?,
+            );
+        let bytes = serde_json::to_vec(&ready.record).map_err(|e| Error::Serialize {
+            what: "cache record",
+            message: e.to_string(),
+        })?;
+        ready
+            .file
+            .write_all(&bytes)
+            .and_then(|()| ready.file.set_len(bytes.len() as u64))
+            .and_then(|()| self.spares.replace(&ready.tmp, &ready.path))
+            .map_err(|source| Error::WriteCache {
+                path: ready.path.clone(),
+                source,
+            })?;
+        ready.written = true;
+        Ok(())
+    }
+
+    /// `delegate`'s result record and where it goes.
+    fn result_record(
+        &self,
+        delegate: &Delegate,
+        container_id: &str,
+        netns: &str,
+        result: Option<&CniResult>,
+    ) -> Result<(PathBuf, ResultRecord)> {
         let path = self.result_path(delegate.network_name(), container_id, &delegate.ifname)?;
         let config = serde_json::to_vec(&delegate.config).map_err(|e| Error::Serialize {
             what: "delegate config",
@@ -342,7 +434,7 @@ impl CacheDir {
             result,
             delegate: Some(delegate.clone()),
         };
-        self.write_json(&path, &record)
+        Ok((path, record))
     }
 
     pub fn read_result(
@@ -528,21 +620,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic_with(path, bytes, None)
 }
 
-/// [`write_atomic`] into an existing directory, taking the temporary file from `spares` and
-/// keeping a replaced file's inode there when given.
-fn write_atomic_with(path: &Path, bytes: &[u8], spares: Option<&Spares>) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::other("path has no parent"))?;
+/// A temporary name beside `path`, unique in this process and among processes.
+fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(
+    path.with_file_name(format!(
         ".{name}.tmp.{}.{}",
         std::process::id(),
         TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    ))
+}
+
+/// [`write_atomic`] into an existing directory, taking the temporary file from `spares` and
+/// keeping a replaced file's inode there when given.
+fn write_atomic_with(path: &Path, bytes: &[u8], spares: Option<&Spares>) -> io::Result<()> {
+    path.parent()
+        .ok_or_else(|| io::Error::other("path has no parent"))?;
+    let tmp = temp_path(path);
     let outcome = (|| match spares {
         Some(spares) => {
             spares.write_temp(&tmp, bytes)?;
@@ -718,6 +814,44 @@ mod tests {
         let written =
             fs::metadata(third.result_path(d.network_name(), "c2", "eth0").unwrap()).unwrap();
         assert_eq!(std::os::unix::fs::MetadataExt::ino(&written), inode);
+    }
+
+    #[test]
+    fn a_record_made_ready_is_the_same_record_and_one_never_written_leaves_only_a_spare() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = CacheDir::new(tmp.path());
+        let d = delegate(0, "a", "eth0");
+        let result = CniResult::parse(
+            r#"{"cniVersion":"1.0.0","ips":[{"address":"10.1.2.3/24"}]}"#,
+            None,
+        )
+        .unwrap();
+        cache.write_result(&d, "one", "/n", Some(&result)).unwrap();
+        let ready = cache.ready_result(&d, "two", "/n").unwrap();
+        assert!(
+            cache.read_result(&d, "two").unwrap().is_none(),
+            "nothing in place before its result"
+        );
+        cache.write_ready_result(ready, &result).unwrap();
+        let (one, two) = (
+            cache.read_result(&d, "one").unwrap().unwrap(),
+            cache.read_result(&d, "two").unwrap().unwrap(),
+        );
+        assert_eq!(two.cached_result(), Some(result.clone()));
+        assert_eq!(
+            (two.config, two.result, two.delegate),
+            (one.config, one.result, one.delegate)
+        );
+
+        // An ADD that fails drops the record unwritten: no temporary file is left, its inode
+        // goes to `.spare`, and nothing is in place.
+        let results = tmp.path().join("results");
+        let entries = |dir: &Path| fs::read_dir(dir).map_or(0, |d| d.count());
+        let spares_before = entries(&tmp.path().join(".spare"));
+        drop(cache.ready_result(&d, "three", "/n").unwrap());
+        assert_eq!(entries(&results), 2, "only the two records");
+        assert_eq!(entries(&tmp.path().join(".spare")), spares_before + 1);
+        assert!(cache.read_result(&d, "three").unwrap().is_none());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 use tracing::Instrument;
 
-use crate::cache::{CacheDir, CacheDirs, CachedList, Delegate, DelegateList};
+use crate::cache::{CacheDir, CacheDirs, CachedList, Delegate, DelegateList, ReadyResult};
 use crate::chain::{FirstCall, Runner, RuntimeConf, several};
 use crate::env::{Command, Invocation};
 use crate::error::{Error, PodRef, Result};
@@ -329,10 +329,18 @@ impl Engine {
         // The next attachment's config and first plugin call, built while this one's plugin
         // runs (as its record is written then).
         let mut ready: Option<Result<Ready>> = None;
+        // The last attachment's record, made ready while its plugin runs: only its result is
+        // left to write after it.
+        let mut last_record: Option<ReadyResult<'_>> = None;
         for (i, d) in list.delegates.iter().enumerate() {
             let previous = unrecorded.take();
             let next = list.delegates.get(i + 1);
-            let (added, recorded, next_ready) = self
+            let Added {
+                result: added,
+                recorded,
+                next: next_ready,
+                own_record,
+            } = self
                 .add_recording(
                     call,
                     (d, ready.take()),
@@ -342,6 +350,7 @@ impl Engine {
                 )
                 .await;
             ready = next_ready;
+            last_record = own_record;
             let failed = match (added, recorded) {
                 (Ok(r), Ok(())) => Ok(r),
                 (Err(source), recorded) => {
@@ -382,7 +391,9 @@ impl Engine {
             }
         }
         if let Some((d, result)) = unrecorded
-            && let Err(source) = self.record(call, d, &result, kube.zip(pod.as_ref())).await
+            && let Err(source) = self
+                .record(call, d, &result, kube.zip(pod.as_ref()), last_record)
+                .await
         {
             let added = &list.delegates;
             return Err(self.roll_back_add(call, added, &pod_ref, d, source).await);
@@ -425,29 +436,41 @@ impl Engine {
     }
 
     /// ADD `d` (with what was made ready for it) and, once its first plugin has been started,
-    /// record `previous` (whose plugins have all exited: [`Engine::record`]) and make `next`
-    /// ready while it runs. Returns the three outcomes.
-    async fn add_recording(
+    /// while it runs: record `previous` (whose plugins have all exited: [`Engine::record`]), and
+    /// make `next` ready, or, when `d` is the last, `d`'s own record.
+    async fn add_recording<'c>(
         &self,
-        call: &Call<'_>,
+        call: &'c Call<'_>,
         (d, ready): (&Delegate, Option<Result<Ready>>),
         next: Option<&Delegate>,
         api: Option<(&Kube, &Pod)>,
         previous: Option<&(&Delegate, CniResult)>,
-    ) -> (Result<CniResult>, Result<()>, Option<Result<Ready>>) {
+    ) -> Added<'c> {
         let meanwhile = async {
             let recorded = match previous {
-                Some((done, result)) => self.record(call, done, result, api).await,
+                Some((done, result)) => self.record(call, done, result, api, None).await,
                 None => Ok(()),
             };
-            (
-                recorded,
-                next.map(|n| self.ready(call, n, Command::Add, None)),
-            )
+            let next_ready = next.map(|n| self.ready(call, n, Command::Add, None));
+            // Not made ready is no error: the record is then written in one step.
+            let own_record = next
+                .is_none()
+                .then(|| {
+                    call.cache
+                        .ready_result(d, &call.inv.container_id, &call.inv.netns)
+                        .ok()
+                })
+                .flatten();
+            (recorded, next_ready, own_record)
         };
-        let (added, (recorded, next_ready)) =
+        let (result, (recorded, next, own_record)) =
             alongside(self.add_unrecorded(call, d, ready), meanwhile).await;
-        (added, recorded, next_ready)
+        Added {
+            result,
+            recorded,
+            next,
+            own_record,
+        }
     }
 
     /// ADD one attachment the caller has already recorded (in the delegate list; a hot-plug into
@@ -460,7 +483,7 @@ impl Engine {
         api: Option<(&Kube, &Pod)>,
     ) -> Result<CniResult> {
         let result = self.add_unrecorded(call, d, None).await?;
-        self.record(call, d, &result, api).await?;
+        self.record(call, d, &result, api, None).await?;
         Ok(result)
     }
 
@@ -484,17 +507,24 @@ impl Engine {
         Ok(result)
     }
 
-    /// Write `d`'s result record, then tell the pod (`AddedInterface`, when `api` is given).
+    /// Write `d`'s result record (into `ready` when it was made ready), then tell the pod
+    /// (`AddedInterface`, when `api` is given).
     async fn record(
         &self,
         call: &Call<'_>,
         d: &Delegate,
         result: &CniResult,
         api: Option<(&Kube, &Pod)>,
+        ready: Option<ReadyResult<'_>>,
     ) -> Result<()> {
         let inv = call.inv;
-        call.cache
-            .write_result(d, &inv.container_id, &inv.netns, Some(result))?;
+        let written = ready.map(|ready| call.cache.write_ready_result(ready, result));
+        if !matches!(written, Some(Ok(()))) {
+            // Not made ready, or its write failed (a directory removed meanwhile): the one-step
+            // write makes what is missing and says what went wrong.
+            call.cache
+                .write_result(d, &inv.container_id, &inv.netns, Some(result))?;
+        }
         if let Some((kube, pod)) = api
             && (!result.interfaces.is_empty() || !result.ips.is_empty())
         {
@@ -872,6 +902,17 @@ async fn alongside<P: Future, W: Future>(plugin: P, work: W) -> (P::Output, W::O
         Poll::Pending => plugin.await,
     };
     (outcome, done)
+}
+
+/// What [`Engine::add_recording`] did: the attachment's ADD, and what was done meanwhile.
+struct Added<'c> {
+    result: Result<CniResult>,
+    /// The previous attachment's record.
+    recorded: Result<()>,
+    /// The next attachment made ready.
+    next: Option<Result<Ready>>,
+    /// This attachment's own record made ready, when it is the last.
+    own_record: Option<ReadyResult<'c>>,
 }
 
 /// An attachment made ready to run: its config, and its first plugin call.

@@ -100,6 +100,19 @@ impl Spares {
         }
     }
 
+    /// Open a new, empty file at `tmp` (which must not exist) for writing: a spare inode when one
+    /// is free, otherwise a new 0600 file. Cut it to what is written.
+    pub fn open_temp(&self, tmp: &Path) -> io::Result<File> {
+        match self.claim(tmp) {
+            Some(file) => Ok(file),
+            None => OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(tmp),
+        }
+    }
+
     /// Put the content written at `tmp` in place at `path`. When `path` already exists the two
     /// are exchanged and its old inode is kept as a spare instead of being freed.
     ///
