@@ -665,9 +665,14 @@ impl Engine {
         cached: Option<&CniResult>,
     ) -> Result<Ready> {
         let list = parse_delegate(d)?;
-        let first =
-            self.runner(call)
-                .first_call(&list, &runtime_conf(call.inv, d), command, cached)?;
+        // A call that cannot be built ahead (its plugin missing, say) is built again at its
+        // turn, where its error comes as it did before: for DEL, recorded while the list's
+        // other plugins still run (an IPAM plugin must still release its address).
+        let first = self
+            .runner(call)
+            .first_call(&list, &runtime_conf(call.inv, d), command, cached)
+            .ok()
+            .flatten();
         Ok(Ready { list, first })
     }
 

@@ -374,6 +374,43 @@ esac
     }
 }
 
+/// DEL of a list runs every plugin even when one cannot be found: a list whose last plugin is
+/// missing fails its ADD there, and the rollback's DEL still reaches the first plugin, which holds
+/// what the ADD took (the engine builds each attachment's first DEL call ahead of its turn; one
+/// that cannot be built must not end the list's DEL).
+#[test]
+fn a_list_whose_last_plugin_is_missing_is_still_released_by_its_first() {
+    let _g = setup("sd-chain", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("released");
+    let bin = script_plugin(
+        dir.path(),
+        "holder",
+        &format!(
+            r#"cat >/dev/null
+case "$CNI_COMMAND" in
+ADD) printf '{{"cniVersion":"1.0.0","ips":[{{"address":"10.9.8.1/24"}}]}}' ;;
+DEL) touch "{}" ;;
+esac
+"#,
+            seen.display()
+        ),
+    );
+    let config = json!({
+        "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus",
+        "cniDir": dir.path().join("cache"), "binDir": bin,
+        "delegates": [{"cniVersion":"1.0.0","name":"sd-chain",
+                       "plugins":[{"type":"holder"},{"type":"sd-no-such-plugin"}]}]
+    });
+    let (ok, out) = multus("ADD", "sd-chain", "chain1", &config);
+    assert!(!ok, "{out}");
+    assert!(out.contains("sd-no-such-plugin"), "{out}");
+    assert!(
+        seen.exists(),
+        "the rollback did not DEL the list's first plugin: {out}"
+    );
+}
+
 /// The daemon's engine (whose namespace check runs alongside the list write) retrying an ADD
 /// whose previous attempt left an attachment it cannot release: the retry is refused because
 /// that attachment still holds its interface name, and the previous attempt's delegate list

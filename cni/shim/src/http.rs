@@ -26,18 +26,20 @@ pub fn whole(bytes: &[u8]) -> bool {
     let Ok(httparse::Status::Complete(head_len)) = response.parse(bytes) else {
         return false;
     };
-    let mut length = None;
-    for h in response.headers.iter() {
-        if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            return false;
-        }
-        if h.name.eq_ignore_ascii_case("content-length") {
-            length = core::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok());
-        }
+    let header = |name: &str| {
+        response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+    };
+    if header("transfer-encoding").is_some() {
+        return false;
     }
-    length.is_some_and(|len| bytes.len() >= head_len.saturating_add(len))
+    // The first `content-length`, as `parse_response` reads it.
+    header("content-length")
+        .and_then(|h| core::str::from_utf8(h.value).ok())
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .is_some_and(|len| bytes.len() >= head_len.saturating_add(len))
 }
 
 /// Status and body of a whole response; the error says what was wrong with it. `multus` has

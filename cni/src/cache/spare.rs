@@ -19,7 +19,8 @@
 //!
 //! The directory is read on first use, then kept up to date with what this process itself
 //! claims and adds: an ADD reads it once instead of once per file, and a daemon (whose calls
-//! share one [`Spares`] per cache root: `CacheDirs`) reads it again only when its view is empty.
+//! share one [`Spares`] per cache root: `CacheDirs`) reads it again only when a call's claim
+//! finds its view empty ([`Spares::new_call`]).
 //! What other processes do meanwhile is seen late: a name they took fails to claim and is
 //! skipped, and the count can be off by their changes, so [`CAP`] is approximate.
 
@@ -41,15 +42,18 @@ static SPARE_COUNTER: AtomicU64 = AtomicU64::new(0);
 #[derive(Debug)]
 pub struct Spares {
     dir: PathBuf,
-    /// The directory as this call knows it; read on first use.
+    /// The directory as this process knows it; read on first use.
     seen: Mutex<Option<Seen>>,
 }
 
 #[derive(Debug, Default)]
 struct Seen {
-    /// Spares not tried yet (as far as this call knows, the directory's files); the last one
-    /// added is taken first.
+    /// Spares not tried yet (as far as this process knows, the directory's files); the last
+    /// one added is taken first.
     names: Vec<OsString>,
+    /// Read during the current call: a claim that finds no name reads the directory again
+    /// only when not (other processes may have put spares there since).
+    current: bool,
 }
 
 impl Spares {
@@ -60,16 +64,25 @@ impl Spares {
         }
     }
 
-    /// Read the directory again on next use if this view has no spare left: other processes
-    /// (the thin plugin, a GC) may have put some there.
-    pub fn forget_if_empty(&self) {
+    /// A new call starts: a claim that finds this view empty will read the directory again,
+    /// where other processes (the thin plugin, a GC) may have put spares meanwhile. Only then:
+    /// a daemon in steady state takes what its own DELs put there, and a DEL (which only adds)
+    /// never reads it.
+    pub fn new_call(&self) {
         let mut guard = self
             .seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if guard.as_ref().is_some_and(|seen| seen.names.is_empty()) {
-            *guard = None;
+        if let Some(seen) = guard.as_mut() {
+            seen.current = false;
         }
+    }
+
+    /// The names in the directory now.
+    fn read_names(&self) -> Vec<OsString> {
+        fs::read_dir(&self.dir)
+            .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default()
     }
 
     /// Work on what this process knows of the directory, reading it the first time.
@@ -78,11 +91,9 @@ impl Spares {
             .seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let seen = guard.get_or_insert_with(|| {
-            let names = fs::read_dir(&self.dir)
-                .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
-                .unwrap_or_default();
-            Seen { names }
+        let seen = guard.get_or_insert_with(|| Seen {
+            names: self.read_names(),
+            current: true,
         });
         work(seen)
     }
@@ -100,8 +111,8 @@ impl Spares {
         }
     }
 
-    /// Open a new, empty file at `tmp` (which must not exist) for writing: a spare inode when one
-    /// is free, otherwise a new 0600 file. Cut it to what is written.
+    /// Open a file at `tmp` (which must not exist) for writing: a spare inode when one is free
+    /// (with its old content until cut), otherwise a new 0600 file. Cut it to what is written.
     pub fn open_temp(&self, tmp: &Path) -> io::Result<File> {
         match self.claim(tmp) {
             Some(file) => Ok(file),
@@ -173,7 +184,16 @@ impl Spares {
     /// Move a spare to `tmp` and open it emptied, or `None` when there is none usable.
     fn claim(&self, tmp: &Path) -> Option<File> {
         loop {
-            let name = self.with_seen(|seen| seen.names.pop())?;
+            let name = self.with_seen(|seen| {
+                seen.names.pop().or_else(|| {
+                    if seen.current {
+                        return None;
+                    }
+                    seen.names = self.read_names();
+                    seen.current = true;
+                    seen.names.pop()
+                })
+            })?;
             // Another process may have taken it first: then the rename fails and we go on.
             if fs::rename(self.dir.join(name), tmp).is_err() {
                 continue;
