@@ -292,7 +292,8 @@ impl Engine {
         let previous = call
             .cache
             .read_list(&inv.container_id, &inv.ifname, &inv.args);
-        let had_previous = matches!(previous, Ok(CachedList::Found(_)));
+        // Any list there, even one that cannot be read, is the previous attempt's.
+        let had_previous = !matches!(previous, Ok(CachedList::Missing));
         if let Ok(CachedList::Found(old)) = previous
             && let Err(e) = self
                 .del_delegates(call, &reversed(&old.delegates), &pod_ref)

@@ -479,4 +479,15 @@ printf '{"cniVersion":"1.0.0","code":100,"msg":"failing on purpose"}'; exit 1
         Some(kept),
         "the previous attempt's list"
     );
+
+    // A list that cannot be read is no less the previous attempt's: a refused retry leaves it
+    // for the runtime's DEL (and whoever looks at it) as it found it.
+    std::fs::write(&list, b"{ not a list").unwrap();
+    let retry = add().unwrap_err().to_string();
+    assert!(retry.contains("\"eth0\" already exists"), "{retry}");
+    assert_eq!(
+        std::fs::read(&list).unwrap(),
+        b"{ not a list",
+        "the unreadable list"
+    );
 }
