@@ -173,16 +173,11 @@ pub enum CachedList {
 pub struct CacheDir {
     root: PathBuf,
     spares: Spares,
-    /// Directories made sure of (created 0700 if missing): once each, not once per write. One
-    /// removed meanwhile is made again when a write into it fails ([`CacheDir::write_json`]).
-    made: std::sync::Mutex<Vec<PathBuf>>,
 }
 
 /// The cache directories an engine has written to, kept across its calls: a daemon then knows
-/// its `.spare` inodes and its directories from earlier calls instead of making sure of each
-/// directory on every call, and reads `.spare` again only when a write finds its view empty
-/// (`Spares::new_call`): before, each ADD and DEL read it and checked the directories, seven
-/// system calls before its first plugin.
+/// its `.spare` inodes from earlier calls and reads `.spare` again only when a write finds its
+/// view empty (`Spares::new_call`), where each ADD and DEL read it before its first plugin.
 #[derive(Debug, Default)]
 pub struct CacheDirs(std::sync::Mutex<Vec<Arc<CacheDir>>>);
 
@@ -222,6 +217,23 @@ pub struct ReadyResult<'c> {
     written: bool,
 }
 
+impl ReadyResult<'_> {
+    /// Add `result` and write the record: into its file, then renamed into place. On failure
+    /// its file goes back to `.spare` and nothing is in place.
+    pub fn write(mut self, result: &CniResult) -> Result<()> {
+        self.record.result = Some(result_value(result)?);
+        let bytes = to_json(&self.record)?;
+        fill(&mut self.file, &bytes)
+            .and_then(|()| self.cache.spares.replace(&self.tmp, &self.path))
+            .map_err(|source| Error::WriteCache {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.written = true;
+        Ok(())
+    }
+}
+
 impl Drop for ReadyResult<'_> {
     fn drop(&mut self) {
         if !self.written {
@@ -248,7 +260,6 @@ impl CacheDir {
         let root = root.into();
         Self {
             spares: Spares::new(&root),
-            made: std::sync::Mutex::new(Vec::new()),
             root,
         }
     }
@@ -342,7 +353,7 @@ impl CacheDir {
     /// [`write_result`](Self::write_result) in two steps, for a record whose result is not
     /// known yet (its plugin runs): everything but the result is built now and its temporary
     /// file taken (a spare inode when there is one, else a new file: off the ADD's path either
-    /// way); [`write_ready_result`](Self::write_ready_result) then adds the result.
+    /// way); [`ReadyResult::write`] then adds the result.
     pub fn ready_result(
         &self,
         delegate: &Delegate,
@@ -351,13 +362,12 @@ impl CacheDir {
     ) -> Result<ReadyResult<'_>> {
         let (path, record) = self.result_record(delegate, container_id, netns, None)?;
         let tmp = temp_path(&path);
-        let file = self
-            .make_dir_of(&path)
-            .and_then(|()| self.spares.open_temp(&tmp))
-            .map_err(|source| Error::WriteCache {
+        let file = with_dir(&path, || self.spares.open_temp(&tmp)).map_err(|source| {
+            Error::WriteCache {
                 path: path.clone(),
                 source,
-            })?;
+            }
+        })?;
         Ok(ReadyResult {
             cache: self,
             path,
@@ -366,36 +376,6 @@ impl CacheDir {
             record,
             written: false,
         })
-    }
-
-    /// Write a record made ready by [`ready_result`](Self::ready_result) with its `result`:
-    /// into its temporary file, then renamed into place. On failure its file goes back to
-    /// `.spare` and nothing is in place.
-    pub fn write_ready_result(&self, mut ready: ReadyResult<'_>, result: &CniResult) -> Result<()> {
-        ready.record.result =
-            Some(
-                result
-                    .to_value(result.cni_version)
-                    .map_err(|e| Error::Serialize {
-                        what: "delegate result",
-                        message: e.to_string(),
-                    })?,
-            );
-        let bytes = serde_json::to_vec(&ready.record).map_err(|e| Error::Serialize {
-            what: "cache record",
-            message: e.to_string(),
-        })?;
-        ready
-            .file
-            .write_all(&bytes)
-            .and_then(|()| ready.file.set_len(bytes.len() as u64))
-            .and_then(|()| self.spares.replace(&ready.tmp, &ready.path))
-            .map_err(|source| Error::WriteCache {
-                path: ready.path.clone(),
-                source,
-            })?;
-        ready.written = true;
-        Ok(())
     }
 
     /// `delegate`'s result record and where it goes.
@@ -411,13 +391,7 @@ impl CacheDir {
             what: "delegate config",
             message: e.to_string(),
         })?;
-        let result = result
-            .map(|r| r.to_value(r.cni_version))
-            .transpose()
-            .map_err(|e| Error::Serialize {
-                what: "delegate result",
-                message: e.to_string(),
-            })?;
+        let result = result.map(result_value).transpose()?;
         let record = ResultRecord {
             kind: "cniCacheV1".into(),
             container_id: container_id.into(),
@@ -597,14 +571,53 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
         .create(dir)
 }
 
-/// Write `bytes` to a new 0600 file at `path`, which must not exist.
-pub(crate) fn write_new_private_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// A new 0600 file at `path` (which must not exist), open for writing.
+pub(crate) fn create_private_file(path: &Path) -> io::Result<fs::File> {
     fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)?
-        .write_all(bytes)
+        .open(path)
+}
+
+/// Write `bytes` over `file` from its start and cut it there (a spare inode holds its old
+/// content until then).
+pub(crate) fn fill(file: &mut fs::File, bytes: &[u8]) -> io::Result<()> {
+    file.write_all(bytes)?;
+    file.set_len(bytes.len() as u64)
+}
+
+/// Run `write`, which creates a file beside `path`; when `path`'s directory is missing (never
+/// made, or removed since), make it (0700) and run it once more. Cache directories are made
+/// when a write finds them gone instead of being made sure of before every write.
+fn with_dir<T>(path: &Path, write: impl Fn() -> io::Result<T>) -> io::Result<T> {
+    match write() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let dir = path
+                .parent()
+                .ok_or_else(|| io::Error::other("path has no parent"))?;
+            create_private_dir(dir)?;
+            write()
+        }
+        outcome => outcome,
+    }
+}
+
+/// A result as a record holds it: in the version it was made in.
+fn result_value(result: &CniResult) -> Result<Value> {
+    result
+        .to_value(result.cni_version)
+        .map_err(|e| Error::Serialize {
+            what: "delegate result",
+            message: e.to_string(),
+        })
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| Error::Serialize {
+        what: "cache record",
+        message: e.to_string(),
+    })
 }
 
 /// Write `bytes` to `path` atomically: a 0600 temporary file in the same directory, renamed over
@@ -612,11 +625,7 @@ pub(crate) fn write_new_private_file(path: &Path, bytes: &[u8]) -> io::Result<()
 /// network namespaces that do not survive a reboot (docs/decisions.md, "Cache writes without
 /// fsync"); an fsync cost ~15 ms per ADD on a busy disk, most of the plugin's own overhead.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::other("path has no parent"))?;
-    create_private_dir(dir)?;
-    write_atomic_with(path, bytes, None)
+    with_dir(path, || write_atomic_with(path, bytes, None))
 }
 
 /// A temporary name beside `path`, unique in this process and among processes.
@@ -635,16 +644,14 @@ fn temp_path(path: &Path) -> PathBuf {
 /// [`write_atomic`] into an existing directory, taking the temporary file from `spares` and
 /// keeping a replaced file's inode there when given.
 fn write_atomic_with(path: &Path, bytes: &[u8], spares: Option<&Spares>) -> io::Result<()> {
-    path.parent()
-        .ok_or_else(|| io::Error::other("path has no parent"))?;
     let tmp = temp_path(path);
     let outcome = (|| match spares {
         Some(spares) => {
-            spares.write_temp(&tmp, bytes)?;
+            fill(&mut spares.open_temp(&tmp)?, bytes)?;
             spares.replace(&tmp, path)
         }
         None => {
-            write_new_private_file(&tmp, bytes)?;
+            create_private_file(&tmp)?.write_all(bytes)?;
             fs::rename(&tmp, path)
         }
     })();
@@ -656,54 +663,13 @@ fn write_atomic_with(path: &Path, bytes: &[u8], spares: Option<&Spares>) -> io::
 
 impl CacheDir {
     fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<()> {
-        let bytes = serde_json::to_vec(value).map_err(|e| Error::Serialize {
-            what: "cache record",
-            message: e.to_string(),
-        })?;
-        let write = || {
-            self.make_dir_of(path)
-                .and_then(|()| write_atomic_with(path, &bytes, Some(&self.spares)))
-        };
-        write()
-            .or_else(|e| {
-                // The directory made earlier may have been removed since (by hand, or a
-                // cleanup): make it again, once. Whether or not this call still had it as
-                // made: another call may have forgotten it a moment before.
-                if e.kind() != io::ErrorKind::NotFound {
-                    return Err(e);
-                }
-                self.forget_made(path);
-                write()
-            })
-            .map_err(|source| Error::WriteCache {
+        let bytes = to_json(value)?;
+        with_dir(path, || write_atomic_with(path, &bytes, Some(&self.spares))).map_err(|source| {
+            Error::WriteCache {
                 path: path.to_owned(),
                 source,
-            })
-    }
-
-    /// Create `path`'s directory (0700) unless this process already has (since a write into it
-    /// last failed with `ENOENT`).
-    fn make_dir_of(&self, path: &Path) -> io::Result<()> {
-        let dir = path
-            .parent()
-            .ok_or_else(|| io::Error::other("path has no parent"))?;
-        let mut made = self
-            .made
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !made.iter().any(|d| d == dir) {
-            create_private_dir(dir)?;
-            made.push(dir.to_owned());
-        }
-        Ok(())
-    }
-
-    /// Forget that `path`'s directory was made.
-    fn forget_made(&self, path: &Path) {
-        self.made
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .retain(|d| Some(d.as_path()) != path.parent());
+            }
+        })
     }
 
     /// Remove a cache file (its inode kept as a spare); a missing file is not an error.
@@ -831,7 +797,7 @@ mod tests {
             cache.read_result(&d, "two").unwrap().is_none(),
             "nothing in place before its result"
         );
-        cache.write_ready_result(ready, &result).unwrap();
+        ready.write(&result).unwrap();
         let (one, two) = (
             cache.read_result(&d, "one").unwrap().unwrap(),
             cache.read_result(&d, "two").unwrap().unwrap(),

@@ -31,10 +31,11 @@ pub struct Runner<'a> {
     pub stats: &'a ExecStats,
 }
 
-/// A list's first plugin call (ADD: its first plugin; DEL: its last), built ahead of its turn:
-/// the engine builds the next attachment's while the current one's plugin runs.
+/// One plugin's call, built: its binary and its stdin. A list's first one (ADD: its first
+/// plugin; DEL: its last) can be built ahead of its turn ([`Runner::first_call`]): the engine
+/// builds the next attachment's while the current one's plugin runs.
 #[derive(Debug)]
-pub struct FirstCall {
+pub struct PluginCall {
     binary: PathBuf,
     stdin: Vec<u8>,
 }
@@ -92,6 +93,26 @@ impl Runner<'_> {
         })
     }
 
+    /// `plugin`'s call: found in the search path, its request built.
+    fn build(
+        &self,
+        list: &NetworkConfigList,
+        plugin: &PluginConfig,
+        version: CniVersion,
+        rt: &RuntimeConf<'_>,
+        prev: Option<&CniResult>,
+    ) -> Result<PluginCall> {
+        Ok(PluginCall {
+            binary: find_plugin(plugin.plugin_type(), self.path)?,
+            stdin: Self::request(list, plugin, version, rt, prev)?,
+        })
+    }
+
+    /// Run a built call.
+    async fn run(&self, call: &PluginCall, env: &PluginEnv<'_>) -> Result<Vec<u8>> {
+        run_plugin(&call.binary, env, &call.stdin, self.stats).await
+    }
+
     /// The first call [`add`](Self::add) or [`del`](Self::del) (with its `cached` result) makes
     /// on `list`, built now; `None` for a list without plugins.
     pub fn first_call(
@@ -100,7 +121,7 @@ impl Runner<'_> {
         rt: &RuntimeConf<'_>,
         command: Command,
         cached: Option<&CniResult>,
-    ) -> Result<Option<FirstCall>> {
+    ) -> Result<Option<PluginCall>> {
         let version = list_version(list)?;
         let (plugin, prev) = match command {
             Command::Del => (
@@ -109,13 +130,9 @@ impl Runner<'_> {
             ),
             _ => (list.plugins().first(), None),
         };
-        let Some(plugin) = plugin else {
-            return Ok(None);
-        };
-        Ok(Some(FirstCall {
-            binary: find_plugin(plugin.plugin_type(), self.path)?,
-            stdin: Self::request(list, plugin, version, rt, prev)?,
-        }))
+        plugin
+            .map(|plugin| self.build(list, plugin, version, rt, prev))
+            .transpose()
     }
 
     /// ADD every plugin in order; the last result is the list's. `first`: the first plugin's
@@ -124,20 +141,17 @@ impl Runner<'_> {
         &self,
         list: &NetworkConfigList,
         rt: &RuntimeConf<'_>,
-        mut first: Option<FirstCall>,
+        mut first: Option<PluginCall>,
     ) -> Result<CniResult> {
         let version = list_version(list)?;
         let env = self.env(Command::Add, rt);
         let mut result: Option<CniResult> = None;
         for plugin in list.plugins() {
-            let (binary, stdin) = match first.take() {
-                Some(call) => (call.binary, call.stdin),
-                None => (
-                    find_plugin(plugin.plugin_type(), self.path)?,
-                    Self::request(list, plugin, version, rt, result.as_ref())?,
-                ),
+            let call = match first.take() {
+                Some(call) => call,
+                None => self.build(list, plugin, version, rt, result.as_ref())?,
             };
-            let out = run_plugin(&binary, &env, &stdin, self.stats).await?;
+            let out = self.run(&call, &env).await?;
             if !out.iter().all(u8::is_ascii_whitespace) {
                 let text = String::from_utf8_lossy(&out);
                 let parsed =
@@ -160,7 +174,7 @@ impl Runner<'_> {
         list: &NetworkConfigList,
         rt: &RuntimeConf<'_>,
         cached: Option<&CniResult>,
-        mut first: Option<FirstCall>,
+        mut first: Option<PluginCall>,
     ) -> Result<()> {
         let version = list_version(list)?;
         let prev = cached.filter(|_| version.supports_prev_result_on_del());
@@ -169,14 +183,11 @@ impl Runner<'_> {
         for plugin in list.plugins().iter().rev() {
             let built = first.take();
             let outcome = async {
-                let (binary, stdin) = match built {
-                    Some(call) => (call.binary, call.stdin),
-                    None => (
-                        find_plugin(plugin.plugin_type(), self.path)?,
-                        Self::request(list, plugin, version, rt, prev)?,
-                    ),
+                let call = match built {
+                    Some(call) => call,
+                    None => self.build(list, plugin, version, rt, prev)?,
                 };
-                run_plugin(&binary, &env, &stdin, self.stats).await
+                self.run(&call, &env).await
             }
             .await;
             if let Err(e) = outcome {
@@ -200,9 +211,8 @@ impl Runner<'_> {
         }
         let env = self.env(Command::Check, rt);
         for plugin in list.plugins() {
-            let binary = find_plugin(plugin.plugin_type(), self.path)?;
-            let stdin = Self::request(list, plugin, version, rt, Some(cached))?;
-            run_plugin(&binary, &env, &stdin, self.stats).await?;
+            let call = self.build(list, plugin, version, rt, Some(cached))?;
+            self.run(&call, &env).await?;
         }
         Ok(())
     }
@@ -269,9 +279,8 @@ impl Runner<'_> {
         };
         let env = self.env(Command::Status, &rt);
         for plugin in list.plugins() {
-            let binary = find_plugin(plugin.plugin_type(), self.path)?;
-            let stdin = Self::request(list, plugin, version, &rt, None)?;
-            run_plugin(&binary, &env, &stdin, self.stats).await?;
+            let call = self.build(list, plugin, version, &rt, None)?;
+            self.run(&call, &env).await?;
         }
         Ok(())
     }

@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 use tracing::Instrument;
 
 use crate::cache::{CacheDir, CacheDirs, CachedList, Delegate, DelegateList, ReadyResult};
-use crate::chain::{FirstCall, Runner, RuntimeConf, several};
+use crate::chain::{PluginCall, Runner, RuntimeConf, several};
 use crate::env::{Command, Invocation};
 use crate::error::{Error, PodRef, Result};
 use crate::exec::ExecStats;
@@ -48,8 +48,8 @@ pub struct EngineOptions {
     /// the config names no `kubeconfig` and `KUBERNETES_SERVICE_HOST`/`_PORT` are set (the thin
     /// plugin, multus-spec §2.1). `None`: no in-cluster credentials (a daemon has its client).
     pub service_account_dir: Option<PathBuf>,
-    /// Which thread checks a pod's interface names on ADD: a new one (the default, for the
-    /// daemon) or the caller's (the thin plugin, one call per process).
+    /// Which thread checks a pod's interface names on ADD: the visitor thread kept for that
+    /// (the default, for the daemon) or the caller's (the thin plugin, one call per process).
     pub netns_visit: netns::Visit,
 }
 
@@ -336,22 +336,20 @@ impl Engine {
         for (i, d) in list.delegates.iter().enumerate() {
             let previous = unrecorded.take();
             let next = list.delegates.get(i + 1);
-            let Added {
-                result: added,
-                recorded,
-                next: next_ready,
-                own_record,
-            } = self
+            let (added, recorded, ahead) = self
                 .add_recording(
                     call,
-                    (d, ready.take()),
+                    d,
+                    ready.take(),
                     next,
                     kube.zip(pod.as_ref()),
                     previous.as_ref(),
                 )
                 .await;
-            ready = next_ready;
-            last_record = own_record;
+            match ahead {
+                Ahead::Next(next_ready) => ready = Some(next_ready),
+                Ahead::OwnRecord(own) => last_record = own,
+            }
             let failed = match (added, recorded) {
                 (Ok(r), Ok(())) => Ok(r),
                 (Err(source), recorded) => {
@@ -391,13 +389,18 @@ impl Engine {
                 master = Some(result);
             }
         }
-        if let Some((d, result)) = unrecorded
-            && let Err(source) = self
-                .record(call, d, &result, kube.zip(pod.as_ref()), last_record)
-                .await
-        {
-            let added = &list.delegates;
-            return Err(self.roll_back_add(call, added, &pod_ref, d, source).await);
+        if let Some((d, result)) = unrecorded {
+            let written = match last_record {
+                Some(ready) => ready.write(&result),
+                None => call
+                    .cache
+                    .write_result(d, &inv.container_id, &inv.netns, Some(&result)),
+            };
+            if let Err(source) = written {
+                let added = &list.delegates;
+                return Err(self.roll_back_add(call, added, &pod_ref, d, source).await);
+            }
+            self.announce(d, &result, kube.zip(pod.as_ref())).await;
         }
 
         if let (Some(kube), Some(_)) = (kube, &pod) {
@@ -442,36 +445,31 @@ impl Engine {
     async fn add_recording<'c>(
         &self,
         call: &'c Call<'_>,
-        (d, ready): (&Delegate, Option<Result<Ready>>),
+        d: &Delegate,
+        ready: Option<Result<Ready>>,
         next: Option<&Delegate>,
         api: Option<(&Kube, &Pod)>,
         previous: Option<&(&Delegate, CniResult)>,
-    ) -> Added<'c> {
+    ) -> (Result<CniResult>, Result<()>, Ahead<'c>) {
         let meanwhile = async {
             let recorded = match previous {
-                Some((done, result)) => self.record(call, done, result, api, None).await,
+                Some((done, result)) => self.record(call, done, result, api).await,
                 None => Ok(()),
             };
-            let next_ready = next.map(|n| self.ready(call, n, Command::Add, None));
-            // Not made ready is no error: the record is then written in one step.
-            let own_record = next
-                .is_none()
-                .then(|| {
+            let ahead = match next {
+                Some(n) => Ahead::Next(self.ready(call, n, Command::Add, None)),
+                // Not made ready is no error: the record is then written in one step.
+                None => Ahead::OwnRecord(
                     call.cache
                         .ready_result(d, &call.inv.container_id, &call.inv.netns)
-                        .ok()
-                })
-                .flatten();
-            (recorded, next_ready, own_record)
+                        .ok(),
+                ),
+            };
+            (recorded, ahead)
         };
-        let (result, (recorded, next, own_record)) =
+        let (result, (recorded, ahead)) =
             alongside(self.add_unrecorded(call, d, ready), meanwhile).await;
-        Added {
-            result,
-            recorded,
-            next,
-            own_record,
-        }
+        (result, recorded, ahead)
     }
 
     /// ADD one attachment the caller has already recorded (in the delegate list; a hot-plug into
@@ -484,7 +482,7 @@ impl Engine {
         api: Option<(&Kube, &Pod)>,
     ) -> Result<CniResult> {
         let result = self.add_unrecorded(call, d, None).await?;
-        self.record(call, d, &result, api, None).await?;
+        self.record(call, d, &result, api).await?;
         Ok(result)
     }
 
@@ -508,24 +506,24 @@ impl Engine {
         Ok(result)
     }
 
-    /// Write `d`'s result record (into `ready` when it was made ready), then tell the pod
-    /// (`AddedInterface`, when `api` is given).
+    /// Write `d`'s result record, then tell the pod ([`Engine::announce`]).
     async fn record(
         &self,
         call: &Call<'_>,
         d: &Delegate,
         result: &CniResult,
         api: Option<(&Kube, &Pod)>,
-        ready: Option<ReadyResult<'_>>,
     ) -> Result<()> {
         let inv = call.inv;
-        let written = ready.map(|ready| call.cache.write_ready_result(ready, result));
-        if !matches!(written, Some(Ok(()))) {
-            // Not made ready, or its write failed (a directory removed meanwhile): the one-step
-            // write makes what is missing and says what went wrong.
-            call.cache
-                .write_result(d, &inv.container_id, &inv.netns, Some(result))?;
-        }
+        call.cache
+            .write_result(d, &inv.container_id, &inv.netns, Some(result))?;
+        self.announce(d, result, api).await;
+        Ok(())
+    }
+
+    /// Tell the pod about an attachment that got an interface or an address (`AddedInterface`),
+    /// when `api` is given.
+    async fn announce(&self, d: &Delegate, result: &CniResult, api: Option<(&Kube, &Pod)>) {
         if let Some((kube, pod)) = api
             && (!result.interfaces.is_empty() || !result.ips.is_empty())
         {
@@ -538,7 +536,6 @@ impl Engine {
             );
             kube.event(pod, false, "AddedInterface", &msg).await;
         }
-        Ok(())
     }
 
     /// Default-route handling after a delegate's ADD (multus-spec §3.6): drop the default routes
@@ -910,21 +907,20 @@ async fn alongside<P: Future, W: Future>(plugin: P, work: W) -> (P::Output, W::O
     (outcome, done)
 }
 
-/// What [`Engine::add_recording`] did: the attachment's ADD, and what was done meanwhile.
-struct Added<'c> {
-    result: Result<CniResult>,
-    /// The previous attachment's record.
-    recorded: Result<()>,
-    /// The next attachment made ready.
-    next: Option<Result<Ready>>,
-    /// This attachment's own record made ready, when it is the last.
-    own_record: Option<ReadyResult<'c>>,
+/// What is made ready while an attachment's plugin runs ([`Engine::add_recording`]).
+// One per attachment, moved once: the size difference costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
+enum Ahead<'c> {
+    /// The next attachment.
+    Next(Result<Ready>),
+    /// For the last attachment, its own record (`None`: written in one step after all).
+    OwnRecord(Option<ReadyResult<'c>>),
 }
 
 /// An attachment made ready to run: its config, and its first plugin call.
 struct Ready {
     list: NetworkConfigList,
-    first: Option<FirstCall>,
+    first: Option<PluginCall>,
 }
 
 fn reversed(delegates: &[Delegate]) -> Vec<Delegate> {
@@ -1014,7 +1010,7 @@ fn start_ifname_check(
     visit: netns::Visit,
 ) -> Result<netns::LinkCheck> {
     let names: Vec<String> = delegates.iter().map(|d| d.ifname.clone()).collect();
-    netns::LinkCheck::start(&inv.netns, &names, visit).map_err(|source| netns_error(inv, source))
+    netns::LinkCheck::start(&inv.netns, names, visit).map_err(|source| netns_error(inv, source))
 }
 
 /// The check's answer: an error naming the first attachment whose name is taken.

@@ -55,14 +55,28 @@ pub enum Visit {
 fn in_netns_here<T>(netns: &str, work: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
     let home = File::open("/proc/thread-self/ns/net")?;
     let target = File::open(netns)?;
-    move_into_link_name_space(target.as_fd(), Some(LinkNameSpaceType::Network))?;
-    let outcome = work();
-    move_into_link_name_space(home.as_fd(), Some(LinkNameSpaceType::Network)).map_err(|e| {
+    let (outcome, back) = visit(&home, &target, work);
+    back.map_err(|e| {
         io::Error::other(format!(
             "returning from {netns} to the plugin's own network namespace: {e}"
         ))
     })?;
     outcome
+}
+
+/// Enter the namespace `target`, run `work` there, and return to `home` (the thread's own):
+/// the work's outcome, and whether the thread is back home.
+fn visit<T>(
+    home: &File,
+    target: &File,
+    work: impl FnOnce() -> io::Result<T>,
+) -> (io::Result<T>, io::Result<()>) {
+    let outcome = move_into_link_name_space(target.as_fd(), Some(LinkNameSpaceType::Network))
+        .map_err(io::Error::from)
+        .and_then(|()| work());
+    let back = move_into_link_name_space(home.as_fd(), Some(LinkNameSpaceType::Network))
+        .map_err(io::Error::from);
+    (outcome, back)
 }
 
 /// A look for interface names in a pod's namespace, started by [`LinkCheck::start`] and
@@ -78,8 +92,7 @@ pub enum LinkCheck {
 impl LinkCheck {
     /// Start looking for `ifnames` in `netns`. For the visitor the namespace is opened here (one
     /// that cannot be fails here); the calling thread opens it when finishing.
-    pub fn start(netns: &str, ifnames: &[String], visit: Visit) -> io::Result<Self> {
-        let ifnames = ifnames.to_vec();
+    pub fn start(netns: &str, ifnames: Vec<String>, visit: Visit) -> io::Result<Self> {
         match visit {
             Visit::Visitor => Ok(Self::Running(visitor::look(File::open(netns)?, ifnames)?)),
             Visit::CallingThread => Ok(Self::Deferred {
@@ -189,7 +202,7 @@ mod tests {
 
     /// Which of `ifnames` exist in the namespace: one visit for all of them.
     fn existing_links(netns: &str, ifnames: &[String], visit: Visit) -> io::Result<Vec<String>> {
-        LinkCheck::start(netns, ifnames, visit)?.finish()
+        LinkCheck::start(netns, ifnames.to_vec(), visit)?.finish()
     }
 
     fn own_namespace() -> u64 {

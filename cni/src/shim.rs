@@ -221,8 +221,6 @@ pub fn forward(inv: &Invocation, config: &MultusConfig) -> Result<Option<String>
     if inv.command != Command::Add {
         return Ok(None);
     }
-    let version = select_version(config.cni_version.as_deref(), &[])
-        .map_err(|e| Error::ParseConfig(format!("cniVersion: {e}")))?;
     let mut value: Value = serde_json::from_str(&text).map_err(|e| Error::DaemonFailed {
         status,
         body: e.to_string(),
@@ -232,6 +230,8 @@ pub fn forward(inv: &Invocation, config: &MultusConfig) -> Result<Option<String>
     if let Some(Value::String(printed)) = value.get_mut("printed").map(Value::take) {
         return Ok(Some(printed));
     }
+    let version = select_version(config.cni_version.as_deref(), &[])
+        .map_err(|e| Error::ParseConfig(format!("cniVersion: {e}")))?;
     let result = value.get_mut("Result").map_or(Value::Null, Value::take);
     let printed = CniResult::from_value(result, Some(CniVersion::V1_0_0))
         .and_then(|r| r.convert(version))

@@ -26,7 +26,7 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -98,29 +98,12 @@ impl Spares {
         work(seen)
     }
 
-    /// Write `bytes` to a new file at `tmp` (which must not exist): a spare inode when one is
-    /// free, otherwise a new 0600 file. A spare is overwritten and then cut to length, so a
-    /// record that fits the block it already has neither frees nor allocates one.
-    pub fn write_temp(&self, tmp: &Path, bytes: &[u8]) -> io::Result<()> {
-        match self.claim(tmp) {
-            Some(mut file) => {
-                file.write_all(bytes)?;
-                file.set_len(bytes.len() as u64)
-            }
-            None => crate::cache::write_new_private_file(tmp, bytes),
-        }
-    }
-
     /// Open a file at `tmp` (which must not exist) for writing: a spare inode when one is free
     /// (with its old content until cut), otherwise a new 0600 file. Cut it to what is written.
     pub fn open_temp(&self, tmp: &Path) -> io::Result<File> {
         match self.claim(tmp) {
             Some(file) => Ok(file),
-            None => OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(tmp),
+            None => crate::cache::create_private_file(tmp),
         }
     }
 
@@ -194,8 +177,16 @@ impl Spares {
                     seen.names.pop()
                 })
             })?;
-            // Another process may have taken it first: then the rename fails and we go on.
-            if fs::rename(self.dir.join(name), tmp).is_err() {
+            // Another process may have taken it first: then the rename fails and we go on. Unless
+            // `tmp`'s directory is missing: every rename would fail, so the name goes back and
+            // the caller makes the directory (`with_dir`).
+            if let Err(e) = fs::rename(self.dir.join(&name), tmp) {
+                if e.kind() == io::ErrorKind::NotFound
+                    && tmp.parent().is_some_and(|dir| !dir.is_dir())
+                {
+                    self.with_seen(|seen| seen.names.push(name));
+                    return None;
+                }
                 continue;
             }
             match open_spare(tmp) {
@@ -243,7 +234,7 @@ mod tests {
 
     fn write(spares: &Spares, path: &Path, text: &str) {
         let tmp = path.with_extension("tmp");
-        spares.write_temp(&tmp, text.as_bytes()).unwrap();
+        crate::cache::fill(&mut spares.open_temp(&tmp).unwrap(), text.as_bytes()).unwrap();
         spares.replace(&tmp, path).unwrap();
     }
 

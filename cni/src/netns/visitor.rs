@@ -9,11 +9,8 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsFd;
 use std::sync::mpsc::{self, Receiver, SendError, Sender};
 use std::sync::{Mutex, PoisonError};
-
-use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
 
 /// What one check answers: the names found.
 pub type Answer = io::Result<Vec<String>>;
@@ -68,10 +65,7 @@ fn serve(jobs: &Receiver<Job>) {
         return;
     };
     for job in jobs {
-        let found = move_into_link_name_space(job.netns.as_fd(), Some(LinkNameSpaceType::Network))
-            .map_err(io::Error::from)
-            .and_then(|()| super::links_among(&job.ifnames));
-        let back = move_into_link_name_space(home.as_fd(), Some(LinkNameSpaceType::Network));
+        let (found, back) = super::visit(&home, &job.netns, || super::links_among(&job.ifnames));
         let _ = job.answer.send(found);
         if back.is_err() {
             return;
