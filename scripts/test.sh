@@ -46,10 +46,9 @@ cargo fmt --manifest-path cni/shim/Cargo.toml --check
 echo "test.sh: cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy --manifest-path cni/shim/Cargo.toml --all-targets --locked -- -D warnings
-# multus-shim is a workspace of its own (no std, no libc, panic = "abort"): its unit tests, and
-# the release binary the end-to-end tests run beside `multus` (tests/src/harness/process.rs).
+# multus-shim is a workspace of its own (no std, no libc, panic = "abort"): its unit tests here;
+# the end-to-end tests build the release binary they run (tests/src/harness/process.rs).
 echo "test.sh: multus-shim"
 cargo test --manifest-path cni/shim/Cargo.toml --locked
-cargo build --manifest-path cni/shim/Cargo.toml --release --locked --target-dir cni/shim/target
 echo "test.sh: cargo test"
 cargo test --workspace --locked --no-fail-fast

@@ -93,7 +93,6 @@ fn the_shim_is_done_at_the_answers_length_without_waiting_for_the_close() {
         // 0 bytes: the shim closed first. A timeout: it was waiting for us.
         stream.read(&mut [0u8; 16]).map_err(|e| e.kind())
     });
-    let started = std::time::Instant::now();
     let (ok, out) = call(&shim_binary().unwrap(), &ADD, &shim_config(dir.path()));
     assert!(ok, "{out}");
     assert_eq!(out, r#"{"cniVersion":"0.4.0"}"#);
@@ -102,7 +101,6 @@ fn the_shim_is_done_at_the_answers_length_without_waiting_for_the_close() {
         Ok(0),
         "the shim waited for the close"
     );
-    assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
 
 #[test]
@@ -114,12 +112,15 @@ fn version_is_answered_as_multus_answers_it() {
     assert_eq!(shim, multus);
 }
 
-/// Both clients print the daemon's rendering (`printed`) as it is: `multus-shim`, and `multus`
-/// when it serves `type: multus-shim` itself (`Result` here differs, so converting it would
-/// show).
+/// Both clients forward the call the same way (the runtime's environment, the config as it
+/// came, base64) and print the daemon's rendering (`printed`) as it is: `multus-shim`, and
+/// `multus` when it serves `type: multus-shim` itself (`Result` here differs, so converting it
+/// would show).
 #[test]
 fn the_call_is_forwarded_and_the_daemons_rendering_printed() {
+    use base64::Engine as _;
     for binary in [workspace_binary("multus").unwrap(), shim_binary().unwrap()] {
+        let which = binary.display();
         let dir = tempfile::tempdir().unwrap();
         let daemon = one_answer(
             &dir.path().join("multus.sock"),
@@ -128,67 +129,60 @@ fn the_call_is_forwarded_and_the_daemons_rendering_printed() {
                 &json!({"Result": {}, "printed": r#"{"cniVersion":"0.4.0","ips":[]}"#}).to_string(),
             ),
         );
-        let (ok, out) = call(&binary, &ADD, &shim_config(dir.path()));
-        daemon.join().unwrap();
-        assert!(ok, "{}: {out}", binary.display());
-        assert_eq!(
-            out,
-            r#"{"cniVersion":"0.4.0","ips":[]}"#,
-            "{}",
-            binary.display()
+        let config = shim_config(dir.path());
+        let (ok, out) = call(&binary, &ADD, &config);
+        let sent = daemon.join().unwrap();
+        assert!(ok, "{which}: {out}");
+        assert_eq!(out, r#"{"cniVersion":"0.4.0","ips":[]}"#, "{which}");
+        assert!(
+            sent.starts_with("POST /cni HTTP/1.1\r\n"),
+            "{which}: {sent}"
         );
+        let body: Value = serde_json::from_str(sent.split_once("\r\n\r\n").unwrap().1).unwrap();
+        assert_eq!(body["env"]["CNI_COMMAND"], "ADD", "{which}");
+        assert_eq!(body["env"]["CNI_CONTAINERID"], "shim-test", "{which}");
+        let forwarded = base64::engine::general_purpose::STANDARD
+            .decode(body["config"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(forwarded, config.as_bytes(), "{which}");
     }
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = one_answer(
-        &dir.path().join("multus.sock"),
-        http_answer("200 OK", &json!({"printed": "{}"}).to_string()),
-    );
-    let config = shim_config(dir.path());
-    let (ok, out) = call(&shim_binary().unwrap(), &ADD, &config);
-    assert!(ok, "{out}");
-    let sent = daemon.join().unwrap();
-    assert!(sent.starts_with("POST /cni HTTP/1.1\r\n"), "{sent}");
-    let body: Value = serde_json::from_str(sent.split_once("\r\n\r\n").unwrap().1).unwrap();
-    assert_eq!(body["env"]["CNI_COMMAND"], "ADD");
-    assert_eq!(body["env"]["CNI_CONTAINERID"], "shim-test");
-    use base64::Engine as _;
-    let forwarded = base64::engine::general_purpose::STANDARD
-        .decode(body["config"].as_str().unwrap())
-        .unwrap();
-    assert_eq!(forwarded, config.as_bytes());
 }
 
 #[test]
 fn a_daemons_error_is_printed_in_the_configs_version_and_garbage_asks_to_try_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("multus.sock");
-    let daemon = one_answer(
-        &socket,
-        http_answer(
-            "400 Bad Request",
-            &json!({"cniVersion": "1.1.0", "code": 7, "msg": "no network \"x\""}).to_string(),
-        ),
-    );
-    let (ok, out) = call(&shim_binary().unwrap(), &ADD, &shim_config(dir.path()));
-    daemon.join().unwrap();
-    assert!(!ok);
-    let err: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(
-        err,
-        json!({"cniVersion":"0.4.0","code":7,"msg":"no network \"x\""})
-    );
+    for binary in [workspace_binary("multus").unwrap(), shim_binary().unwrap()] {
+        let which = binary.display();
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("multus.sock");
+        let daemon = one_answer(
+            &socket,
+            http_answer(
+                "400 Bad Request",
+                &json!({"cniVersion": "1.1.0", "code": 7, "msg": "no network \"x\""}).to_string(),
+            ),
+        );
+        let (ok, out) = call(&binary, &ADD, &shim_config(dir.path()));
+        daemon.join().unwrap();
+        assert!(!ok, "{which}");
+        let err: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            err,
+            json!({"cniVersion":"0.4.0","code":7,"msg":"no network \"x\""}),
+            "{which}"
+        );
 
-    std::fs::remove_file(&socket).unwrap();
-    let daemon = one_answer(&socket, b"garbage".to_vec());
-    let (ok, out) = call(&shim_binary().unwrap(), &ADD, &shim_config(dir.path()));
-    daemon.join().unwrap();
-    assert!(!ok);
-    let err: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(err["code"], 11, "{err}");
-    assert!(
-        err["msg"].as_str().unwrap().contains("the daemon's answer"),
-        "{err}"
-    );
+        std::fs::remove_file(&socket).unwrap();
+        let daemon = one_answer(&socket, b"garbage".to_vec());
+        let (ok, out) = call(&binary, &ADD, &shim_config(dir.path()));
+        daemon.join().unwrap();
+        assert!(!ok, "{which}");
+        let err: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(err["code"], 11, "{which}: {err}");
+        assert!(
+            err["msg"].as_str().unwrap().contains("the daemon's answer"),
+            "{which}: {err}"
+        );
+    }
 }
 
 #[test]

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use cni_common::*;
 use multus_cni::ServerOptions;
-use multus_tests::harness::process::run_plugin;
 use serde_json::{Value, json};
 
 const PODS: usize = 50;
@@ -79,25 +78,10 @@ async fn fifty_pods_through_the_daemon_then_the_daemon_stops() {
     run_multus(&shim_binary, "ADD", &pods[0], &shim).expect_ok();
     let attached = pods[0].netns_addrs().names();
     // Another sandbox in that pod's namespace, whose eth0 is taken: the daemon checks the
-    // namespace from a thread of its own while it writes the delegate list, refuses the ADD
-    // before any plugin runs, and takes the list back.
+    // namespace while it writes the delegate list, and refuses the ADD before any plugin runs;
+    // no list is left for that sandbox.
     let other = format!("{}-other", pods[0].container_id);
-    let args = format!(
-        "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_UID={}",
-        pods[0].namespace, pods[0].name, pods[0].uid
-    );
-    let netns = pods[0].netns.path();
-    let env = [
-        ("CNI_COMMAND", "ADD"),
-        ("CNI_CONTAINERID", other.as_str()),
-        ("CNI_NETNS", netns.as_str()),
-        ("CNI_IFNAME", "eth0"),
-        ("CNI_ARGS", args.as_str()),
-        ("CNI_PATH", PLUGINS),
-    ];
-    let out = run_plugin(&shim_binary, &env, shim.to_string().as_bytes()).unwrap();
-    assert!(!out.status.success());
-    let err: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let err = run_multus_as(&shim_binary, "ADD", &pods[0], &other, &shim).expect_err();
     let msg = err["msg"].as_str().unwrap_or_default();
     assert!(msg.contains("\"eth0\" already exists"), "{err}");
     assert!(!t.cni_dir.join(&other).exists(), "the refused ADD's list");

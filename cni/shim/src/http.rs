@@ -18,42 +18,24 @@ pub fn post_cni(body: &[u8]) -> Vec<u8> {
     request
 }
 
-/// Whether `bytes` hold a whole response by its `content-length`. Without one (or chunked, which
-/// [`parse_response`] refuses) only the daemon's close ends it.
-pub fn whole(bytes: &[u8]) -> bool {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut response = httparse::Response::new(&mut headers);
-    let Ok(httparse::Status::Complete(head_len)) = response.parse(bytes) else {
-        return false;
-    };
-    let header = |name: &str| {
-        response
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-    };
-    if header("transfer-encoding").is_some() {
-        return false;
-    }
-    // The first `content-length`, as `parse_response` reads it.
-    header("content-length")
-        .and_then(|h| core::str::from_utf8(h.value).ok())
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .is_some_and(|len| bytes.len() >= head_len.saturating_add(len))
+/// A response's head, as far as the shim reads it.
+struct Head {
+    /// Bytes up to the body.
+    len: usize,
+    status: Option<u16>,
+    /// By `content-length` (the first); `None`: the body runs to the daemon's close.
+    body_len: Option<usize>,
 }
 
-/// Status and body of a whole response; the error says what was wrong with it. `multus` has
-/// its std twin (cni/src/shim.rs, which also decodes chunked bodies); tests/tests/cni_shim.rs
-/// runs both binaries against one stand-in daemon.
-pub fn parse_response(bytes: &[u8]) -> Result<(u16, &[u8]), &'static str> {
+/// The head of `bytes`, `None` while it has not all come; the error says what is wrong with it.
+fn head(bytes: &[u8]) -> Result<Option<Head>, &'static str> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut headers);
-    let head_len = match response.parse(bytes) {
+    let len = match response.parse(bytes) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Err("the connection closed in its head"),
+        Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err("not an HTTP response"),
     };
-    let status = response.code.ok_or("no status")?;
     let header = |name: &str| {
         response
             .headers
@@ -61,19 +43,41 @@ pub fn parse_response(bytes: &[u8]) -> Result<(u16, &[u8]), &'static str> {
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .map(|h| h.value)
     };
-    let rest = bytes.get(head_len..).unwrap_or_default();
     // The daemon sends whole bodies with a length; a chunked one would be another server.
     if header("transfer-encoding").is_some() {
         return Err("a transfer-encoding the daemon does not use");
     }
-    let body = match header("content-length") {
-        Some(value) => {
-            let len: usize = core::str::from_utf8(value)
+    let body_len = header("content-length")
+        .map(|value| {
+            core::str::from_utf8(value)
                 .ok()
                 .and_then(|v| v.trim().parse().ok())
-                .ok_or("unreadable content-length")?;
-            rest.get(..len).ok_or("the connection closed in its body")?
-        }
+                .ok_or("unreadable content-length")
+        })
+        .transpose()?;
+    Ok(Some(Head {
+        len,
+        status: response.code,
+        body_len,
+    }))
+}
+
+/// Whether `bytes` hold a whole response by its `content-length`. Without one, or with a head
+/// [`parse_response`] refuses, only the daemon's close ends it.
+pub fn whole(bytes: &[u8]) -> bool {
+    matches!(head(bytes), Ok(Some(Head { len, body_len: Some(body), .. }))
+        if bytes.len() >= len.saturating_add(body))
+}
+
+/// Status and body of a whole response; the error says what was wrong with it. `multus` has
+/// its std twin (cni/src/shim.rs, which also decodes chunked bodies); tests/tests/cni_shim.rs
+/// runs both binaries against one stand-in daemon.
+pub fn parse_response(bytes: &[u8]) -> Result<(u16, &[u8]), &'static str> {
+    let head = head(bytes)?.ok_or("the connection closed in its head")?;
+    let status = head.status.ok_or("no status")?;
+    let rest = bytes.get(head.len..).unwrap_or_default();
+    let body = match head.body_len {
+        Some(len) => rest.get(..len).ok_or("the connection closed in its body")?,
         None => rest,
     };
     Ok((status, body))

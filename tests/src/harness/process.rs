@@ -28,9 +28,9 @@ pub fn workspace_binary(name: &str) -> Result<PathBuf, Error> {
 
 /// `multus-shim`, built on its own (cni/shim is a workspace of its own: no std, no libc):
 /// `MULTUS_SHIM_BIN`, else that workspace's release build. Under cargo the build is brought up
-/// to date first, once per test process (a no-op when fresh, as after `scripts/test.sh`): the
-/// main workspace's build does not see the shim's sources, and a test must never run a stale
-/// shim.
+/// to date first, once per test process (a no-op when fresh): the main workspace's build does
+/// not see the shim's sources, and a test must never run a stale shim. This is the one place
+/// the tests' shim is built.
 pub fn shim_binary() -> Result<PathBuf, Error> {
     let missing = || Error::FindBinary("multus-shim".to_owned());
     if let Some(path) = std::env::var_os("MULTUS_SHIM_BIN") {
@@ -65,7 +65,7 @@ fn build_shim(cargo: &std::ffi::OsStr, shim_dir: &Path) -> Result<(), String> {
         // Where this harness looks, whatever CARGO_TARGET_DIR says.
         .arg("--target-dir")
         .arg(shim_dir.join("target"))
-        // Built for this machine, as scripts/test.sh builds it (same flags: a no-op after it).
+        // Built for this machine, even when the main workspace is cross-built.
         .env_remove("CARGO_BUILD_TARGET")
         .output()
         .map_err(|e| format!("running {}: {e}", cargo.to_string_lossy()))?;

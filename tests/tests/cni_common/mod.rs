@@ -322,14 +322,25 @@ impl Drop for Cluster {
 }
 
 pub fn run_multus(binary: &Path, command: &str, pod: &PodHandle, config: &Value) -> Outcome {
+    run_multus_as(binary, command, pod, &pod.container_id, config)
+}
+
+/// [`run_multus`] for another sandbox (`container_id`) of the pod, in the pod's namespace.
+pub fn run_multus_as(
+    binary: &Path,
+    command: &str,
+    pod: &PodHandle,
+    container_id: &str,
+    config: &Value,
+) -> Outcome {
     let args = format!(
-        "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={};K8S_POD_UID={}",
-        pod.namespace, pod.name, pod.container_id, pod.uid
+        "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={container_id};K8S_POD_UID={}",
+        pod.namespace, pod.name, pod.uid
     );
     let netns = pod.netns.path();
     let env = [
         ("CNI_COMMAND", command),
-        ("CNI_CONTAINERID", pod.container_id.as_str()),
+        ("CNI_CONTAINERID", container_id),
         ("CNI_NETNS", netns.as_str()),
         ("CNI_IFNAME", "eth0"),
         ("CNI_ARGS", args.as_str()),
@@ -517,7 +528,7 @@ impl Daemon {
             let _ = stopped.await;
         }));
         let shim_binary = install_cni_binaries(&t.dir.path().join("bin"))
-            .expect("multus and multus-shim are built by scripts/test.sh");
+            .expect("multus and multus-shim are built (tests/src/harness/process.rs)");
         let shim = json!({
             "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus-shim",
             "daemonSocketDir": socket_dir, "clusterNetwork": t.cluster_file,
