@@ -82,8 +82,8 @@ fn malformed(what: &str) -> io::Error {
 
 /// Status and body of a whole HTTP/1.1 response (the connection closed after it).
 /// `multus-shim` reads the same answers with its own no_std parser (cni/shim/src/http.rs): the
-/// two binaries cannot share a crate (its `origin` start-up would clash with std's), so
-/// tests/tests/cni_shim.rs runs both against one stand-in daemon.
+/// shim is a workspace of its own (no std, `panic = "abort"`), which the main workspace cannot
+/// depend on, so tests/tests/cni_shim.rs runs both binaries against one stand-in daemon.
 fn parse_response(bytes: &[u8]) -> io::Result<(u16, Vec<u8>)> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut headers);

@@ -51,8 +51,8 @@ struct Seen {
     /// Spares not tried yet (as far as this process knows, the directory's files); the last
     /// one added is taken first.
     names: Vec<OsString>,
-    /// Read during the current call: a claim that finds no name reads the directory again
-    /// only when not (other processes may have put spares there since).
+    /// Read since the last [`Spares::new_call`]: a claim that finds no name reads the
+    /// directory again only when not (other processes may have put spares there since).
     current: bool,
 }
 
