@@ -21,10 +21,11 @@
 use std::fs;
 use std::io::{self, Write};
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use multus_crds::attachments::interface_name;
@@ -492,6 +493,35 @@ impl CacheDir {
         found
     }
 
+    /// Take back the temporary files of writes that never finished: a plugin killed between
+    /// writing a file and renaming it into place (a runtime's timeout) leaves its
+    /// `.<name>.tmp.<pid>.<n>` behind, and nothing else would ever remove it. A temporary file
+    /// is taken once its inode has not changed for `older_than` (claiming, writing and renaming
+    /// each change it): a write in progress is younger than any CNI call may last. Its inode
+    /// becomes a spare like a removed file's. Returns how many were taken.
+    pub fn sweep_leftovers(&self, older_than: Duration) -> usize {
+        let now = SystemTime::now();
+        [self.root.clone(), self.results_dir()]
+            .iter()
+            .filter_map(|dir| fs::read_dir(dir).ok())
+            .flatten()
+            .flatten()
+            .filter(|e| is_temp_name(&e.file_name().to_string_lossy()))
+            .filter(|e| {
+                // Not followed: a symlink is a file of its own, taken as it is.
+                e.metadata().is_ok_and(|m| {
+                    let changed = SystemTime::UNIX_EPOCH
+                        + Duration::new(
+                            u64::try_from(m.ctime()).unwrap_or_default(),
+                            u32::try_from(m.ctime_nsec()).unwrap_or_default(),
+                        );
+                    !m.is_dir() && now.duration_since(changed).unwrap_or_default() >= older_than
+                })
+            })
+            .filter(|e| self.spares.remove(&e.path()).is_ok())
+            .count()
+    }
+
     /// Container IDs that have a delegate list.
     pub fn listed_containers(&self) -> Vec<String> {
         let Ok(entries) = fs::read_dir(&self.root) else {
@@ -562,6 +592,10 @@ fn from_go_multus(
 }
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The age after which a temporary cache file is a killed writer's ([`CacheDir::sweep_leftovers`]):
+/// runtimes give up on a CNI call after minutes, so no write in progress is this old.
+pub const LEFTOVER_AGE: Duration = Duration::from_secs(60 * 60);
 
 /// Create `dir` (and parents) with mode 0700.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
@@ -639,6 +673,21 @@ fn temp_path(path: &Path) -> PathBuf {
         std::process::id(),
         TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ))
+}
+
+/// Whether `name` is one [`temp_path`] makes: `.<name>.tmp.<pid>.<n>`.
+fn is_temp_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix('.') else {
+        return false;
+    };
+    let mut tail = rest.rsplitn(3, '.');
+    let numbers = [tail.next(), tail.next()]
+        .iter()
+        .all(|n| n.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())));
+    numbers
+        && tail
+            .next()
+            .is_some_and(|head| head.ends_with(".tmp") && head.len() > 4)
 }
 
 /// [`write_atomic`] into an existing directory, taking the temporary file from `spares` and
@@ -902,5 +951,67 @@ mod tests {
             "K8S_POD_NAME=p;MAC=02:00:00:00:00:01"
         );
         assert_eq!(list.delegates[1].network_name(), "mv");
+    }
+
+    #[test]
+    fn temporary_files_of_unfinished_writes_are_taken_back_once_old() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = CacheDir::new(tmp.path());
+        let d = delegate(0, "net", "eth0");
+        cache
+            .write_result(
+                &d,
+                "c1",
+                "/var/run/netns/p",
+                Some(&CniResult::new(CniVersion::V1_0_0)),
+            )
+            .unwrap();
+        cache
+            .write_list(&DelegateList::new("c1", "", None, vec![d]))
+            .unwrap();
+        // What a plugin killed between writing and renaming leaves, next to names that only
+        // look alike.
+        let results = tmp.path().join("results");
+        let leftovers = [
+            tmp.path().join(".c2.tmp.4242.0"),
+            results.join(".net-c2-eth0.tmp.4242.1"),
+        ];
+        let kept = [
+            tmp.path().join("c3.tmp.4242.0"),
+            tmp.path().join(".c3.tmp.x.0"),
+            tmp.path().join(".tmp.4242.0"),
+            results.join(".net-c3-eth0.tmp.4242"),
+        ];
+        for p in leftovers.iter().chain(&kept) {
+            fs::write(p, b"half").unwrap();
+        }
+        let names = |dir: &Path| {
+            let mut v: Vec<String> = fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let before = (names(tmp.path()), names(&results));
+
+        // A write in progress is younger than the age: nothing is touched.
+        assert_eq!(cache.sweep_leftovers(Duration::from_secs(3600)), 0);
+        assert_eq!((names(tmp.path()), names(&results)), before);
+
+        assert_eq!(cache.sweep_leftovers(Duration::ZERO), 2);
+        for p in &leftovers {
+            assert!(!p.exists(), "{}", p.display());
+        }
+        for p in &kept {
+            assert!(p.exists(), "{}", p.display());
+        }
+        // The records stay readable, and the leftovers' inodes wait in `.spare`.
+        assert!(matches!(
+            cache.read_list("c1", "eth0", ""),
+            Ok(CachedList::Found(_))
+        ));
+        assert_eq!(cache.all_results().len(), 1);
+        assert_eq!(fs::read_dir(tmp.path().join(".spare")).unwrap().count(), 2);
     }
 }
