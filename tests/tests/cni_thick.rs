@@ -1,12 +1,14 @@
 //! Thick mode end to end: the real `multus-shim` (installed beside `multus`) forwarding to the
 //! daemon server (started in-process, as the node agent hosts it), 50 pods at once, and what
-//! happens when the daemon is gone: the shim hands the call to `multus`. Needs root; fails,
-//! never skips, without it.
+//! happens when the daemon is gone: the shim hands the call to `multus`; and a call the runtime
+//! gives up on. Needs root; fails, never skips, without it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cni_common;
 
 use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -103,4 +105,92 @@ async fn fifty_pods_through_the_daemon_then_the_daemon_stops() {
     run_multus(&shim_binary, "DEL", &pods[0], &shim).expect_ok();
     assert_eq!(pods[0].netns_addrs().names(), ["lo"]);
     assert!(t.host_local_allocations().is_empty());
+}
+
+/// A delegate that never answers an ADD: it leaves its process ID beside itself, then sleeps
+/// in the same process.
+const HANGING_PLUGIN: &str = r#"#!/bin/sh
+[ "$CNI_COMMAND" = ADD ] || exit 0
+dir=$(dirname "$0")
+echo $$ > "$dir/hang.pid.tmp" && mv "$dir/hang.pid.tmp" "$dir/hang.pid"
+exec sleep 600
+"#;
+
+/// Whether `pid` still runs (a zombie waiting to be reaped does not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| !stat.rsplit(") ").next().unwrap_or("").starts_with('Z'))
+}
+
+/// Poll `done` every 20 ms for up to `within`.
+fn eventually(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while !done() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// The runtime gives up on an ADD whose delegate hangs and kills `multus-shim`: the daemon sees
+/// the connection close, kills the delegate and frees the call's slot (the only one here) for
+/// the next pod; the runtime's DEL then releases what the abandoned ADD had attached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_the_runtime_gives_up_on_kills_its_delegate_and_frees_its_slot() {
+    let t = Cluster::start("tk", 55).await;
+    let plugins = t.dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    for p in ["bridge", "host-local"] {
+        std::os::unix::fs::symlink(Path::new(PLUGINS).join(p), plugins.join(p)).unwrap();
+    }
+    let hang = plugins.join("hang");
+    std::fs::write(&hang, HANGING_PLUGIN).unwrap();
+    std::fs::set_permissions(&hang, std::fs::Permissions::from_mode(0o755)).unwrap();
+    t.nad("team", "stuck", r#"{"cniVersion":"1.0.0","type":"hang"}"#)
+        .await;
+    let daemon = Daemon::start_with_plugins(
+        &t,
+        ServerOptions {
+            max_concurrent: 1,
+            max_queued: 4,
+            ..ServerOptions::default()
+        },
+        &plugins,
+    );
+    let stuck = Arc::new(t.pod("team", "stuck", Some(r#"[{"name":"stuck"}]"#)).await);
+    let next = Arc::new(t.pod("team", "next", None).await);
+
+    let mut shim = spawn_multus(&daemon.shim_binary, "ADD", &stuck, &daemon.shim);
+    let pid_file = plugins.join("hang.pid");
+    assert!(
+        eventually(Duration::from_secs(20), || pid_file.exists()),
+        "the hanging delegate never ran"
+    );
+    let hanging: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(running(hanging));
+    shim.kill().unwrap();
+    shim.wait().unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || !running(hanging)),
+        "the delegate of the abandoned call still runs"
+    );
+
+    let added = tokio::time::timeout(Duration::from_secs(20), daemon.runtime("ADD", &next))
+        .await
+        .expect("the abandoned call's slot was not freed");
+    added.expect_ok();
+    assert_eq!(next.netns_addrs().names(), ["eth0", "lo"]);
+
+    // The runtime's DEL of the abandoned sandbox releases the cluster network it got.
+    daemon.runtime("DEL", &stuck).await.expect_ok();
+    daemon.runtime("DEL", &next).await.expect_ok();
+    assert_eq!(stuck.netns_addrs().names(), ["lo"]);
+    assert!(t.host_local_allocations().is_empty());
+    daemon.stop().await;
 }

@@ -112,8 +112,8 @@ impl Cluster {
 
     /// `prefix` keeps names of this test apart from others running at once; the cluster network
     /// is 10.(100+octet).1.0/24 and a test's other subnets are 10.(100+octet).x.0/24. In use:
-    /// ta 41, tb 42, tc 43, td 44, tt 46, tf 48, tg 49, th 50, hd 51, hc 52, tx 53, dv 61,
-    /// dw 62.
+    /// ta 41, tb 42, tc 43, td 44, tt 46, tf 48, tg 49, th 50, hd 51, hc 52, tx 53, hn 54,
+    /// tk 55, dv 61, dw 62.
     pub async fn start(prefix: &str, octet: u8) -> Self {
         require_root_and_plugins();
         let binary = workspace_binary("multus")
@@ -333,25 +333,56 @@ pub fn run_multus_as(
     container_id: &str,
     config: &Value,
 ) -> Outcome {
-    let args = format!(
-        "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={container_id};K8S_POD_UID={}",
-        pod.namespace, pod.name, pod.uid
-    );
-    let netns = pod.netns.path();
-    let env = [
-        ("CNI_COMMAND", command),
-        ("CNI_CONTAINERID", container_id),
-        ("CNI_NETNS", netns.as_str()),
-        ("CNI_IFNAME", "eth0"),
-        ("CNI_ARGS", args.as_str()),
-        ("CNI_PATH", PLUGINS),
-    ];
+    let env = cni_env(command, pod, container_id);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let out = run_plugin(binary, &env, config.to_string().as_bytes()).unwrap();
     Outcome {
         success: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// The runtime's environment for a call of `pod`'s sandbox `container_id`.
+fn cni_env(command: &str, pod: &PodHandle, container_id: &str) -> Vec<(&'static str, String)> {
+    let args = format!(
+        "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={container_id};K8S_POD_UID={}",
+        pod.namespace, pod.name, pod.uid
+    );
+    vec![
+        ("CNI_COMMAND", command.to_owned()),
+        ("CNI_CONTAINERID", container_id.to_owned()),
+        ("CNI_NETNS", pod.netns.path()),
+        ("CNI_IFNAME", "eth0".to_owned()),
+        ("CNI_ARGS", args),
+        ("CNI_PATH", PLUGINS.to_owned()),
+    ]
+}
+
+/// [`run_multus`] without waiting: the call's process, its config written to it, for a test that
+/// plays a runtime giving up on it.
+pub fn spawn_multus(
+    binary: &Path,
+    command: &str,
+    pod: &PodHandle,
+    config: &Value,
+) -> std::process::Child {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = Command::new(binary)
+        .envs(cni_env(command, pod, &pod.container_id))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(config.to_string().as_bytes())
+        .unwrap();
+    child
 }
 
 /// `ip -j addr` of a namespace.
@@ -506,9 +537,18 @@ impl Daemon {
     /// `options` as the test wants them; the socket directory and the overlay of the node's
     /// CNI directories are set here.
     pub fn start(t: &Cluster, options: multus_cni::ServerOptions) -> Self {
+        Self::start_with_plugins(t, options, Path::new(PLUGINS))
+    }
+
+    /// [`Daemon::start`] with the node's plugins in `bin_dir`.
+    pub fn start_with_plugins(
+        t: &Cluster,
+        options: multus_cni::ServerOptions,
+        bin_dir: &Path,
+    ) -> Self {
         let socket_dir = t.dir.path().join("run");
         let overlay: serde_json::Map<String, Value> = json!({
-            "confDir": t.conf_dir, "cniDir": t.cni_dir, "binDir": PLUGINS,
+            "confDir": t.conf_dir, "cniDir": t.cni_dir, "binDir": bin_dir,
         })
         .as_object()
         .unwrap()
