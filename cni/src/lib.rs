@@ -16,6 +16,9 @@
 //! network's result. Any failure rolls back what was added, newest first. DEL replays the cache in
 //! reverse, falling back to per-attachment records and then to the current config.
 
+// `shim` includes `multus-shim`'s no_std HTTP file, which names `alloc`.
+extern crate alloc;
+
 pub mod cache;
 pub mod chain;
 pub mod devices;

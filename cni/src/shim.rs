@@ -43,8 +43,13 @@ pub fn request_blocking(
     exchange(UnixStream::connect(socket)?, method, uri, body)
 }
 
+/// The request and the answer as `multus-shim` makes and reads them: one file, built without std
+/// there and with it here (the shim is a workspace of its own, which this one cannot depend on).
+#[path = "../shim/src/http.rs"]
+mod http;
+
 /// One HTTP/1.1 exchange on a connected stream. The shim is a process per CNI call: a blocking
-/// request with `Connection: close`, read to the end, needs no async runtime and no HTTP client
+/// request with `Connection: close`, read to the answer's end, needs no async runtime and no HTTP client
 /// stack to set up and fault in (docs/decisions.md, "The shim needs no async runtime").
 fn exchange(
     mut stream: UnixStream,
@@ -52,96 +57,37 @@ fn exchange(
     uri: &str,
     body: &[u8],
 ) -> io::Result<(u16, Vec<u8>)> {
-    let head = format!(
-        "{method} {uri} HTTP/1.1\r\nhost: multus\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    let mut request = Vec::with_capacity(head.len() + body.len());
-    request.extend_from_slice(head.as_bytes());
-    request.extend_from_slice(body);
     // A daemon that refuses the call (overloaded, a body too large) may answer and close before
     // it has read all of it: the write then fails, or the read after the answer, and the answer
     // is still what to print.
-    let sent = stream.write_all(&request);
+    let sent = stream.write_all(&http::request(method, uri, body));
+    // Read up to the answer's end, not until the daemon closes, as `multus-shim` does.
     let mut response = Vec::new();
-    let read = stream.read_to_end(&mut response);
+    let mut buf = [0u8; 8192];
+    let read = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => {
+                response.extend_from_slice(buf.get(..n).unwrap_or_default());
+                if http::whole(&response) {
+                    break Ok(());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
     if response.is_empty() {
         sent?;
         read?;
     }
-    parse_response(&response)
-}
-
-fn malformed(what: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("the daemon's answer: {what}"),
-    )
-}
-
-/// Status and body of a whole HTTP/1.1 response (the connection closed after it).
-/// `multus-shim` reads the same answers with its own no_std parser (cni/shim/src/http.rs): the
-/// shim is a workspace of its own (no std, `panic = "abort"`), which the main workspace cannot
-/// depend on, so tests/tests/cni_shim.rs runs both binaries against one stand-in daemon.
-fn parse_response(bytes: &[u8]) -> io::Result<(u16, Vec<u8>)> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut response = httparse::Response::new(&mut headers);
-    let head_len = match response.parse(bytes) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            return Err(malformed("the connection closed in its head"));
-        }
-        Err(e) => return Err(malformed(&e.to_string())),
-    };
-    let status = response.code.ok_or_else(|| malformed("no status"))?;
-    let header = |name: &str| {
-        response
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
-    };
-    let rest = &bytes[head_len..];
-    let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case(b"chunked")) {
-        dechunk(rest)?
-    } else if let Some(value) = header("content-length") {
-        let len: usize = std::str::from_utf8(value)
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| malformed("unreadable content-length"))?;
-        rest.get(..len)
-            .ok_or_else(|| malformed("the connection closed in its body"))?
-            .to_vec()
-    } else {
-        rest.to_vec()
-    };
-    Ok((status, body))
-}
-
-/// A chunked body, decoded.
-fn dechunk(mut rest: &[u8]) -> io::Result<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let (start, size) = match httparse::parse_chunk_size(rest) {
-            Ok(httparse::Status::Complete((start, size))) => (start, size),
-            Ok(httparse::Status::Partial) => {
-                return Err(malformed("the connection closed in a chunk"));
-            }
-            Err(_) => return Err(malformed("unreadable chunk size")),
-        };
-        if size == 0 {
-            return Ok(body);
-        }
-        // The chunk and the CRLF after it; a size near usize::MAX must not overflow.
-        let (chunk, after) = usize::try_from(size)
-            .ok()
-            .and_then(|s| start.checked_add(s))
-            .and_then(|end| Some((rest.get(start..end)?, rest.get(end.checked_add(2)?..)?)))
-            .ok_or_else(|| malformed("the connection closed in a chunk"))?;
-        body.extend_from_slice(chunk);
-        rest = after;
-    }
+    let (status, body) = http::parse_response(&response).map_err(|what| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the daemon's answer: {what}"),
+        )
+    })?;
+    Ok((status, body.into_owned()))
 }
 
 fn wait_ready(socket: &Path, patience: Duration) -> std::result::Result<(), String> {
@@ -249,47 +195,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_a_response_by_content_length_chunks_or_close() {
-        let sized = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
-        assert_eq!(parse_response(sized).unwrap(), (200, b"hello".to_vec()));
-        let chunked =
-            b"HTTP/1.1 400 Bad Request\r\ntransfer-encoding: chunked\r\n\r\n3;x=y\r\nab\n\r\n2\r\ncd\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked).unwrap(), (400, b"ab\ncd".to_vec()));
-        let closed = b"HTTP/1.1 204 No Content\r\n\r\n";
-        assert_eq!(parse_response(closed).unwrap(), (204, Vec::new()));
-    }
-
-    #[test]
-    fn a_cut_or_garbled_response_is_an_error_that_says_where() {
-        for (bytes, says) in [
-            (&b"HTTP/1.1 200 OK\r\nContent-Le"[..], "in its head"),
-            (
-                b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nhello",
-                "in its body",
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
-                "content-length",
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nab",
-                "in a chunk",
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-                "chunk size",
-            ),
-            // The size ends the chunk one byte short of usize::MAX: the CRLF after it must not overflow.
-            (
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffec\r\nab",
-                "in a chunk",
-            ),
-            (b"not http at all\r\n\r\n", "the daemon's answer"),
-        ] {
-            let e = parse_response(bytes).unwrap_err();
-            assert_eq!(e.kind(), io::ErrorKind::InvalidData);
-            assert!(e.to_string().contains(says), "{e} should say {says}");
-        }
+    fn a_strange_answer_is_an_error_that_says_whose() {
+        let (client, mut server) = UnixStream::pair().unwrap();
+        server.write_all(b"not http at all\r\n\r\n").unwrap();
+        drop(server);
+        let e = exchange(client, "GET", "/readyz", &[]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            e.to_string()
+                .starts_with("the daemon's answer: not an HTTP response"),
+            "{e}"
+        );
     }
 
     #[test]

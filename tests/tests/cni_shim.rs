@@ -75,32 +75,36 @@ fn read_request(stream: &mut std::os::unix::net::UnixStream) -> String {
     String::from_utf8(got).unwrap()
 }
 
-/// `multus-shim` reads the answer up to its length: it does not wait for the daemon's close,
-/// which would wake it a second time. This daemon keeps the connection open until the shim has
-/// closed its end (or 20 s have passed, which fails the test).
+/// Both clients (`multus-shim`, and `multus` given a shim config) read the answer up to its
+/// length: they do not wait for the daemon's close, which would wake them a second time. This
+/// daemon keeps the connection open until the client has closed its end (or 20 s have passed,
+/// which fails the test).
 #[test]
-fn the_shim_is_done_at_the_answers_length_without_waiting_for_the_close() {
-    let dir = tempfile::tempdir().unwrap();
-    let listener = UnixListener::bind(dir.path().join("multus.sock")).unwrap();
-    let daemon = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        read_request(&mut stream);
-        let answer = json!({"printed": r#"{"cniVersion":"0.4.0"}"#}).to_string();
-        stream.write_all(&http_answer("200 OK", &answer)).unwrap();
-        stream
-            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
-            .unwrap();
-        // 0 bytes: the shim closed first. A timeout: it was waiting for us.
-        stream.read(&mut [0u8; 16]).map_err(|e| e.kind())
-    });
-    let (ok, out) = call(&shim_binary().unwrap(), &ADD, &shim_config(dir.path()));
-    assert!(ok, "{out}");
-    assert_eq!(out, r#"{"cniVersion":"0.4.0"}"#);
-    assert_eq!(
-        daemon.join().unwrap(),
-        Ok(0),
-        "the shim waited for the close"
-    );
+fn the_clients_are_done_at_the_answers_length_without_waiting_for_the_close() {
+    for binary in [shim_binary().unwrap(), workspace_binary("multus").unwrap()] {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = UnixListener::bind(dir.path().join("multus.sock")).unwrap();
+        let daemon = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            read_request(&mut stream);
+            let answer = json!({"printed": r#"{"cniVersion":"0.4.0"}"#}).to_string();
+            stream.write_all(&http_answer("200 OK", &answer)).unwrap();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+                .unwrap();
+            // 0 bytes: the client closed first. A timeout: it was waiting for us.
+            stream.read(&mut [0u8; 16]).map_err(|e| e.kind())
+        });
+        let (ok, out) = call(&binary, &ADD, &shim_config(dir.path()));
+        assert!(ok, "{}: {out}", binary.display());
+        assert_eq!(out, r#"{"cniVersion":"0.4.0"}"#);
+        assert_eq!(
+            daemon.join().unwrap(),
+            Ok(0),
+            "{} waited for the close",
+            binary.display()
+        );
+    }
 }
 
 #[test]
@@ -145,6 +149,46 @@ fn the_call_is_forwarded_and_the_daemons_rendering_printed() {
             .decode(body["config"].as_str().unwrap())
             .unwrap();
         assert_eq!(forwarded, config.as_bytes(), "{which}");
+    }
+}
+
+/// Upstream's Go daemon sends a long answer in chunks (Go's server chunks a body it has not
+/// buffered whole), with only `Result`: both clients decode it and print what they print for
+/// the same answer sent with its length.
+#[test]
+fn a_chunked_answer_is_read_as_the_same_answer_sent_whole() {
+    let ips: Vec<Value> = (0..64)
+        .map(|i| json!({"address": format!("10.1.{i}.3/24"), "interface": 0}))
+        .collect();
+    let body =
+        json!({"Result": {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0"}], "ips": ips}})
+            .to_string();
+    let mut chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    for piece in body.as_bytes().chunks(1000) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    for binary in [workspace_binary("multus").unwrap(), shim_binary().unwrap()] {
+        let which = binary.display();
+        let mut printed = Vec::new();
+        for answer in [http_answer("200 OK", &body), chunked.clone()] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut config: Value = serde_json::from_str(&shim_config(dir.path())).unwrap();
+            config["cniVersion"] = json!("1.0.0");
+            let daemon = one_answer(&dir.path().join("multus.sock"), answer);
+            let (ok, out) = call(&binary, &ADD, &config.to_string());
+            daemon.join().unwrap();
+            assert!(ok, "{which}: {out}");
+            printed.push(out);
+        }
+        assert_eq!(printed[0], printed[1], "{which}");
+        assert!(
+            printed[0].contains("10.1.63.3/24"),
+            "{which}: {}",
+            printed[0]
+        );
     }
 }
 

@@ -1,14 +1,19 @@
 //! One HTTP/1.1 exchange with the daemon: the request bytes, and the status and body of the
-//! whole response: as long as its `content-length` says, else up to the daemon's close
-//! (`connection: close`).
+//! whole response: as long as its `content-length` says, in chunks (upstream's Go daemon chunks
+//! a long answer), or up to the daemon's close (`connection: close`).
+//!
+//! Both clients of the daemon read answers with this file: `multus-shim` (this crate, without
+//! std) and `multus` (cni/src/shim.rs includes it with `#[path]`: the shim is a workspace of its
+//! own, which the main workspace cannot depend on). It needs `core`, `alloc` and `httparse`.
 
+use alloc::borrow::Cow;
 use alloc::format;
 use alloc::vec::Vec;
 
-/// `POST /cni` with `body`, asking the daemon to close the connection after its answer.
-pub fn post_cni(body: &[u8]) -> Vec<u8> {
+/// `method uri` with `body`, asking the daemon to close the connection after its answer.
+pub fn request(method: &str, uri: &str, body: &[u8]) -> Vec<u8> {
     let head = format!(
-        "POST /cni HTTP/1.1\r\nhost: multus\r\ncontent-type: application/json\r\n\
+        "{method} {uri} HTTP/1.1\r\nhost: multus\r\ncontent-type: application/json\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
@@ -18,13 +23,22 @@ pub fn post_cni(body: &[u8]) -> Vec<u8> {
     request
 }
 
-/// A response's head, as far as the shim reads it.
+/// How a response's body ends.
+enum Framing {
+    /// After `content-length` bytes (the first such header).
+    Length(usize),
+    /// With the last chunk.
+    Chunked,
+    /// At the daemon's close.
+    Close,
+}
+
+/// A response's head, as far as the clients read it.
 struct Head {
     /// Bytes up to the body.
     len: usize,
     status: Option<u16>,
-    /// By `content-length` (the first); `None`: the body runs to the daemon's close.
-    body_len: Option<usize>,
+    framing: Framing,
 }
 
 /// The head of `bytes`, `None` while it has not all come; the error says what is wrong with it.
@@ -43,42 +57,79 @@ fn head(bytes: &[u8]) -> Result<Option<Head>, &'static str> {
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .map(|h| h.value)
     };
-    // The daemon sends whole bodies with a length; a chunked one would be another server.
-    if header("transfer-encoding").is_some() {
-        return Err("a transfer-encoding the daemon does not use");
-    }
-    let body_len = header("content-length")
-        .map(|value| {
+    let framing = match (header("transfer-encoding"), header("content-length")) {
+        // Chunking wins over a length (RFC 9112 §6.3).
+        (Some(te), _) if te.eq_ignore_ascii_case(b"chunked") => Framing::Chunked,
+        (Some(_), _) => return Err("a transfer-encoding other than chunked"),
+        (None, Some(value)) => Framing::Length(
             core::str::from_utf8(value)
                 .ok()
                 .and_then(|v| v.trim().parse().ok())
-                .ok_or("unreadable content-length")
-        })
-        .transpose()?;
+                .ok_or("unreadable content-length")?,
+        ),
+        (None, None) => Framing::Close,
+    };
     Ok(Some(Head {
         len,
         status: response.code,
-        body_len,
+        framing,
     }))
 }
 
-/// Whether `bytes` hold a whole response by its `content-length`. Without one, or with a head
-/// [`parse_response`] refuses, only the daemon's close ends it.
-pub fn whole(bytes: &[u8]) -> bool {
-    matches!(head(bytes), Ok(Some(Head { len, body_len: Some(body), .. }))
-        if bytes.len() >= len.saturating_add(body))
+/// A chunked body, decoded; `None` while it has not all come.
+fn dechunk(mut rest: &[u8]) -> Result<Option<Vec<u8>>, &'static str> {
+    let mut body = Vec::new();
+    loop {
+        let (start, size) = match httparse::parse_chunk_size(rest) {
+            Ok(httparse::Status::Complete(found)) => found,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => return Err("unreadable chunk size"),
+        };
+        if size == 0 {
+            return Ok(Some(body));
+        }
+        // The chunk and the CRLF after it; a size near usize::MAX must not overflow.
+        let Some((chunk, after)) = usize::try_from(size)
+            .ok()
+            .and_then(|s| start.checked_add(s))
+            .and_then(|end| Some((rest.get(start..end)?, rest.get(end.checked_add(2)?..)?)))
+        else {
+            return Ok(None);
+        };
+        body.extend_from_slice(chunk);
+        rest = after;
+    }
 }
 
-/// Status and body of a whole response; the error says what was wrong with it. `multus` has
-/// its std twin (cni/src/shim.rs, which also decodes chunked bodies); tests/tests/cni_shim.rs
-/// runs both binaries against one stand-in daemon.
-pub fn parse_response(bytes: &[u8]) -> Result<(u16, &[u8]), &'static str> {
+/// Whether `bytes` hold a whole response: by its `content-length`, or up to its last chunk.
+/// Without either, or with a head [`parse_response`] refuses, only the daemon's close ends it.
+pub fn whole(bytes: &[u8]) -> bool {
+    match head(bytes) {
+        Ok(Some(Head {
+            len,
+            framing: Framing::Length(body),
+            ..
+        })) => bytes.len() >= len.saturating_add(body),
+        Ok(Some(Head {
+            len,
+            framing: Framing::Chunked,
+            ..
+        })) => matches!(dechunk(bytes.get(len..).unwrap_or_default()), Ok(Some(_))),
+        _ => false,
+    }
+}
+
+/// Status and body of a whole response; the error says what was wrong with it.
+pub fn parse_response(bytes: &[u8]) -> Result<(u16, Cow<'_, [u8]>), &'static str> {
     let head = head(bytes)?.ok_or("the connection closed in its head")?;
     let status = head.status.ok_or("no status")?;
     let rest = bytes.get(head.len..).unwrap_or_default();
-    let body = match head.body_len {
-        Some(len) => rest.get(..len).ok_or("the connection closed in its body")?,
-        None => rest,
+    let body = match head.framing {
+        Framing::Length(len) => {
+            Cow::Borrowed(rest.get(..len).ok_or("the connection closed in its body")?)
+        }
+        Framing::Chunked => Cow::Owned(dechunk(rest)?.ok_or("the connection closed in a chunk")?),
+        Framing::Close => Cow::Borrowed(rest),
     };
     Ok((status, body))
 }
@@ -89,8 +140,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_request_is_a_post_with_its_length_and_connection_close() {
-        let request = String::from_utf8(post_cni(b"{}")).unwrap();
+    fn the_request_has_its_length_and_asks_for_the_close() {
+        let request = alloc::string::String::from_utf8(request("POST", "/cni", b"{}")).unwrap();
         assert!(request.starts_with("POST /cni HTTP/1.1\r\n"), "{request}");
         assert!(request.contains("\r\ncontent-length: 2\r\n"), "{request}");
         assert!(request.contains("\r\nconnection: close\r\n"), "{request}");
@@ -98,16 +149,27 @@ mod tests {
     }
 
     #[test]
-    fn reads_a_response_by_its_length_or_to_the_close() {
+    fn reads_a_response_by_its_length_its_chunks_or_to_the_close() {
         let sized = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello, and more";
-        assert_eq!(parse_response(sized).unwrap(), (200, &b"hello"[..]));
+        assert_eq!(parse_response(sized).unwrap(), (200, b"hello"[..].into()));
+        let chunked = b"HTTP/1.1 400 Bad Request\r\ntransfer-encoding: chunked\r\n\r\n3;x=y\r\nab\n\r\n2\r\ncd\r\n0\r\n\r\n";
+        assert_eq!(
+            parse_response(chunked).unwrap(),
+            (400, b"ab\ncd"[..].into())
+        );
         let closed = b"HTTP/1.1 400 Bad Request\r\n\r\n{\"code\":7}";
-        assert_eq!(parse_response(closed).unwrap(), (400, &b"{\"code\":7}"[..]));
+        assert_eq!(
+            parse_response(closed).unwrap(),
+            (400, b"{\"code\":7}"[..].into())
+        );
+        let empty = b"HTTP/1.1 204 No Content\r\n\r\n";
+        assert_eq!(parse_response(empty).unwrap(), (204, b""[..].into()));
     }
 
     #[test]
-    fn a_response_is_whole_once_its_length_has_come() {
+    fn a_response_is_whole_once_its_length_or_last_chunk_has_come() {
         let head = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n";
         for (bytes, whole_now) in [
             (&b"HTTP/1.1 200 OK\r\nContent-Le"[..], false),
             (&head[..], false),
@@ -117,19 +179,19 @@ mod tests {
                 b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n",
                 true,
             ),
-            // No length, or chunked: only the close tells.
+            // Chunked: whole with its last chunk, whatever the length says.
+            (&[&chunked[..], b"2\r\nab"].concat()[..], false),
+            (&[&chunked[..], b"2\r\nab\r\n"].concat()[..], false),
+            (&[&chunked[..], b"2\r\nab\r\n0\r\n\r\n"].concat()[..], true),
+            // No length: only the close tells; nor does a head the parser refuses.
             (b"HTTP/1.1 400 Bad Request\r\n\r\n{\"code\":7}", false),
-            (
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\nab",
-                false,
-            ),
             (b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", false),
         ] {
             assert_eq!(
                 whole(bytes),
                 whole_now,
                 "{:?}",
-                String::from_utf8_lossy(bytes)
+                alloc::string::String::from_utf8_lossy(bytes)
             );
         }
     }
@@ -147,7 +209,21 @@ mod tests {
                 "content-length",
             ),
             (
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab",
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nab",
+                "in a chunk",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                "chunk size",
+            ),
+            // The size ends the chunk one byte short of usize::MAX: the CRLF after it must not
+            // overflow.
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffec\r\nab",
+                "in a chunk",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nab",
                 "transfer-encoding",
             ),
             (b"not http at all\r\n\r\n", "not an HTTP response"),

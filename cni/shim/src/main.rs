@@ -143,7 +143,11 @@ fn run(process: &Process) -> Printed {
     let socket = config.socket_path();
     // Built before connecting: `connect` wakes the daemon, and the request should be there
     // when it first reads, or it reads nothing, sleeps, and is woken a second time.
-    let request = http::post_cni(&request::body(process.env.iter().copied(), &config_bytes));
+    let request = http::request(
+        "POST",
+        "/cni",
+        &request::body(process.env.iter().copied(), &config_bytes),
+    );
     let Ok(stream) = connect(&socket) else {
         return hand_to_multus(process, &config_bytes, HandOver::NoDaemon);
     };
@@ -162,7 +166,7 @@ fn run(process: &Process) -> Printed {
         return answer::unreachable(version, &socket, &errno_text(e));
     }
     match http::parse_response(&response) {
-        Ok((status, body)) => answer::from_daemon(command, version, status, body),
+        Ok((status, body)) => answer::from_daemon(command, version, status, &body),
         Err(what) => answer::unreachable(version, &socket, &format!("the daemon's answer: {what}")),
     }
 }
