@@ -411,6 +411,17 @@ impl CacheDir {
         Ok((path, record))
     }
 
+    /// The result `delegate`'s record holds for `container_id` (what DEL and CHECK are given).
+    pub fn read_cached_result(
+        &self,
+        delegate: &Delegate,
+        container_id: &str,
+    ) -> Result<Option<CniResult>> {
+        Ok(self
+            .read_result(delegate, container_id)?
+            .and_then(|r| r.cached_result()))
+    }
+
     pub fn read_result(
         &self,
         delegate: &Delegate,

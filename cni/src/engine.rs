@@ -599,12 +599,12 @@ impl Engine {
         let failed = |d: &Delegate, source| {
             Error::attachment(Error::DelNetwork, pod, &d.status_name, &d.ifname, source)
         };
+        // An unreadable record is no reason not to release the attachment.
         let cached_result = |d: &Delegate| {
             call.cache
-                .read_result(d, &inv.container_id)
+                .read_cached_result(d, &inv.container_id)
                 .ok()
                 .flatten()
-                .and_then(|r| r.cached_result())
         };
         // While an attachment's plugin runs, the files of the one released before it are
         // removed, and the one after it is made ready (its cached result read, its config
@@ -772,8 +772,7 @@ impl Engine {
             let list = parse_delegate(d)?;
             let cached = call
                 .cache
-                .read_result(d, &inv.container_id)?
-                .and_then(|r| r.cached_result())
+                .read_cached_result(d, &inv.container_id)?
                 .ok_or_else(|| Error::NoCachedAttachments {
                     container_id: inv.container_id.clone(),
                 })?;

@@ -294,6 +294,20 @@ fn wait_until(what: &str, output: &Mutex<String>, mut done: impl FnMut() -> bool
     }
 }
 
+/// The child's exit status, if it exits within `within`.
+fn exited_within(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Stops the child on every exit path, so a failed assertion leaves no process behind.
 struct Running(Child);
 
@@ -406,14 +420,8 @@ spec:
             .unwrap()
             .success()
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "still running after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status =
+        exited_within(&mut child.0, Duration::from_secs(20)).expect("still running after SIGTERM");
     assert!(status.success(), "{status}");
 }
 
@@ -427,16 +435,9 @@ fn the_agent_refuses_a_shim_without_multus_beside_it() {
         .env_remove("MULTUS_BINARY")
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the agent started without --multus-binary");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = exited_within(&mut child, Duration::from_secs(20)) else {
+        let _ = child.kill();
+        panic!("the agent started without --multus-binary");
     };
     let mut stderr = String::new();
     child

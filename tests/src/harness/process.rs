@@ -100,22 +100,38 @@ pub fn run_plugin(
     env: &[(&str, &str)],
     stdin: &[u8],
 ) -> Result<std::process::Output, Error> {
+    spawn_plugin(binary, env, stdin)?
+        .wait_with_output()
+        .map_err(|source| spawn_error(binary, source))
+}
+
+/// [`run_plugin`] without waiting: the plugin's process, `stdin` written and closed, its output
+/// piped.
+pub fn spawn_plugin(
+    binary: &Path,
+    env: &[(&str, &str)],
+    stdin: &[u8],
+) -> Result<std::process::Child, Error> {
     use std::io::Write as _;
-    let spawn_err = |source| Error::SpawnProcess {
-        program: binary.display().to_string(),
-        source,
-    };
     let mut child = std::process::Command::new(binary)
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(spawn_err)?;
+        .map_err(|source| spawn_error(binary, source))?;
     if let Some(mut pipe) = child.stdin.take() {
-        pipe.write_all(stdin).map_err(spawn_err)?;
+        pipe.write_all(stdin)
+            .map_err(|source| spawn_error(binary, source))?;
     }
-    child.wait_with_output().map_err(spawn_err)
+    Ok(child)
+}
+
+fn spawn_error(binary: &Path, source: std::io::Error) -> Error {
+    Error::SpawnProcess {
+        program: binary.display().to_string(),
+        source,
+    }
 }
 
 /// A running process; killed when dropped, its logs printed if the test is failing.

@@ -12,7 +12,9 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use multus_crds::NetworkAttachmentDefinition;
 use multus_tests::apiserver::FakeApiServer;
 use multus_tests::harness::netns::{Netns, Veth};
-use multus_tests::harness::process::{install_cni_binaries, run_plugin, workspace_binary};
+use multus_tests::harness::process::{
+    install_cni_binaries, run_plugin, spawn_plugin, workspace_binary,
+};
 use serde_json::{Value, json};
 
 pub const PLUGINS: &str = "/usr/lib/cni";
@@ -359,30 +361,17 @@ fn cni_env(command: &str, pod: &PodHandle, container_id: &str) -> Vec<(&'static 
     ]
 }
 
-/// [`run_multus`] without waiting: the call's process, its config written to it, for a test that
-/// plays a runtime giving up on it.
+/// [`run_multus`] without waiting: the call's process, for a test that plays a runtime giving
+/// up on it.
 pub fn spawn_multus(
     binary: &Path,
     command: &str,
     pod: &PodHandle,
     config: &Value,
 ) -> std::process::Child {
-    use std::io::Write as _;
-    use std::process::Stdio;
-    let mut child = Command::new(binary)
-        .envs(cni_env(command, pod, &pod.container_id))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(config.to_string().as_bytes())
-        .unwrap();
-    child
+    let env = cni_env(command, pod, &pod.container_id);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    spawn_plugin(binary, &env, config.to_string().as_bytes()).unwrap()
 }
 
 /// `ip -j addr` of a namespace.
