@@ -224,12 +224,22 @@ impl ReadyResult<'_> {
     pub fn write(mut self, result: &CniResult) -> Result<()> {
         self.record.result = Some(result_value(result)?);
         let bytes = to_json(&self.record)?;
-        fill(&mut self.file, &bytes)
+        match fill(&mut self.file, &bytes)
             .and_then(|()| self.cache.spares.replace(&self.tmp, &self.path))
-            .map_err(|source| Error::WriteCache {
-                path: self.path.clone(),
-                source,
-            })?;
+        {
+            Ok(()) => {}
+            // The temporary file is gone: GC took it from under a plugin that ran longer than
+            // its age, or the directory was removed meanwhile. Written anew.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.cache.write_json(&self.path, &self.record)?;
+            }
+            Err(source) => {
+                return Err(Error::WriteCache {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        }
         self.written = true;
         Ok(())
     }
@@ -504,12 +514,14 @@ impl CacheDir {
         found
     }
 
-    /// Take back the temporary files of writes that never finished: a plugin killed between
+    /// Remove the temporary files of writes that never finished: a plugin killed between
     /// writing a file and renaming it into place (a runtime's timeout) leaves its
     /// `.<name>.tmp.<pid>.<n>` behind, and nothing else would ever remove it. A temporary file
     /// is taken once its inode has not changed for `older_than` (claiming, writing and renaming
-    /// each change it): a write in progress is younger than any CNI call may last. Its inode
-    /// becomes a spare like a removed file's. Returns how many were taken.
+    /// each change it), which must be longer than any CNI call lasts: a record made ready
+    /// keeps its file open while its plugin runs. Should a plugin outlast it, its record is
+    /// written anew ([`ReadyResult::write`]); and as the file is unlinked, not kept as a spare,
+    /// what that writer writes into it can reach no other file. Returns how many were removed.
     pub fn sweep_leftovers(&self, older_than: Duration) -> usize {
         let now = SystemTime::now();
         [self.root.clone(), self.results_dir()]
@@ -529,7 +541,7 @@ impl CacheDir {
                     !m.is_dir() && now.duration_since(changed).unwrap_or_default() >= older_than
                 })
             })
-            .filter(|e| self.spares.remove(&e.path()).is_ok())
+            .filter(|e| fs::remove_file(e.path()).is_ok())
             .count()
     }
 
@@ -965,7 +977,7 @@ mod tests {
     }
 
     #[test]
-    fn temporary_files_of_unfinished_writes_are_taken_back_once_old() {
+    fn temporary_files_of_unfinished_writes_are_removed_once_old() {
         let tmp = tempfile::tempdir().unwrap();
         let cache = CacheDir::new(tmp.path());
         let d = delegate(0, "net", "eth0");
@@ -1017,12 +1029,25 @@ mod tests {
         for p in &kept {
             assert!(p.exists(), "{}", p.display());
         }
-        // The records stay readable, and the leftovers' inodes wait in `.spare`.
+        // The records stay readable; the leftovers are gone, not kept as spares.
         assert!(matches!(
             cache.read_list("c1", "eth0", ""),
             Ok(CachedList::Found(_))
         ));
         assert_eq!(cache.all_results().len(), 1);
-        assert_eq!(fs::read_dir(tmp.path().join(".spare")).unwrap().count(), 2);
+        assert!(!tmp.path().join(".spare").exists());
+
+        // A record made ready whose plugin outlasts the age: its open file is taken, and the
+        // record is still written, readable, in place.
+        let long = delegate(1, "slow", "net1");
+        let ready = cache.ready_result(&long, "c1", "/var/run/netns/p").unwrap();
+        assert_eq!(cache.sweep_leftovers(Duration::ZERO), 1);
+        ready.write(&CniResult::new(CniVersion::V1_0_0)).unwrap();
+        assert!(cache.read_cached_result(&long, "c1").unwrap().is_some());
+        assert!(
+            names(&results).iter().all(|n| !is_temp_name(n)),
+            "{:?}",
+            names(&results)
+        );
     }
 }

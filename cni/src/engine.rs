@@ -794,17 +794,14 @@ impl Engine {
 
     // === GC and STATUS ===
 
-    /// Take back the temporary files of writes a killed plugin left; release every cached
+    /// Remove the temporary files of writes a killed plugin left; release every cached
     /// attachment of a container the runtime no longer lists in `cni.dev/valid-attachments`,
     /// whatever its network; then let every network's plugins collect their own garbage.
     async fn gc(&self, call: &Call<'_>) -> Result<()> {
         self.wait_readiness(call.config).await?;
         let swept = call.cache.sweep_leftovers(crate::cache::LEFTOVER_AGE);
         if swept > 0 {
-            tracing::info!(
-                swept,
-                "took back temporary cache files of unfinished writes"
-            );
+            tracing::info!(swept, "removed temporary cache files of unfinished writes");
         }
         let valid: BTreeSet<String> = call
             .config

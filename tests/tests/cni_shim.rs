@@ -75,35 +75,50 @@ fn read_request(stream: &mut std::os::unix::net::UnixStream) -> String {
     String::from_utf8(got).unwrap()
 }
 
+/// An answer in chunks of at most `size` bytes.
+fn chunked_answer(body: &str, size: usize) -> Vec<u8> {
+    let mut answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    for piece in body.as_bytes().chunks(size) {
+        answer.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        answer.extend_from_slice(piece);
+        answer.extend_from_slice(b"\r\n");
+    }
+    answer.extend_from_slice(b"0\r\n\r\n");
+    answer
+}
+
 /// Both clients (`multus-shim`, and `multus` given a shim config) read the answer up to its
-/// length: they do not wait for the daemon's close, which would wake them a second time. This
-/// daemon keeps the connection open until the client has closed its end (or 20 s have passed,
-/// which fails the test).
+/// length, or its last chunk: they do not wait for the daemon's close, which would wake them a
+/// second time. This daemon keeps the connection open until the client has closed its end (or
+/// 20 s have passed, which fails the test).
 #[test]
-fn the_clients_are_done_at_the_answers_length_without_waiting_for_the_close() {
+fn the_clients_are_done_at_the_answers_end_without_waiting_for_the_close() {
+    let body = json!({"printed": r#"{"cniVersion":"0.4.0"}"#}).to_string();
+    let answers = [http_answer("200 OK", &body), chunked_answer(&body, 7)];
     for binary in [shim_binary().unwrap(), workspace_binary("multus").unwrap()] {
-        let dir = tempfile::tempdir().unwrap();
-        let listener = UnixListener::bind(dir.path().join("multus.sock")).unwrap();
-        let daemon = std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().unwrap();
-            read_request(&mut stream);
-            let answer = json!({"printed": r#"{"cniVersion":"0.4.0"}"#}).to_string();
-            stream.write_all(&http_answer("200 OK", &answer)).unwrap();
-            stream
-                .set_read_timeout(Some(std::time::Duration::from_secs(20)))
-                .unwrap();
-            // 0 bytes: the client closed first. A timeout: it was waiting for us.
-            stream.read(&mut [0u8; 16]).map_err(|e| e.kind())
-        });
-        let (ok, out) = call(&binary, &ADD, &shim_config(dir.path()));
-        assert!(ok, "{}: {out}", binary.display());
-        assert_eq!(out, r#"{"cniVersion":"0.4.0"}"#);
-        assert_eq!(
-            daemon.join().unwrap(),
-            Ok(0),
-            "{} waited for the close",
-            binary.display()
-        );
+        for answer in answers.clone() {
+            let dir = tempfile::tempdir().unwrap();
+            let listener = UnixListener::bind(dir.path().join("multus.sock")).unwrap();
+            let daemon = std::thread::spawn(move || {
+                let (mut stream, _) = listener.accept().unwrap();
+                read_request(&mut stream);
+                stream.write_all(&answer).unwrap();
+                stream
+                    .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+                    .unwrap();
+                // 0 bytes: the client closed first. A timeout: it was waiting for us.
+                stream.read(&mut [0u8; 16]).map_err(|e| e.kind())
+            });
+            let (ok, out) = call(&binary, &ADD, &shim_config(dir.path()));
+            assert!(ok, "{}: {out}", binary.display());
+            assert_eq!(out, r#"{"cniVersion":"0.4.0"}"#);
+            assert_eq!(
+                daemon.join().unwrap(),
+                Ok(0),
+                "{} waited for the close",
+                binary.display()
+            );
+        }
     }
 }
 
@@ -163,13 +178,7 @@ fn a_chunked_answer_is_read_as_the_same_answer_sent_whole() {
     let body =
         json!({"Result": {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0"}], "ips": ips}})
             .to_string();
-    let mut chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
-    for piece in body.as_bytes().chunks(1000) {
-        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-        chunked.extend_from_slice(piece);
-        chunked.extend_from_slice(b"\r\n");
-    }
-    chunked.extend_from_slice(b"0\r\n\r\n");
+    let chunked = chunked_answer(&body, 1000);
     for binary in [workspace_binary("multus").unwrap(), shim_binary().unwrap()] {
         let which = binary.display();
         let mut printed = Vec::new();

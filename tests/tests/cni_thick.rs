@@ -116,6 +116,21 @@ echo $$ > "$dir/hang.pid.tmp" && mv "$dir/hang.pid.tmp" "$dir/hang.pid"
 exec sleep 600
 "#;
 
+/// Processes a failing test must not leave behind: killed when dropped.
+struct KillOnDrop {
+    pids: Vec<u32>,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for pid in &self.pids {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .output();
+        }
+    }
+}
+
 /// Whether `pid` still runs (a zombie waiting to be reaped does not).
 fn running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -163,6 +178,9 @@ async fn a_call_the_runtime_gives_up_on_kills_its_delegate_and_frees_its_slot() 
     let next = Arc::new(t.pod("team", "next", None).await);
 
     let mut shim = spawn_multus(&daemon.shim_binary, "ADD", &stuck, &daemon.shim);
+    let mut leftovers = KillOnDrop {
+        pids: vec![shim.id()],
+    };
     let pid_file = plugins.join("hang.pid");
     assert!(
         eventually(Duration::from_secs(20), || pid_file.exists()),
@@ -173,6 +191,7 @@ async fn a_call_the_runtime_gives_up_on_kills_its_delegate_and_frees_its_slot() 
         .trim()
         .parse()
         .unwrap();
+    leftovers.pids.push(hanging);
     assert!(running(hanging));
     shim.kill().unwrap();
     shim.wait().unwrap();
