@@ -5,9 +5,11 @@
 
 mod cni_common;
 
+use std::process::Command;
 use std::time::Duration;
 
 use cni_common::*;
+use multus_tests::harness::process::run_plugin;
 use serde_json::json;
 
 /// eth0 from bridge + host-local, net1 from macvlan on a veth parent with `static` IPAM from the
@@ -103,24 +105,25 @@ async fn a_failed_add_rolls_back_and_a_retry_succeeds() {
     assert!(t.host_local_allocations().is_empty());
 }
 
-/// DEL releases everything with the API server stopped, after the pod is deleted, and with a
-/// corrupt delegate list.
+/// DEL releases everything with the API server stopped, after the pod is deleted, with a
+/// corrupt delegate list, and without the pod's namespace (gone, as after a reboot: the runtime
+/// sends no `CNI_NETNS`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn del_releases_everything_without_api_pod_or_cache() {
+async fn del_releases_everything_without_api_pod_cache_or_netns() {
     let t = Cluster::start("tc", 43).await;
     let parent = t.veth_parent("tcP", "tcq");
     t.nad("team", "macnet", &macvlan_nad(parent.host_name()))
         .await;
     let conf = t.thin_config(json!({}));
     let mut pods = Vec::new();
-    for (i, name) in ["gone", "corrupt", "noapi"].iter().enumerate() {
+    for (i, name) in ["gone", "corrupt", "noapi", "nonetns"].iter().enumerate() {
         let ann = json!([{"name":"macnet","ips":[format!("10.143.5.{}/24", 10 + i)]}]).to_string();
         let pod = t.pod("team", name, Some(&ann)).await;
         t.cni("ADD", &pod, &conf).expect_ok();
         assert_eq!(pod.netns_addrs().names(), vec!["eth0", "lo", "net1"]);
         pods.push(pod);
     }
-    assert_eq!(t.host_local_allocations().len(), 3);
+    assert_eq!(t.host_local_allocations().len(), 4);
 
     t.delete_pod(&pods[0]).await;
     t.cni("DEL", &pods[0], &conf).expect_ok();
@@ -129,6 +132,26 @@ async fn del_releases_everything_without_api_pod_or_cache() {
     std::fs::write(t.cni_dir.join(&pods[1].container_id), b"{\"kind\": [oops").unwrap();
     t.cni("DEL", &pods[1], &conf).expect_ok();
     assert_eq!(pods[1].netns_addrs().names(), vec!["lo"]);
+
+    let deleted = Command::new("ip")
+        .args(["netns", "del", pods[3].netns.name()])
+        .status()
+        .unwrap();
+    assert!(deleted.success());
+    let mut env = cni_env("DEL", &pods[3], &pods[3].container_id);
+    env.retain(|(k, _)| *k != "CNI_NETNS");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = run_plugin(&t.binary, &env, conf.to_string().as_bytes()).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        t.host_local_allocations().len(),
+        1,
+        "only noapi's address is left"
+    );
 
     t.api.stop();
     let started = std::time::Instant::now();

@@ -346,7 +346,7 @@ pub fn run_multus_as(
 }
 
 /// The runtime's environment for a call of `pod`'s sandbox `container_id`.
-fn cni_env(command: &str, pod: &PodHandle, container_id: &str) -> Vec<(&'static str, String)> {
+pub fn cni_env(command: &str, pod: &PodHandle, container_id: &str) -> Vec<(&'static str, String)> {
     let args = format!(
         "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={container_id};K8S_POD_UID={}",
         pod.namespace, pod.name, pod.uid
