@@ -49,8 +49,9 @@ pub fn request_blocking(
 mod http;
 
 /// One HTTP/1.1 exchange on a connected stream. The shim is a process per CNI call: a blocking
-/// request with `Connection: close`, read to the answer's end, needs no async runtime and no HTTP client
-/// stack to set up and fault in (docs/decisions.md, "The shim needs no async runtime").
+/// request with `Connection: close`, read to the answer's end, needs no async runtime and no
+/// HTTP client stack to set up and fault in (docs/decisions.md, "The shim needs no async
+/// runtime").
 fn exchange(
     mut stream: UnixStream,
     method: &str,
