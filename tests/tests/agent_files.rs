@@ -181,6 +181,49 @@ async fn a_directory_of_manifests_drives_the_same_engine_without_an_api_server()
     until_async("a removed", T, || !a.exists()).await;
 }
 
+/// Runtimes before CNI 1.1 never call GC: the agent's start removes the plugin's temporary cache
+/// files (writes a killed plugin never finished) once `--cache-leftover-age-seconds` old, and
+/// nothing else in the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_start_removes_unfinished_cache_writes() {
+    let node = Node::start().await;
+    let manifests = node.root.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::create_dir_all(node.cni_conf_dir()).unwrap();
+    std::fs::write(
+        node.cni_conf_dir().join("10-pods.conf"),
+        r#"{"cniVersion":"0.4.0","name":"pods","type":"bridge"}"#,
+    )
+    .unwrap();
+    let cache = node.host("/var/lib/cni/multus");
+    let results = cache.join("results");
+    std::fs::create_dir_all(&results).unwrap();
+    let kept = [cache.join("c1"), results.join("n-c1-eth0")];
+    let leftovers = [
+        cache.join(".c2.tmp.77.0"),
+        results.join(".n-c2-eth0.tmp.77.1"),
+    ];
+    for f in kept.iter().chain(&leftovers) {
+        std::fs::write(f, "{}").unwrap();
+    }
+    let dir_flag = format!("dir:{}", manifests.display());
+    let flags = ["--source", &dir_flag, "--cni-mode", "thin"];
+
+    // Younger than the default hour: a write that may still be in progress is left alone.
+    let agent = node.agent(&flags);
+    let conf = node.cni_conf_dir().join("00-multus.conf");
+    until_async("00-multus.conf", T, || conf.exists()).await;
+    drop(agent);
+    assert!(leftovers.iter().all(|f| f.exists()));
+
+    let _agent = node.agent(&[&flags[..], &["--cache-leftover-age-seconds", "0"]].concat());
+    until_async("the leftovers removed", T, || {
+        leftovers.iter().all(|f| !f.exists())
+    })
+    .await;
+    assert!(kept.iter().all(|f| f.exists()));
+}
+
 /// SIGKILL while the agent rewrites thousands of NAD files (changed while it was down): every
 /// file under its final name is a whole config, old or new, never torn or empty; the next start
 /// sweeps the temporaries and finishes the job.

@@ -221,6 +221,14 @@ struct CniArgs {
     /// `/healthz`, `/readyz`, `/metrics` address.
     #[arg(long, env = "MULTUS_HEALTH_ADDR", default_value = "0.0.0.0:9190")]
     health_addr: std::net::SocketAddr,
+    /// At start, remove the plugin's temporary cache files (of writes a killed plugin never
+    /// finished) whose inode is at least this old; longer than any CNI call.
+    #[arg(
+        long,
+        env = "MULTUS_CACHE_LEFTOVER_AGE_SECONDS",
+        default_value_t = 3600
+    )]
+    cache_leftover_age_seconds: u64,
 }
 
 #[tokio::main]
@@ -352,6 +360,7 @@ async fn cni_agent(
         .readiness_indicator_file
         .clone_from(&c.readiness_indicator_file);
     config.health_addr = Some(c.health_addr);
+    config.cache_leftover_age = std::time::Duration::from_secs(c.cache_leftover_age_seconds);
     if let Some(m) = sriov_metrics {
         config.health_parts.0.push(m);
     }

@@ -66,6 +66,10 @@ pub struct Config {
     pub cni_bin_dir: PathBuf,
     /// The Multus cache (`/var/lib/cni/multus`).
     pub cni_dir: PathBuf,
+    /// At start, the plugin's temporary cache files at least this old are removed
+    /// ([`multus_cni::cache::CacheDir::sweep_leftovers`]): runtimes before CNI 1.1 never call
+    /// GC, which removes them too.
+    pub cache_leftover_age: std::time::Duration,
     /// The daemon's socket dir (`/run/multus`).
     pub socket_dir: PathBuf,
     /// The `multus` binary to install; `None`: none installed.
@@ -105,6 +109,7 @@ impl Config {
             multus_conf_dir: under_root(&root, multus_crds::multus_config::DEFAULT_CONF_DIR),
             cni_bin_dir: under_root(&root, multus_crds::multus_config::DEFAULT_BIN_DIR),
             cni_dir: under_root(&root, multus_crds::multus_config::DEFAULT_CNI_DIR),
+            cache_leftover_age: multus_cni::cache::LEFTOVER_AGE,
             socket_dir: under_root(&root, "/run/multus"),
             host_root: root,
             multus_binary: None,
@@ -176,6 +181,19 @@ pub async fn run(
             metrics.written("binary");
             tracing::info!(to = %config.cni_bin_dir.display(), name, "installed a CNI binary");
         }
+    }
+
+    let cache = multus_cni::cache::CacheDir::new(config.cni_dir.clone());
+    let age = config.cache_leftover_age;
+    let swept = tokio::task::spawn_blocking(move || cache.sweep_leftovers(age))
+        .await
+        .unwrap_or_default();
+    if swept > 0 {
+        tracing::info!(
+            swept,
+            dir = %config.cni_dir.display(),
+            "removed temporary cache files of unfinished writes"
+        );
     }
 
     let store = Arc::new(Store::default());
