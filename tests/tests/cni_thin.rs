@@ -144,8 +144,9 @@ async fn del_releases_everything_without_api_pod_cache_or_netns() {
     let out = run_plugin(&t.binary, &env, conf.to_string().as_bytes()).unwrap();
     assert!(
         out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
         t.host_local_allocations().len(),

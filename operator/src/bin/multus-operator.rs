@@ -222,7 +222,8 @@ struct CniArgs {
     #[arg(long, env = "MULTUS_HEALTH_ADDR", default_value = "0.0.0.0:9190")]
     health_addr: std::net::SocketAddr,
     /// At start, remove the plugin's temporary cache files (of writes a killed plugin never
-    /// finished) whose inode is at least this old; longer than any CNI call.
+    /// finished) whose inode is at least this old. Keep it longer than any CNI call: a smaller
+    /// value can remove a write in progress, and fail that call.
     #[arg(
         long,
         env = "MULTUS_CACHE_LEFTOVER_AGE_SECONDS",

@@ -185,15 +185,14 @@ pub async fn run(
 
     let cache = multus_cni::cache::CacheDir::new(config.cni_dir.clone());
     let age = config.cache_leftover_age;
-    let swept = tokio::task::spawn_blocking(move || cache.sweep_leftovers(age))
-        .await
-        .unwrap_or_default();
-    if swept > 0 {
-        tracing::info!(
+    match tokio::task::spawn_blocking(move || cache.sweep_leftovers(age)).await {
+        Ok(0) => {}
+        Ok(swept) => tracing::info!(
             swept,
             dir = %config.cni_dir.display(),
             "removed temporary cache files of unfinished writes"
-        );
+        ),
+        Err(e) => tracing::warn!(error = %e, "the cache's sweep did not finish"),
     }
 
     let store = Arc::new(Store::default());
