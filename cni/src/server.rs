@@ -268,8 +268,7 @@ impl DaemonServer {
 
     async fn call(&self, req: hyper::Request<Incoming>, endpoint: Endpoint) -> Reply {
         let limit = self.options.max_concurrent.max(1) + self.options.max_queued;
-        let admitted = self.admitted.fetch_add(1, Ordering::SeqCst);
-        let _admission = Admission(&self.admitted);
+        let (_admission, admitted) = Counted::enter(&self.admitted);
         if admitted >= limit {
             self.metrics.rejected.fetch_add(1, Ordering::Relaxed);
             return Self::refuse(&Error::Overloaded { queued: admitted });
@@ -284,9 +283,10 @@ impl DaemonServer {
         let Ok(_slot) = self.slots.acquire().await else {
             return Self::refuse(&Error::Overloaded { queued: admitted });
         };
-        self.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-        let answer = self.run(&body, endpoint).await;
-        self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let answer = {
+            let _running = Counted::enter(&self.metrics.in_flight);
+            self.run(&body, endpoint).await
+        };
         match answer {
             Ok((command, out)) => {
                 self.metrics.count(endpoint, command, true);
@@ -396,10 +396,20 @@ impl DaemonServer {
     }
 }
 
-/// Gives the admission back when the call ends, however it ends.
-struct Admission<'a>(&'a AtomicUsize);
+/// One in a count (calls admitted, calls running) for as long as it lives: given back when the
+/// call ends, however it ends. A call whose shim went away (the runtime gave up on it) is
+/// dropped in the middle, and must not stay counted.
+struct Counted<'a>(&'a AtomicUsize);
 
-impl Drop for Admission<'_> {
+impl<'a> Counted<'a> {
+    /// Count one more; also returns the count before.
+    fn enter(count: &'a AtomicUsize) -> (Self, usize) {
+        let before = count.fetch_add(1, Ordering::SeqCst);
+        (Self(count), before)
+    }
+}
+
+impl Drop for Counted<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }

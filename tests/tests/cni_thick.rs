@@ -208,6 +208,21 @@ async fn a_call_the_runtime_gives_up_on_kills_its_delegate_and_frees_its_slot() 
         .expect("the abandoned call's slot was not freed");
     added.expect_ok();
     assert_eq!(next.netns_addrs().names(), ["eth0", "lo"]);
+    // Nothing counts the abandoned call as running or queued any more.
+    let socket = daemon.socket.clone();
+    let (status, metrics) = tokio::task::spawn_blocking(move || {
+        multus_cni::shim::request_blocking(&socket, "GET", "/metrics", &[]).unwrap()
+    })
+    .await
+    .unwrap();
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert_eq!(status, 200);
+    for gauge in [
+        "multus_cni_requests_in_flight 0",
+        "multus_cni_requests_queued 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == gauge), "{gauge}: {metrics}");
+    }
 
     // The runtime's DEL of the abandoned sandbox releases the cluster network it got.
     daemon.runtime("DEL", &stuck).await.expect_ok();
