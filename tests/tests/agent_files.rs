@@ -149,8 +149,8 @@ async fn nads_become_files_and_the_node_config_follows_its_inputs() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_directory_of_manifests_drives_the_same_engine_without_an_api_server() {
+/// A node with a primary CNI config and an empty directory of manifests for `--source dir:`.
+async fn node_with_manifests() -> (Node, std::path::PathBuf) {
     let node = Node::start().await;
     let manifests = node.root.path().join("manifests");
     std::fs::create_dir_all(&manifests).unwrap();
@@ -160,6 +160,12 @@ async fn a_directory_of_manifests_drives_the_same_engine_without_an_api_server()
         r#"{"cniVersion":"0.4.0","name":"pods","type":"bridge"}"#,
     )
     .unwrap();
+    (node, manifests)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_of_manifests_drives_the_same_engine_without_an_api_server() {
+    let (node, manifests) = node_with_manifests().await;
     let nad = |name: &str, br: &str| {
         format!(
             "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: {name}\n  namespace: team\nspec:\n  config: '{}'\n",
@@ -186,15 +192,7 @@ async fn a_directory_of_manifests_drives_the_same_engine_without_an_api_server()
 /// nothing else in the cache.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agents_start_removes_unfinished_cache_writes() {
-    let node = Node::start().await;
-    let manifests = node.root.path().join("manifests");
-    std::fs::create_dir_all(&manifests).unwrap();
-    std::fs::create_dir_all(node.cni_conf_dir()).unwrap();
-    std::fs::write(
-        node.cni_conf_dir().join("10-pods.conf"),
-        r#"{"cniVersion":"0.4.0","name":"pods","type":"bridge"}"#,
-    )
-    .unwrap();
+    let (node, manifests) = node_with_manifests().await;
     let cache = node.host("/var/lib/cni/multus");
     let results = cache.join("results");
     std::fs::create_dir_all(&results).unwrap();
