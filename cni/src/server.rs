@@ -72,6 +72,8 @@ struct Metrics {
     /// Indexed by endpoint (`/cni`, `/delegate`) × command (6) × outcome (ok, error).
     requests: [[[AtomicU64; 2]; 6]; 2],
     rejected: AtomicU64,
+    /// Calls dropped before their answer: the shim went away (the runtime gave up on it).
+    abandoned: AtomicU64,
     in_flight: AtomicUsize,
 }
 
@@ -120,6 +122,10 @@ impl Metrics {
         out.push_str(&format!(
             "# HELP multus_cni_requests_rejected_total CNI calls refused because the queue was full.\n# TYPE multus_cni_requests_rejected_total counter\nmultus_cni_requests_rejected_total {}\n",
             self.rejected.load(Ordering::Relaxed)
+        ));
+        out.push_str(&format!(
+            "# HELP multus_cni_requests_abandoned_total CNI calls dropped before their answer: the runtime gave up on them.\n# TYPE multus_cni_requests_abandoned_total counter\nmultus_cni_requests_abandoned_total {}\n",
+            self.abandoned.load(Ordering::Relaxed)
         ));
         out.push_str(&format!(
             "# HELP multus_cni_requests_in_flight CNI calls running.\n# TYPE multus_cni_requests_in_flight gauge\nmultus_cni_requests_in_flight {}\n",
@@ -285,7 +291,10 @@ impl DaemonServer {
         };
         let answer = {
             let _running = Counted::enter(&self.metrics.in_flight);
-            self.run(&body, endpoint).await
+            let unanswered = Unanswered(Some(&self.metrics.abandoned));
+            let answer = self.run(&body, endpoint).await;
+            unanswered.answered();
+            answer
         };
         match answer {
             Ok((command, out)) => {
@@ -412,6 +421,23 @@ impl<'a> Counted<'a> {
 impl Drop for Counted<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Counts the call as abandoned if it is dropped before [`Unanswered::answered`].
+struct Unanswered<'a>(Option<&'a AtomicU64>);
+
+impl Unanswered<'_> {
+    fn answered(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if let Some(abandoned) = self.0 {
+            abandoned.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -208,7 +208,8 @@ async fn a_call_the_runtime_gives_up_on_kills_its_delegate_and_frees_its_slot() 
         .expect("the abandoned call's slot was not freed");
     added.expect_ok();
     assert_eq!(next.netns_addrs().names(), ["eth0", "lo"]);
-    // Nothing counts the abandoned call as running or queued any more.
+    // Nothing counts the abandoned call as running or queued any more; it is counted as
+    // abandoned.
     let socket = daemon.socket.clone();
     let (status, metrics) = tokio::task::spawn_blocking(move || {
         multus_cni::shim::request_blocking(&socket, "GET", "/metrics", &[]).unwrap()
@@ -220,6 +221,7 @@ async fn a_call_the_runtime_gives_up_on_kills_its_delegate_and_frees_its_slot() 
     for gauge in [
         "multus_cni_requests_in_flight 0",
         "multus_cni_requests_queued 0",
+        "multus_cni_requests_abandoned_total 1",
     ] {
         assert!(metrics.lines().any(|l| l == gauge), "{gauge}: {metrics}");
     }
