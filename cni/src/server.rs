@@ -279,6 +279,20 @@ impl DaemonServer {
             self.metrics.rejected.fetch_add(1, Ordering::Relaxed);
             return Self::refuse(&Error::Overloaded { queued: admitted });
         }
+        // Waiting for a slot or running: dropped before the answer, the call was abandoned.
+        let unanswered = Unanswered(Some(&self.metrics.abandoned));
+        let reply = self.serve_admitted(req, endpoint, admitted).await;
+        unanswered.answered();
+        reply
+    }
+
+    /// An admitted call: its body read, a slot waited for, then run.
+    async fn serve_admitted(
+        &self,
+        req: hyper::Request<Incoming>,
+        endpoint: Endpoint,
+        admitted: usize,
+    ) -> Reply {
         let body = match Limited::new(req.into_body(), self.options.max_body)
             .collect()
             .await
@@ -291,10 +305,7 @@ impl DaemonServer {
         };
         let answer = {
             let _running = Counted::enter(&self.metrics.in_flight);
-            let unanswered = Unanswered(Some(&self.metrics.abandoned));
-            let answer = self.run(&body, endpoint).await;
-            unanswered.answered();
-            answer
+            self.run(&body, endpoint).await
         };
         match answer {
             Ok((command, out)) => {
