@@ -425,30 +425,39 @@ spec:
     assert!(status.success(), "{status}");
 }
 
-/// `multus-shim` hands what it does not forward (a command it does not know, a config it cannot
-/// read, no daemon) to the `multus` beside it: the agent refuses to install one without the
-/// other, before it starts.
+/// Flags the agent cannot work with are refused before it starts, naming the flag: a
+/// `multus-shim` without the `multus` beside it (the shim hands it what it does not forward: a
+/// command it does not know, a config it cannot read, no daemon), or an age that is no number.
 #[test]
-fn the_agent_refuses_a_shim_without_multus_beside_it() {
-    let mut child = operator()
-        .args(["agent", "--node-name", "n1", "--multus-shim-binary", "/x"])
-        .env_remove("MULTUS_BINARY")
-        .spawn()
-        .unwrap();
-    let Some(status) = exited_within(&mut child, Duration::from_secs(20)) else {
-        let _ = child.kill();
-        panic!("the agent started without --multus-binary");
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert!(!status.success());
-    assert!(
-        stderr.contains("--multus-binary <MULTUS_BINARY>"),
-        "{stderr}"
-    );
+fn the_agent_refuses_bad_flags_before_it_starts() {
+    for (flags, says) in [
+        (
+            ["--multus-shim-binary", "/x"],
+            "--multus-binary <MULTUS_BINARY>",
+        ),
+        (
+            ["--cache-leftover-age-seconds", "soon"],
+            "invalid value 'soon' for '--cache-leftover-age-seconds",
+        ),
+    ] {
+        let mut child = operator()
+            .args(["agent", "--node-name", "n1"])
+            .args(flags)
+            .env_remove("MULTUS_BINARY")
+            .spawn()
+            .unwrap();
+        let Some(status) = exited_within(&mut child, Duration::from_secs(20)) else {
+            let _ = child.kill();
+            panic!("the agent started with {flags:?}");
+        };
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert!(!status.success(), "{flags:?}");
+        assert!(stderr.contains(says), "{flags:?}: {stderr}");
+    }
 }
