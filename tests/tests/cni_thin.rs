@@ -140,7 +140,6 @@ async fn del_releases_everything_without_api_pod_cache_or_netns() {
     assert!(deleted.success());
     let mut env = cni_env("DEL", &pods[3], &pods[3].container_id);
     env.retain(|(k, _)| *k != "CNI_NETNS");
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let out = run_plugin(&t.binary, &env, conf.to_string().as_bytes()).unwrap();
     assert!(
         out.status.success(),

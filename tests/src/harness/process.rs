@@ -1,6 +1,7 @@
 //! Workspace binaries as processes, with their output collected and printed when a test fails.
 
 use std::{
+    ffi::OsStr,
     path::{Path, PathBuf},
     process::Stdio,
     sync::{Arc, Mutex, PoisonError},
@@ -97,7 +98,7 @@ pub fn install_cni_binaries(bin_dir: &Path) -> Result<PathBuf, Error> {
 /// `stdin` written to it; waits for it and returns its output.
 pub fn run_plugin(
     binary: &Path,
-    env: &[(&str, &str)],
+    env: &[(impl AsRef<OsStr>, impl AsRef<OsStr>)],
     stdin: &[u8],
 ) -> Result<std::process::Output, Error> {
     spawn_plugin(binary, env, stdin)?
@@ -109,12 +110,12 @@ pub fn run_plugin(
 /// piped.
 pub fn spawn_plugin(
     binary: &Path,
-    env: &[(&str, &str)],
+    env: &[(impl AsRef<OsStr>, impl AsRef<OsStr>)],
     stdin: &[u8],
 ) -> Result<std::process::Child, Error> {
     use std::io::Write as _;
     let mut child = std::process::Command::new(binary)
-        .envs(env.iter().copied())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

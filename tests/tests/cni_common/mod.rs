@@ -336,7 +336,6 @@ pub fn run_multus_as(
     config: &Value,
 ) -> Outcome {
     let env = cni_env(command, pod, container_id);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let out = run_plugin(binary, &env, config.to_string().as_bytes()).unwrap();
     Outcome {
         success: out.status.success(),
@@ -369,9 +368,12 @@ pub fn spawn_multus(
     pod: &PodHandle,
     config: &Value,
 ) -> std::process::Child {
-    let env = cni_env(command, pod, &pod.container_id);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    spawn_plugin(binary, &env, config.to_string().as_bytes()).unwrap()
+    spawn_plugin(
+        binary,
+        &cni_env(command, pod, &pod.container_id),
+        config.to_string().as_bytes(),
+    )
+    .unwrap()
 }
 
 /// `ip -j addr` of a namespace.
