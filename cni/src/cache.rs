@@ -1018,6 +1018,10 @@ mod tests {
         };
         let before = (names(tmp.path()), names(&results));
 
+        // What `temp_path` makes is what the sweep takes.
+        let made = temp_path(&results.join("net-c1-eth0"));
+        assert!(is_temp_name(&made.file_name().unwrap().to_string_lossy()));
+
         // A write in progress is younger than the age: nothing is touched.
         assert_eq!(cache.sweep_leftovers(Duration::from_secs(3600)), 0);
         assert_eq!((names(tmp.path()), names(&results)), before);
