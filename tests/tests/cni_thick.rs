@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use cni_common::*;
 use multus_cni::ServerOptions;
+use multus_tests::harness::wait::wait_for;
 use serde_json::{Value, json};
 
 const PODS: usize = 50;
@@ -138,18 +139,6 @@ fn running(pid: u32) -> bool {
         .is_ok_and(|stat| !stat.rsplit(") ").next().unwrap_or("").starts_with('Z'))
 }
 
-/// Poll `done` every 20 ms for up to `within`.
-fn eventually(within: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while !done() {
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    true
-}
-
 /// The runtime gives up on an ADD whose delegate hangs and kills `multus-shim`: the daemon sees
 /// the connection close, kills the delegate and frees the call's slot (the only one here) for
 /// the next pod; the runtime's DEL then releases what the abandoned ADD had attached.
@@ -183,23 +172,29 @@ async fn a_call_the_runtime_gives_up_on_kills_its_delegate_and_frees_its_slot() 
         pids: vec![shim.id()],
     };
     let pid_file = plugins.join("hang.pid");
-    assert!(
-        eventually(Duration::from_secs(20), || pid_file.exists()),
-        "the hanging delegate never ran"
-    );
-    let hanging: u32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let hanging: u32 = wait_for(
+        "the hanging delegate to run",
+        Duration::from_secs(20),
+        || {
+            let pid = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|p| p.trim().parse().ok());
+            async move { pid }
+        },
+    )
+    .await
+    .unwrap();
     leftovers.pids.push(hanging);
     assert!(running(hanging));
     shim.kill().unwrap();
     shim.wait().unwrap();
-    assert!(
-        eventually(Duration::from_secs(10), || !running(hanging)),
-        "the delegate of the abandoned call still runs"
-    );
+    wait_for(
+        "the abandoned call's delegate to be killed",
+        Duration::from_secs(10),
+        || async move { (!running(hanging)).then_some(()) },
+    )
+    .await
+    .unwrap();
     // Both are gone: their IDs may go to other processes now.
     leftovers.pids.clear();
 
