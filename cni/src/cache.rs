@@ -559,6 +559,10 @@ impl CacheDir {
     }
 }
 
+/// The runtime's interface name to read Go Multus' delegate lists with when the call has none
+/// of its own (GC, a hot-plug): those lists do not record it, and runtimes ask for eth0.
+pub const GO_MULTUS_RUNTIME_IFNAME: &str = "eth0";
+
 /// Read Go Multus' delegate list: `[{"Bytes": base64 config, "Name", "ifnameRequest",
 /// "macRequest", "ipRequest", "IsFilterV4Gateway", "IsFilterV6Gateway", "deviceID"}]`.
 fn from_go_multus(

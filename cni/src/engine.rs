@@ -823,7 +823,8 @@ impl Engine {
                 command: Command::Del,
                 container_id: cid.clone(),
                 netns: String::new(),
-                ifname: call.inv.ifname.clone(),
+                // A GC names no interface; a Go Multus list's cluster network was eth0.
+                ifname: crate::cache::GO_MULTUS_RUNTIME_IFNAME.to_owned(),
                 args: String::new(),
                 path: call.inv.path.clone(),
                 config: Vec::new(),
@@ -861,7 +862,10 @@ impl Engine {
         // What a delegate list names stays valid before its record exists: an ADD in progress,
         // or one a crash cut short until the runtime's DEL, must keep its address.
         for cid in call.cache.listed_containers() {
-            if let Ok(CachedList::Found(list)) = call.cache.read_list(&cid, &call.inv.ifname, "") {
+            if let Ok(CachedList::Found(list)) =
+                call.cache
+                    .read_list(&cid, crate::cache::GO_MULTUS_RUNTIME_IFNAME, "")
+            {
                 remaining.extend(list.delegates.into_iter().map(|d| (cid.clone(), d)));
             }
         }

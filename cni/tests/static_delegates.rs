@@ -284,6 +284,86 @@ fn gc_keeps_attachments_a_delegate_list_names_before_their_record() {
     assert_eq!(kept, ["gc-a/eth0", "gc-b/eth0"], "{request}");
 }
 
+/// A node upgraded in place keeps Go Multus' delegate lists, which do not record the runtime's
+/// interface name. GC has none to give, so it reads them as the runtime's eth0: a stale
+/// container's cluster network is deleted as eth0 and its list removed, and a live container's
+/// attachment reaches the plugins' GC as eth0 (an empty name would let a plugin free it).
+#[test]
+fn gc_reads_go_multus_lists_as_the_runtimes_eth0() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls");
+    let seen = dir.path().join("gc-request.json");
+    let bin = script_plugin(
+        dir.path(),
+        "go-net",
+        &format!(
+            "case \"$CNI_COMMAND\" in\n\
+             GC) cat >{} ;;\n\
+             *) cat >/dev/null; echo \"$CNI_COMMAND $CNI_CONTAINERID $CNI_IFNAME\" >>{} ;;\nesac\n",
+            seen.display(),
+            calls.display()
+        ),
+    );
+    let network = json!({"cniVersion":"1.1.0","name":"go-net","type":"go-net"});
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let go_list = json!([{
+        "Conf": {},
+        "Name": "go-net",
+        "Bytes": base64::engine::general_purpose::STANDARD.encode(network.to_string()),
+    }]);
+    for cid in ["go-stale", "go-live"] {
+        std::fs::write(cache.join(cid), go_list.to_string()).unwrap();
+    }
+    let config = json!({
+        "cniVersion": "1.1.0",
+        "name": "multus-cni-network",
+        "type": "multus",
+        "cniDir": cache,
+        "binDir": bin,
+        "delegates": [network],
+        "cni.dev/valid-attachments": [{"containerID": "go-live", "ifname": "eth0"}]
+    });
+    // As libcni calls GC: no container, namespace nor interface.
+    let out = Command::new(env!("CARGO_BIN_EXE_multus"))
+        .env("CNI_COMMAND", "GC")
+        .env("CNI_PATH", PLUGINS)
+        .env_remove("CNI_IFNAME")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(config.to_string().as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&calls).unwrap(),
+        "DEL go-stale eth0\n"
+    );
+    assert!(
+        !cache.join("go-stale").exists(),
+        "the stale list is removed"
+    );
+    assert!(cache.join("go-live").exists(), "the live list stays");
+    let request: Value = serde_json::from_slice(&std::fs::read(&seen).unwrap()).unwrap();
+    assert_eq!(
+        request["cni.dev/valid-attachments"],
+        json!([{"containerID": "go-live", "ifname": "eth0"}]),
+        "{request}"
+    );
+}
+
 #[test]
 fn a_record_that_cannot_be_written_fails_the_add_and_rolls_back_every_attachment() {
     let _g = setup("sd-rec", &[]);

@@ -260,9 +260,11 @@ fn same_attachment(a: &Delegate, b: &Delegate) -> bool {
 
 /// The container's delegate list, when it has one.
 fn cached_list(call: &Call<'_>) -> Result<CachedList> {
-    // Go Multus' lists do not record the runtime's interface name: runtimes ask for eth0.
-    call.cache
-        .read_list(&call.inv.container_id, "eth0", &call.inv.args)
+    call.cache.read_list(
+        &call.inv.container_id,
+        crate::cache::GO_MULTUS_RUNTIME_IFNAME,
+        &call.inv.args,
+    )
 }
 
 /// Edit the container's delegate list. Without a list (or with an unreadable one) nothing is
