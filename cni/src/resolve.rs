@@ -773,9 +773,11 @@ fn apply_default_routes(
         match &gws {
             // An empty list keeps the plugin's own default route.
             Some(list) if list.is_empty() => {}
+            // Its requested gateways replace that family's default routes (engine.rs); a family
+            // it did not ask for loses its default routes only to another attachment's request.
             Some(list) => {
-                d.filter_v4 = !list.iter().any(IpAddr::is_ipv4);
-                d.filter_v6 = !list.iter().any(IpAddr::is_ipv6);
+                d.filter_v4 = v4 > 0 && !list.iter().any(IpAddr::is_ipv4);
+                d.filter_v6 = v6 > 0 && !list.iter().any(IpAddr::is_ipv6);
             }
             None => {
                 d.filter_v4 = v4 > 0;
@@ -785,4 +787,73 @@ fn apply_default_routes(
         d.gateways = gws;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delegates(n: usize) -> Vec<Delegate> {
+        (0..n)
+            .map(|index| Delegate {
+                index,
+                status_name: format!("ns/n{index}"),
+                ifname: format!("net{index}"),
+                config: Value::Null,
+                cni_args: String::new(),
+                capability_args: Map::new(),
+                filter_v4: false,
+                filter_v6: false,
+                gateways: None,
+                device_id: None,
+                resource_name: None,
+                devinfo_file: None,
+            })
+            .collect()
+    }
+
+    fn filters(d: &[Delegate]) -> Vec<(bool, bool)> {
+        d.iter().map(|d| (d.filter_v4, d.filter_v6)).collect()
+    }
+
+    /// docs/decisions.md, "Default-route filtering": a family's default routes go only where
+    /// some attachment asked for a gateway of that family — the requesting network's own
+    /// other family included.
+    #[test]
+    fn a_family_loses_its_default_routes_only_to_a_request_of_that_family() {
+        let mut d = delegates(2);
+        let v4_only = [None, Some(vec!["10.1.0.1".to_owned()])];
+        apply_default_routes(&mut d, &v4_only).unwrap();
+        assert_eq!(filters(&d), [(true, false), (false, false)]);
+        assert_eq!(d[1].gateways, Some(vec!["10.1.0.1".parse().unwrap()]));
+
+        let mut d = delegates(3);
+        let split = [
+            None,
+            Some(vec!["10.1.0.1".to_owned()]),
+            Some(vec!["fd00::1".to_owned()]),
+        ];
+        apply_default_routes(&mut d, &split).unwrap();
+        assert_eq!(filters(&d), [(true, true), (false, true), (true, false)]);
+
+        let mut d = delegates(2);
+        let keep_own = [None, Some(Vec::new())];
+        apply_default_routes(&mut d, &keep_own).unwrap();
+        assert_eq!(filters(&d), [(false, false), (false, false)]);
+    }
+
+    #[test]
+    fn refuses_two_gateways_of_a_family_and_what_is_not_an_address() {
+        let mut d = delegates(3);
+        let two = [
+            None,
+            Some(vec!["10.1.0.1".to_owned()]),
+            Some(vec!["10.2.0.1".to_owned()]),
+        ];
+        assert!(apply_default_routes(&mut d, &two).is_err());
+        let mut d = delegates(2);
+        let bad = [None, Some(vec!["gateway".to_owned()])];
+        let e = apply_default_routes(&mut d, &bad).unwrap_err();
+        assert!(e.to_string().contains("\"gateway\" is not an IP address"), "{e}");
+    }
 }
