@@ -854,6 +854,9 @@ mod tests {
         let mut d = delegates(2);
         let bad = [None, Some(vec!["gateway".to_owned()])];
         let e = apply_default_routes(&mut d, &bad).unwrap_err();
-        assert!(e.to_string().contains("\"gateway\" is not an IP address"), "{e}");
+        assert!(
+            e.to_string().contains("\"gateway\" is not an IP address"),
+            "{e}"
+        );
     }
 }
