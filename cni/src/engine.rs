@@ -80,6 +80,23 @@ pub struct Engine {
     caches: CacheDirs,
 }
 
+/// What a call gives back before it is printed.
+enum Served {
+    /// ADD's result, printed in the config's version (and 1.0.0 for upstream's shim).
+    Added(CniResult),
+    /// What the other commands print, if anything.
+    Printed(Option<String>),
+}
+
+/// The daemon's answer to a `/cni` call ([`Engine::run_for_shim`]).
+#[derive(Debug)]
+pub struct ShimAnswer {
+    /// What the thin plugin would print: the result in the config's version, for ADD.
+    pub printed: Option<String>,
+    /// ADD's result in CNI 1.0.0: upstream's `Result`.
+    pub result_1_0_0: Option<String>,
+}
+
 /// One request being served: the config, the cache, the plugin path.
 struct Call<'a> {
     inv: &'a Invocation,
@@ -134,30 +151,68 @@ impl Engine {
         self.run_config(inv, &config).await
     }
 
-    /// [`run`](Self::run) with the configuration already read (the daemon overlays its own).
+    /// [`run`](Self::run) with the configuration already read.
     pub async fn run_config(
         &self,
         inv: &Invocation,
         config: &MultusConfig,
     ) -> Result<Option<String>> {
+        match self.serve(inv, config).await? {
+            (Served::Added(result), version) => print_result(&result, version).map(Some),
+            (Served::Printed(text), _) => Ok(text),
+        }
+    }
+
+    /// [`run_config`](Self::run_config) for the daemon's `/cni` (the daemon overlays its own
+    /// configuration): what to print, and for ADD the result as upstream's daemon answers it,
+    /// in CNI 1.0.0, which upstream's `multus-shim` converts to the config's version itself
+    /// (multus-spec §3.16).
+    pub async fn run_for_shim(
+        &self,
+        inv: &Invocation,
+        config: &MultusConfig,
+    ) -> Result<ShimAnswer> {
+        Ok(match self.serve(inv, config).await? {
+            (Served::Added(result), version) => {
+                let printed = print_result(&result, version)?;
+                let result_1_0_0 = if version == CniVersion::V1_0_0 {
+                    printed.clone()
+                } else {
+                    print_result(&result, CniVersion::V1_0_0)?
+                };
+                ShimAnswer {
+                    printed: Some(printed),
+                    result_1_0_0: Some(result_1_0_0),
+                }
+            }
+            (Served::Printed(printed), _) => ShimAnswer {
+                printed,
+                result_1_0_0: None,
+            },
+        })
+    }
+
+    /// One call, with the result of ADD left for the caller to print in the version(s) it needs.
+    async fn serve(&self, inv: &Invocation, config: &MultusConfig) -> Result<(Served, CniVersion)> {
         let cache = self.cache_dir(config);
         let call = self.call(inv, config, &cache)?;
         let version = call.version;
         let span =
             tracing::info_span!("cni", command = %inv.command, container = %inv.container_id);
-        async {
+        let served = async {
             let _container = self.locks.lock_for(inv).await;
             match inv.command {
-                Command::Add => print_result(&self.add(&call).await?, version).map(Some),
-                Command::Del => self.del(&call).await.map(|()| None),
-                Command::Check => self.check(&call).await.map(|()| None),
-                Command::Gc => self.gc(&call).await.map(|()| None),
-                Command::Status => self.status(&call).await.map(|()| None),
-                Command::Version => Ok(Some(version_text())),
+                Command::Add => self.add(&call).await.map(Served::Added),
+                Command::Del => self.del(&call).await.map(|()| Served::Printed(None)),
+                Command::Check => self.check(&call).await.map(|()| Served::Printed(None)),
+                Command::Gc => self.gc(&call).await.map(|()| Served::Printed(None)),
+                Command::Status => self.status(&call).await.map(|()| Served::Printed(None)),
+                Command::Version => Ok(Served::Printed(Some(version_text()))),
             }
         }
         .instrument(span)
-        .await
+        .await?;
+        Ok((served, version))
     }
 
     /// The config's `cniDir`, as this engine's earlier calls left it.

@@ -33,7 +33,7 @@ use serde_json::{Map, Value};
 use tokio::net::UnixListener;
 use tokio::sync::Semaphore;
 
-use crate::engine::{Engine, InterfaceAttributes};
+use crate::engine::{Engine, InterfaceAttributes, ShimAnswer};
 use crate::env::{Command, Invocation};
 use crate::error::Error;
 use crate::shim::SOCKET_NAME;
@@ -308,18 +308,22 @@ impl DaemonServer {
             self.run(&body, endpoint).await
         };
         match answer {
-            Ok((command, out)) => {
+            Ok((command, answer)) => {
                 self.metrics.count(endpoint, command, true);
-                let body = match (command, out) {
-                    // `Result` as upstream's daemon answers; `printed`, the result exactly as
-                    // the thin plugin would print it (in the config's cniVersion), is what
-                    // `multus-shim` prints without parsing it.
-                    // `text` is JSON the engine printed: it goes in as it is, not parsed again.
-                    (Command::Add, Some(text)) => {
-                        let quoted = Value::from(text.as_str());
-                        format!(r#"{{"Result":{text},"printed":{quoted}}}"#)
+                let body = match answer {
+                    // `Result` as upstream's daemon answers (CNI 1.0.0, which upstream's shim
+                    // converts to the config's version); `printed`, the result exactly as the
+                    // thin plugin would print it (in the config's cniVersion), is what
+                    // `multus-shim` prints without parsing it. Both are JSON the engine printed:
+                    // they go in as they are, not parsed again.
+                    ShimAnswer {
+                        printed: Some(printed),
+                        result_1_0_0: Some(result),
+                    } => {
+                        let quoted = Value::from(printed.as_str());
+                        format!(r#"{{"Result":{result},"printed":{quoted}}}"#)
                     }
-                    (_, out) => out.unwrap_or_default(),
+                    ShimAnswer { printed, .. } => printed.unwrap_or_default(),
                 };
                 reply(StatusCode::OK, body)
             }
@@ -336,7 +340,7 @@ impl DaemonServer {
         &self,
         body: &[u8],
         endpoint: Endpoint,
-    ) -> Result<(Command, Option<String>), (Option<Command>, Error)> {
+    ) -> Result<(Command, ShimAnswer), (Option<Command>, Error)> {
         let bad = |m: String| (None, Error::ParseConfig(m));
         let request: Value =
             serde_json::from_slice(body).map_err(|e| bad(format!("request: {e}")))?;
@@ -361,7 +365,7 @@ impl DaemonServer {
         let answer = match endpoint {
             Endpoint::Cni => {
                 let config = self.overlaid(&inv.config).map_err(|e| (Some(command), e))?;
-                self.engine.run_config(&inv, &config).await
+                self.engine.run_for_shim(&inv, &config).await
             }
             Endpoint::Delegate => {
                 let attributes = match request.get("interfaceAttributes") {
@@ -379,9 +383,14 @@ impl DaemonServer {
                     ),
                 };
                 let config = self.daemon_config().map_err(|e| (Some(command), e))?;
+                // A hot-plug ADD's result is printed in 1.0.0 already, as upstream answers it.
                 self.engine
                     .run_delegate(&inv, &config, attributes.as_ref())
                     .await
+                    .map(|printed| ShimAnswer {
+                        result_1_0_0: printed.clone().filter(|_| command == Command::Add),
+                        printed,
+                    })
             }
         };
         answer

@@ -228,3 +228,47 @@ async fn a_call_the_runtime_gives_up_on_kills_its_delegate_and_frees_its_slot() 
     assert!(t.host_local_allocations().is_empty());
     daemon.stop().await;
 }
+
+/// Upstream's Go `multus-shim` reads the daemon's `Result` as a CNI 1.0.0 result and converts
+/// it to the config's version itself (multus-spec §3.16); ours prints `printed`, already in that
+/// version. With a 0.3.1 config, `Result` must be 1.0.0 (upstream's shim would otherwise print
+/// addresses without the `version` 0.3.1 requires) and `printed` 0.3.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_answers_result_in_1_0_0_and_printed_in_the_configs_version() {
+    use base64::Engine as _;
+    let t = Cluster::start("tv", 57).await;
+    let daemon = Daemon::start(&t, ServerOptions::default());
+    let pod = Arc::new(t.pod("team", "older", None).await);
+    let mut config = daemon.shim.clone();
+    config["cniVersion"] = json!("0.3.1");
+    let env: serde_json::Map<String, Value> = cni_env("ADD", &pod, &pod.container_id)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), Value::String(v)))
+        .collect();
+    let body = json!({
+        "env": env,
+        "config": base64::engine::general_purpose::STANDARD.encode(config.to_string()),
+    })
+    .to_string();
+    let socket = daemon.socket.clone();
+    let (status, answer) = tokio::task::spawn_blocking(move || {
+        multus_cni::shim::request_blocking(&socket, "POST", "/cni", body.as_bytes())
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let result = &answer["Result"];
+    assert_eq!(result["cniVersion"], "1.0.0", "{answer}");
+    assert!(result["ips"][0]["address"].is_string(), "{answer}");
+    assert!(result["ips"][0].get("version").is_none(), "{answer}");
+    let printed: Value = serde_json::from_str(answer["printed"].as_str().unwrap()).unwrap();
+    assert_eq!(printed["cniVersion"], "0.3.1", "{answer}");
+    assert_eq!(printed["ips"][0]["version"], "4", "{answer}");
+    assert_eq!(printed["ips"][0]["address"], result["ips"][0]["address"]);
+
+    daemon.runtime("DEL", &pod).await.expect_ok();
+    assert_eq!(pod.netns_addrs().names(), ["lo"]);
+    daemon.stop().await;
+}
