@@ -201,6 +201,41 @@ fn a_chunked_answer_is_read_as_the_same_answer_sent_whole() {
     }
 }
 
+/// Upstream's Go daemon answers ADD with `Result` alone, a CNI 1.0.0 result: both clients
+/// print it in the config's version, converted alike (`multus` with the CNI result types,
+/// `multus-shim` without them), for every version a config may name.
+#[test]
+fn upstreams_result_is_printed_alike_by_both_clients_in_every_version() {
+    let result = json!({"cniVersion": "1.0.0",
+        "interfaces": [{"name": "eth0", "mac": "0a:58:0a:f4:00:05", "mtu": 1400, "sandbox": "/var/run/netns/x"}],
+        "ips": [{"address": "10.244.0.5/24", "gateway": "10.244.0.1", "interface": 0},
+                {"address": "10.244.1.5/24", "interface": 0},
+                {"address": "2001:db8::5/64", "interface": 0}],
+        "routes": [{"dst": "0.0.0.0/0", "gw": "10.244.0.1", "mtu": 1400}, {"dst": "::/0"}],
+        "dns": {"nameservers": ["10.96.0.10"]}});
+    let answer = json!({"Result": result}).to_string();
+    for version in [
+        "0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0",
+    ] {
+        let mut printed = Vec::new();
+        for binary in [workspace_binary("multus").unwrap(), shim_binary().unwrap()] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut config: Value = serde_json::from_str(&shim_config(dir.path())).unwrap();
+            config["cniVersion"] = json!(version);
+            let daemon = one_answer(
+                &dir.path().join("multus.sock"),
+                http_answer("200 OK", &answer),
+            );
+            let (ok, out) = call(&binary, &ADD, &config.to_string());
+            daemon.join().unwrap();
+            assert!(ok, "{} {version}: {out}", binary.display());
+            printed.push(serde_json::from_str::<Value>(&out).unwrap());
+        }
+        assert_eq!(printed[0], printed[1], "{version}");
+        assert_eq!(printed[0]["cniVersion"], version);
+    }
+}
+
 #[test]
 fn a_daemons_error_is_printed_in_the_configs_version_and_garbage_asks_to_try_again() {
     for binary in [workspace_binary("multus").unwrap(), shim_binary().unwrap()] {

@@ -2,6 +2,7 @@
 
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 
 use serde_json::{Map, Value, json};
 
@@ -41,6 +42,96 @@ pub fn supported_or_current(named: Option<&str>) -> &'static str {
         .find(|v| named == Some(**v))
         .copied()
         .unwrap_or(CURRENT_VERSION)
+}
+
+/// A CNI 1.0.0 result (upstream's daemon's `Result`) in `version`: 1.0.0 and 1.1.0 as it is;
+/// 0.3.0–0.4.0 with `ips[].version` added and only the fields those versions know; 0.1.0 and
+/// 0.2.0 with the first address of each family as `ip4`/`ip6` and that family's routes (no
+/// address at all cannot be printed there). `cniVersion` is set by the caller.
+fn from_1_0_0(mut result: Map<String, Value>, version: &str) -> Result<Map<String, Value>, String> {
+    if matches!(version, "1.0.0" | "1.1.0") {
+        return Ok(result);
+    }
+    let list = |result: &mut Map<String, Value>, key: &str| match result.remove(key) {
+        Some(Value::Array(items)) => items,
+        _ => Vec::new(),
+    };
+    let dns = result.remove("dns").unwrap_or_else(|| json!({}));
+    let keep = |item: &Value, keys: &[&str]| -> Map<String, Value> {
+        keys.iter()
+            .filter_map(|k| Some(((*k).to_string(), item.get(*k)?.clone())))
+            .collect()
+    };
+    let is_v6 = |item: &Value, key: &str| {
+        item.get(key)
+            .and_then(Value::as_str)
+            .is_some_and(|a| a.contains(':'))
+    };
+    let routes: Vec<Map<String, Value>> = list(&mut result, "routes")
+        .iter()
+        .map(|r| keep(r, &["dst", "gw"]))
+        .collect();
+    match version {
+        "0.3.0" | "0.3.1" | "0.4.0" => {
+            let interfaces: Vec<Value> = list(&mut result, "interfaces")
+                .iter()
+                .map(|i| Value::Object(keep(i, &["name", "mac", "sandbox"])))
+                .collect();
+            let ips: Vec<Value> = list(&mut result, "ips")
+                .iter()
+                .map(|ip| {
+                    let mut out = keep(ip, &["interface", "address", "gateway"]);
+                    let family = if is_v6(ip, "address") { "6" } else { "4" };
+                    out.insert("version".into(), Value::from(family));
+                    Value::Object(out)
+                })
+                .collect();
+            let mut out = Map::new();
+            out.insert("interfaces".into(), Value::Array(interfaces));
+            out.insert("ips".into(), Value::Array(ips));
+            out.insert(
+                "routes".into(),
+                Value::Array(routes.into_iter().map(Value::Object).collect()),
+            );
+            out.insert("dns".into(), dns);
+            Ok(out)
+        }
+        _ => {
+            let ips = list(&mut result, "ips");
+            let mut out = Map::new();
+            for (key, v6) in [("ip4", false), ("ip6", true)] {
+                let Some(ip) = ips.iter().find(|ip| is_v6(ip, "address") == v6) else {
+                    continue;
+                };
+                let mut legacy = Map::new();
+                legacy.insert(
+                    "ip".into(),
+                    ip.get("address").cloned().unwrap_or(Value::Null),
+                );
+                if let Some(gateway) = ip.get("gateway") {
+                    legacy.insert("gateway".into(), gateway.clone());
+                }
+                let own: Vec<Value> = routes
+                    .iter()
+                    .filter(|r| {
+                        r.get("dst")
+                            .and_then(Value::as_str)
+                            .is_some_and(|d| d.contains(':') == v6)
+                    })
+                    .map(|r| Value::Object(r.clone()))
+                    .collect();
+                if !own.is_empty() {
+                    legacy.insert("routes".into(), Value::Array(own));
+                }
+                out.insert(key.into(), Value::Object(legacy));
+            }
+            if out.is_empty() {
+                return Err("it has no address, which 0.1.0 and 0.2.0 results need".into());
+            }
+            out.insert("dns".into(), dns);
+            Ok(out)
+        }
+    }
 }
 
 /// `object` printed with `cniVersion` set to `version`.
@@ -94,18 +185,24 @@ pub fn from_daemon(command: &str, version: &str, status: u16, body: &[u8]) -> Pr
                 success: true,
             };
         }
-        // A daemon without `printed` (upstream's) answers a 1.0.0 result: printable as it is
-        // for configs of 1.0.0 and later, whose results have the same shape.
+        // A daemon without `printed` (upstream's) answers a 1.0.0 result, converted here to
+        // the config's version as libcni converts it (and as `multus` does, with the CNI
+        // result types this binary does without).
         return match answer.and_then(|mut a| a.get_mut("Result").map(Value::take)) {
-            Some(Value::Object(result)) if matches!(version, "1.0.0" | "1.1.0") => {
-                stamped(result, version, true)
-            }
+            Some(Value::Object(result)) => match from_1_0_0(result, version) {
+                Ok(result) => stamped(result, version, true),
+                Err(why) => error(
+                    version,
+                    PLUGIN_FAILED,
+                    &format!(
+                        "multus daemon's result cannot be printed for cniVersion {version}: {why}"
+                    ),
+                ),
+            },
             _ => error(
                 version,
                 PLUGIN_FAILED,
-                &format!(
-                    "multus daemon answered ADD without a result printed for cniVersion {version}"
-                ),
+                "multus daemon answered ADD without a result",
             ),
         };
     }
@@ -150,14 +247,57 @@ mod tests {
         let printable = from_daemon("ADD", "1.1.0", 200, upstream);
         assert!(printable.success);
         assert_eq!(parsed(&printable), json!({"cniVersion":"1.1.0","ips":[]}));
-        let older = from_daemon("ADD", "0.4.0", 200, upstream);
-        assert!(!older.success);
-        assert_eq!(parsed(&older)["code"], 100);
+        // No address: nothing to print as a 0.2.0 result.
+        let legacy = from_daemon("ADD", "0.2.0", 200, upstream);
+        assert!(!legacy.success);
+        assert_eq!(parsed(&legacy)["code"], 100);
+        assert!(
+            parsed(&legacy)["msg"]
+                .as_str()
+                .unwrap()
+                .contains("cniVersion 0.2.0")
+        );
         assert!(
             from_daemon("ADD", "1.0.0", 200, b"{}")
                 .stdout
-                .contains("cniVersion 1.0.0")
+                .contains("without a result")
         );
+    }
+
+    /// Upstream's daemon answers only `Result`, in 1.0.0: converted as libcni converts it.
+    #[test]
+    fn upstreams_result_is_converted_to_the_configs_version() {
+        let upstream = br#"{"Result":{"cniVersion":"1.0.0",
+            "interfaces":[{"name":"eth0","mac":"0a:58:0a:f4:00:05","mtu":1400,"sandbox":"/var/run/netns/x"}],
+            "ips":[{"address":"10.244.0.5/24","gateway":"10.244.0.1","interface":0},
+                   {"address":"10.244.1.5/24","interface":0},
+                   {"address":"2001:db8::5/64","interface":0}],
+            "routes":[{"dst":"0.0.0.0/0","gw":"10.244.0.1","mtu":1400},{"dst":"::/0"}],
+            "dns":{"nameservers":["10.96.0.10"]}}}"#;
+        let v04 = from_daemon("ADD", "0.3.1", 200, upstream);
+        assert!(v04.success, "{}", v04.stdout);
+        assert_eq!(
+            parsed(&v04),
+            json!({"cniVersion":"0.3.1",
+                "interfaces":[{"name":"eth0","mac":"0a:58:0a:f4:00:05","sandbox":"/var/run/netns/x"}],
+                "ips":[{"version":"4","address":"10.244.0.5/24","gateway":"10.244.0.1","interface":0},
+                       {"version":"4","address":"10.244.1.5/24","interface":0},
+                       {"version":"6","address":"2001:db8::5/64","interface":0}],
+                "routes":[{"dst":"0.0.0.0/0","gw":"10.244.0.1"},{"dst":"::/0"}],
+                "dns":{"nameservers":["10.96.0.10"]}})
+        );
+        let v02 = from_daemon("ADD", "0.2.0", 200, upstream);
+        assert!(v02.success, "{}", v02.stdout);
+        assert_eq!(
+            parsed(&v02),
+            json!({"cniVersion":"0.2.0",
+                "ip4":{"ip":"10.244.0.5/24","gateway":"10.244.0.1","routes":[{"dst":"0.0.0.0/0","gw":"10.244.0.1"}]},
+                "ip6":{"ip":"2001:db8::5/64","routes":[{"dst":"::/0"}]},
+                "dns":{"nameservers":["10.96.0.10"]}})
+        );
+        let v1 = from_daemon("ADD", "1.1.0", 200, upstream);
+        assert_eq!(parsed(&v1)["interfaces"][0]["mtu"], 1400);
+        assert_eq!(parsed(&v1)["cniVersion"], "1.1.0");
     }
 
     #[test]
