@@ -20,6 +20,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -27,7 +28,7 @@ use http::{Method, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use multus_crds::multus_config::MultusConfig;
 use serde_json::{Map, Value};
 use tokio::net::UnixListener;
@@ -37,6 +38,9 @@ use crate::engine::{Engine, InterfaceAttributes, ShimAnswer};
 use crate::env::{Command, Invocation};
 use crate::error::Error;
 use crate::shim::SOCKET_NAME;
+
+/// How long the daemon waits before accepting again after an accept failed.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// How the daemon serves.
 #[derive(Clone, Debug)]
@@ -49,6 +53,9 @@ pub struct ServerOptions {
     pub max_queued: usize,
     /// Largest request body accepted.
     pub max_body: usize,
+    /// How long a connection may take to send its request head, and then its body: a client
+    /// that stalls is dropped, so it holds no slot and cannot hold up the daemon's shutdown.
+    pub request_read_timeout: Duration,
     /// Daemon configuration merged over every request's config (daemon keys win), as Multus'
     /// `daemon-config.json` is.
     pub overlay: Map<String, Value>,
@@ -61,6 +68,7 @@ impl Default for ServerOptions {
             max_concurrent: 16,
             max_queued: 256,
             max_body: 1 << 20,
+            request_read_timeout: Duration::from_secs(10),
             overlay: Map::new(),
         }
     }
@@ -212,7 +220,9 @@ impl DaemonServer {
         Ok(listener)
     }
 
-    /// Serve until `shutdown` completes; calls in progress finish first.
+    /// Serve until `shutdown` completes; calls in progress finish first, while new ones are
+    /// refused at once (the socket is gone: a shim hands its call to `multus`, which waits for
+    /// the next daemon).
     pub async fn serve(
         self: Arc<Self>,
         listener: UnixListener,
@@ -223,29 +233,47 @@ impl DaemonServer {
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                accepted = listener.accept() => {
-                    let (stream, _) = accepted?;
-                    let server = Arc::clone(&self);
-                    tasks.spawn(async move {
-                        let service = service_fn(move |req| {
-                            let server = Arc::clone(&server);
-                            async move { Ok::<_, Infallible>(server.handle(req).await) }
-                        });
-                        let conn = hyper::server::conn::http1::Builder::new()
-                            .keep_alive(false)
-                            .serve_connection(TokioIo::new(stream), service);
-                        if let Err(e) = conn.await {
-                            tracing::debug!(error = %e, "daemon connection");
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        tasks.spawn(Arc::clone(&self).serve_connection(stream));
+                    }
+                    // Out of file descriptors in a burst, or a connection gone before it was
+                    // taken: the calls in progress go on, and the next accept is tried shortly
+                    // (returning would drop them all and stop the daemon).
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accepting a connection on the daemon socket");
+                        tokio::select! {
+                            () = &mut shutdown => break,
+                            () = tokio::time::sleep(ACCEPT_RETRY) => {}
                         }
-                    });
-                }
+                    }
+                },
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
         self.set_not_ready();
-        while tasks.join_next().await.is_some() {}
+        drop(listener);
         let _ = fs::remove_file(self.socket_path());
+        while tasks.join_next().await.is_some() {}
         Ok(())
+    }
+
+    /// One connection: one request (keep-alive off), its head and body each read within
+    /// `request_read_timeout`.
+    async fn serve_connection(self: Arc<Self>, stream: tokio::net::UnixStream) {
+        let server = Arc::clone(&self);
+        let service = service_fn(move |req| {
+            let server = Arc::clone(&server);
+            async move { Ok::<_, Infallible>(server.handle(req).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.options.request_read_timeout)
+            .keep_alive(false)
+            .serve_connection(TokioIo::new(stream), service);
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "daemon connection");
+        }
     }
 
     async fn handle(&self, req: hyper::Request<Incoming>) -> Reply {
@@ -293,12 +321,16 @@ impl DaemonServer {
         endpoint: Endpoint,
         admitted: usize,
     ) -> Reply {
-        let body = match Limited::new(req.into_body(), self.options.max_body)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(e) => return Self::refuse(&Error::ParseConfig(format!("request body: {e}"))),
+        let body = Limited::new(req.into_body(), self.options.max_body).collect();
+        let body = match tokio::time::timeout(self.options.request_read_timeout, body).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) => return Self::refuse(&Error::ParseConfig(format!("request body: {e}"))),
+            Err(_) => {
+                return Self::refuse(&Error::ParseConfig(format!(
+                    "request body: not whole after {:?}",
+                    self.options.request_read_timeout
+                )));
+            }
         };
         let Ok(_slot) = self.slots.acquire().await else {
             return Self::refuse(&Error::Overloaded { queued: admitted });

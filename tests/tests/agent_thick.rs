@@ -393,3 +393,88 @@ async fn the_hosted_daemon_reads_device_ids_from_kubelet_under_the_host_root() {
 fn multus_binary() -> std::path::PathBuf {
     workspace_binary("multus").unwrap()
 }
+
+/// Set the soft limit of open files of process `pid` (util-linux `prlimit`).
+fn set_nofile_soft_limit(pid: u32, soft: u64) {
+    let ok = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), &format!("--nofile={soft}:")])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "prlimit --nofile={soft}: for {pid}");
+}
+
+/// The soft limit of open files of process `pid`.
+fn nofile_soft_limit(pid: u32) -> u64 {
+    let out = std::process::Command::new("prlimit")
+        .args([
+            "--pid",
+            &pid.to_string(),
+            "--nofile",
+            "--raw",
+            "--noheadings",
+            "-o",
+            "SOFT",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// The hosted daemon outlives running out of file descriptors: a burst of connections past the
+/// agent's limit makes its accepts fail (EMFILE); the daemon says so, keeps what it serves, and
+/// answers again once descriptors are free. (It used to return from its accept loop, which
+/// dropped every call in progress and stopped the agent.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_hosted_daemon_outlives_running_out_of_file_descriptors() {
+    require_root_and_plugins();
+    let node = Node::start().await;
+    let conf = node.cni_conf_dir();
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(
+        conf.join("10-cluster.conflist"),
+        json!({"cniVersion":"1.0.0","name":"agk-fd-cluster","plugins":[{"type":"bridge"}]})
+            .to_string(),
+    )
+    .unwrap();
+    let mut agent = node.agent(&["--cni-mode", "thick"]);
+    let socket = node.host("/run/multus/multus.sock");
+    until_async("daemon socket", T, || {
+        multus_cni::server::is_listening(&socket)
+    })
+    .await;
+
+    let pid = agent.pid();
+    let before = nofile_soft_limit(pid);
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as u64;
+    set_nofile_soft_limit(pid, open + 8);
+    let silent: Vec<std::os::unix::net::UnixStream> = (0..40)
+        .filter_map(|_| std::os::unix::net::UnixStream::connect(&socket).ok())
+        .collect();
+    // The accepts fail within milliseconds; a second of them must not stop anything.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(agent.running(), "{}", agent.logs());
+    assert!(
+        agent
+            .logs()
+            .contains("accepting a connection on the daemon socket"),
+        "no accept failed: the limit was not reached\n{}",
+        agent.logs()
+    );
+
+    drop(silent);
+    set_nofile_soft_limit(pid, before);
+    let probe = socket.clone();
+    until_async("the daemon to answer again", T, || {
+        matches!(
+            multus_cni::shim::request_blocking(&probe, "GET", "/healthz", &[]),
+            Ok((200, _))
+        )
+    })
+    .await;
+    assert!(agent.running(), "{}", agent.logs());
+    agent.signal("-TERM");
+    assert_eq!(agent.wait_exit(T), Some(0), "{}", agent.logs());
+}

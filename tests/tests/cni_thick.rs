@@ -272,3 +272,61 @@ async fn the_daemon_answers_result_in_1_0_0_and_printed_in_the_configs_version()
     assert_eq!(pod.netns_addrs().names(), ["lo"]);
     daemon.stop().await;
 }
+
+/// A client that sends a head and then stalls its body is refused once `request_read_timeout`
+/// has passed, and one that sends nothing at all (a stuck or stopped shim) is dropped then:
+/// neither holds the daemon. Once the daemon is stopping its socket is gone at once, so a shim
+/// hands its call to `multus` instead of queueing behind the drain, and the drain ends when the
+/// silent client is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_clients_are_dropped_and_a_stopping_daemon_refuses_new_calls() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    const PATIENCE: Duration = Duration::from_millis(1500);
+    let t = Cluster::start("tw", 58).await;
+    let daemon = Daemon::start(
+        &t,
+        ServerOptions {
+            request_read_timeout: PATIENCE,
+            ..ServerOptions::default()
+        },
+    );
+    let socket = daemon.socket.clone();
+    let started = Instant::now();
+    let refused = tokio::task::spawn_blocking(move || {
+        let mut stream = UnixStream::connect(&socket).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+            .write_all(b"POST /cni HTTP/1.1\r\nhost: dummy\r\ncontent-length: 100\r\n\r\n{")
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).map(|_| answer)
+    })
+    .await
+    .unwrap()
+    .expect("an answer before the client's own 10 s");
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+    assert!(
+        refused.contains("request body: not whole after"),
+        "{refused}"
+    );
+    assert!(started.elapsed() >= PATIENCE);
+
+    let silent = UnixStream::connect(&daemon.socket).unwrap();
+    let socket = daemon.socket.clone();
+    let stopping = tokio::spawn(daemon.stop());
+    wait_for("the stopping daemon's socket to go", PATIENCE / 2, || {
+        let gone = !socket.exists();
+        async move { gone.then_some(()) }
+    })
+    .await
+    .expect("the socket is removed before the drain, not after it");
+    assert!(!multus_cni::server::is_listening(&socket));
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("the drain ends once the silent client is dropped")
+        .unwrap();
+    drop(silent);
+}
