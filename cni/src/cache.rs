@@ -280,14 +280,26 @@ impl CacheDir {
     }
 
     fn results_dir(&self) -> PathBuf {
-        self.root.join("results")
+        self.root.join(RESULTS_DIR)
     }
 
-    /// `<cniDir>/<containerID>`; the ID must be a CNI name (no `/`, no leading `.`).
+    /// `<cniDir>/<containerID>`; the ID must be a CNI name (no `/`, no leading `.`) other than
+    /// `results`, the records' directory beside the lists (upstream's layout, kept so an upgrade
+    /// in place finds Go Multus' files): as a list's path it would have a DEL move every pod's
+    /// records away, or an ADD swap the directory for a file.
     pub fn list_path(&self, container_id: &str) -> Result<PathBuf> {
-        Ok(self
-            .root
-            .join(checked("container ID", container_id, validate_cni_name)?))
+        let name = checked("container ID", container_id, validate_cni_name)?;
+        if name == RESULTS_DIR {
+            return Err(Error::UnsafeName {
+                name: "container ID",
+                value: name.to_owned(),
+                reason: format!(
+                    "is the name of the records' directory in cniDir {:?}",
+                    self.root
+                ),
+            });
+        }
+        Ok(self.root.join(name))
     }
 
     /// `<cniDir>/results/<network>-<containerID>-<ifname>`, every part checked.
@@ -314,6 +326,10 @@ impl CacheDir {
         runtime_ifname: &str,
         base_args: &str,
     ) -> Result<CachedList> {
+        // No list can have been written under that ID (`list_path`): DEL goes on without one.
+        if container_id == RESULTS_DIR {
+            return Ok(CachedList::Missing);
+        }
         let path = self.list_path(container_id)?;
         let bytes = match fs::read(&path) {
             Ok(b) => b,
@@ -345,6 +361,9 @@ impl CacheDir {
     }
 
     pub fn remove_list(&self, container_id: &str) -> Result<()> {
+        if container_id == RESULTS_DIR {
+            return Ok(());
+        }
         self.remove_file(&self.list_path(container_id)?)
     }
 
@@ -617,6 +636,9 @@ fn from_go_multus(
     }
     Ok(DelegateList::new(container_id, "", None, delegates))
 }
+
+/// The records' directory in `cniDir`, beside the containers' delegate lists.
+const RESULTS_DIR: &str = "results";
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -955,6 +977,31 @@ mod tests {
         }
         assert!(cache.list_path("..").is_err());
         assert!(cache.list_path("a/b").is_err());
+    }
+
+    /// A container ID may be `results` (a CNI name), which is the records' directory: no list
+    /// is written under it, and reading or removing its list touches nothing — a DEL used to
+    /// move every pod's records into `.spare`, an ADD to swap the directory for a file.
+    #[test]
+    fn the_records_directory_is_never_taken_for_a_containers_list() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = CacheDir::new(tmp.path());
+        let d = delegate(0, "net", "eth0");
+        let result = CniResult::new(CniVersion::V1_0_0);
+        cache
+            .write_result(&d, "c1", "/var/run/netns/p", Some(&result))
+            .unwrap();
+        let e = cache
+            .write_list(&DelegateList::new("results", "", None, vec![d.clone()]))
+            .unwrap_err();
+        assert!(e.to_string().contains("records' directory"), "{e}");
+        assert!(matches!(
+            cache.read_list("results", "eth0", ""),
+            Ok(CachedList::Missing)
+        ));
+        cache.remove_list("results").unwrap();
+        assert!(tmp.path().join("results").is_dir());
+        assert!(cache.read_result(&d, "c1").unwrap().is_some());
     }
 
     #[test]
