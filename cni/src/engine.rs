@@ -32,6 +32,25 @@ pub use hotplug::InterfaceAttributes;
 /// Extension key: how long ADD waits for `readinessindicatorfile`, in seconds (Multus: 45).
 pub const READINESS_TIMEOUT_KEY: &str = "readinessIndicatorTimeoutSeconds";
 
+/// An extension key of the config that is a number of seconds (`daemonWaitSeconds`,
+/// `readinessIndicatorTimeoutSeconds`): `None` when absent, an error naming the key when it is
+/// not a number from 0 to a year.
+pub(crate) fn seconds_key(config: &MultusConfig, key: &str) -> Result<Option<Duration>> {
+    const LONGEST: f64 = 365.0 * 24.0 * 3600.0;
+    let Some(value) = config.extra.get(key) else {
+        return Ok(None);
+    };
+    value
+        .as_f64()
+        .filter(|s| (0.0..=LONGEST).contains(s))
+        .map(|s| Some(Duration::from_secs_f64(s)))
+        .ok_or_else(|| {
+            Error::ParseConfig(format!(
+                "{key}: {value} is not a number of seconds from 0 to {LONGEST}"
+            ))
+        })
+}
+
 /// Knobs of the engine that are not part of the Multus configuration.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
@@ -259,11 +278,8 @@ impl Engine {
         else {
             return Ok(());
         };
-        let timeout = config
-            .extra
-            .get(READINESS_TIMEOUT_KEY)
-            .and_then(Value::as_f64)
-            .map_or(self.options.readiness_timeout, Duration::from_secs_f64);
+        let timeout =
+            seconds_key(config, READINESS_TIMEOUT_KEY)?.unwrap_or(self.options.readiness_timeout);
         let deadline = tokio::time::Instant::now() + timeout;
         while !Path::new(file).exists() {
             if tokio::time::Instant::now() >= deadline {

@@ -117,11 +117,8 @@ fn wait_ready(socket: &Path, patience: Duration) -> std::result::Result<(), Stri
 /// Forward `inv` to the daemon and turn its answer into what the plugin prints.
 pub fn forward(inv: &Invocation, config: &MultusConfig) -> Result<Option<String>> {
     let socket = socket_path(config);
-    let patience = config
-        .extra
-        .get(DAEMON_WAIT_KEY)
-        .and_then(Value::as_f64)
-        .map_or(DEFAULT_DAEMON_WAIT, Duration::from_secs_f64);
+    let patience =
+        crate::engine::seconds_key(config, DAEMON_WAIT_KEY)?.unwrap_or(DEFAULT_DAEMON_WAIT);
     let body = json!({
         "env": inv.to_env(),
         "config": base64::engine::general_purpose::STANDARD.encode(&inv.config),

@@ -372,3 +372,32 @@ fn without_multus_beside_it_the_shim_says_so_and_asks_to_try_again() {
         "{msg}"
     );
 }
+
+/// A number of seconds the config gets wrong is a CNI error that names the key: `multus` used to
+/// panic on a negative or huge `daemonWaitSeconds` (printing nothing), and to take any
+/// `readinessIndicatorTimeoutSeconds` that was not a number as the default.
+#[test]
+fn a_bad_number_of_seconds_is_an_error_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let multus = workspace_binary("multus").unwrap();
+    let shim: Value = serde_json::from_str(&shim_config(dir.path())).unwrap();
+    let thin = json!({"cniVersion":"1.0.0","name":"m","type":"multus",
+        "readinessindicatorfile":"/nonexistent/ready","cniDir": dir.path().join("cache"),
+        "delegates":[{"cniVersion":"1.0.0","name":"d","type":"bridge"}]});
+    for (key, value, base) in [
+        ("daemonWaitSeconds", json!(-1), &shim),
+        ("daemonWaitSeconds", json!(1e30), &shim),
+        ("readinessIndicatorTimeoutSeconds", json!("soon"), &thin),
+    ] {
+        let mut config = base.clone();
+        config[key] = value.clone();
+        let (ok, out) = call(&multus, &ADD, &config.to_string());
+        assert!(!ok, "{key} {value}: {out}");
+        let err: Value = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("{key} {value}: not a CNI error ({e}): {out:?}"));
+        assert!(
+            err["msg"].as_str().unwrap().contains(key),
+            "{key} {value}: {err}"
+        );
+    }
+}

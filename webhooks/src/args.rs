@@ -17,6 +17,29 @@ use crate::server::{self, Limits};
 use crate::tls::{self, ReloadingCertificate};
 use crate::{Error, watch as watches};
 
+/// The longest timeout the flags take: a day.
+const LONGEST_TIMEOUT: f64 = 86_400.0;
+
+/// A timeout flag's value: a number of seconds above 0, at most a day (a value past what a
+/// `Duration` holds used to panic at start).
+fn timeout_seconds(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if seconds > 0.0 && seconds <= LONGEST_TIMEOUT {
+        Ok(seconds)
+    } else {
+        Err(format!(
+            "{text} is not above 0 and at most {LONGEST_TIMEOUT} seconds"
+        ))
+    }
+}
+
+/// `seconds` as a `Duration`, kept within what the flags allow (for `Args` built in code).
+fn seconds(seconds: f64) -> Duration {
+    Duration::from_secs_f64(seconds.max(0.001).min(LONGEST_TIMEOUT))
+}
+
 /// Name of upstream's supported-NIC ConfigMap in the operator namespace.
 const SUPPORTED_NICS_CONFIGMAP: &str = "supported-nic-ids";
 
@@ -52,10 +75,10 @@ pub struct Args {
     #[arg(long, env = "MULTUS_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
     /// Longest time one review may take, in seconds (keep it below the configuration's timeoutSeconds).
-    #[arg(long, env = "MULTUS_REQUEST_TIMEOUT", default_value_t = 8.0)]
+    #[arg(long, env = "MULTUS_REQUEST_TIMEOUT", default_value_t = 8.0, value_parser = timeout_seconds)]
     pub request_timeout: f64,
     /// Longest time a live lookup of a NAD missing from the cache may take, in seconds.
-    #[arg(long, env = "MULTUS_LIVE_LOOKUP_TIMEOUT", default_value_t = 2.0)]
+    #[arg(long, env = "MULTUS_LIVE_LOOKUP_TIMEOUT", default_value_t = 2.0, value_parser = timeout_seconds)]
     pub live_lookup_timeout: f64,
     /// Multus' namespaceIsolation: pods may only reference NADs of their own namespace (and the global ones).
     #[arg(long, env = "MULTUS_NAMESPACE_ISOLATION", default_value_t = false, action = clap::ArgAction::Set)]
@@ -95,7 +118,7 @@ impl Args {
     pub fn limits(&self) -> Limits {
         Limits {
             max_body_bytes: self.max_body_bytes,
-            request_timeout: Duration::from_secs_f64(self.request_timeout.max(0.001)),
+            request_timeout: seconds(self.request_timeout),
             ..Limits::default()
         }
     }
@@ -113,7 +136,7 @@ impl Args {
             },
             operator_namespace: self.sriov_operator_namespace.clone(),
             supported_nics: (!self.dev_mode).then(SupportedNics::builtin),
-            live_lookup_timeout: Duration::from_secs_f64(self.live_lookup_timeout.max(0.001)),
+            live_lookup_timeout: seconds(self.live_lookup_timeout),
         }
     }
 
@@ -249,7 +272,21 @@ fn worker_threads(requested: usize, cpus: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::worker_threads;
+    use super::{Args, seconds, timeout_seconds, worker_threads};
+    use clap::Parser;
+
+    #[test]
+    fn timeouts_outside_what_a_duration_holds_are_refused_naming_the_flag() {
+        assert_eq!(timeout_seconds("2.5"), Ok(2.5));
+        for bad in ["0", "-1", "1e30", "inf", "NaN", "soon"] {
+            assert!(timeout_seconds(bad).is_err(), "{bad}");
+        }
+        let e = Args::try_parse_from(["multus-webhook", "--request-timeout", "1e30"]).unwrap_err();
+        assert!(e.to_string().contains("--request-timeout"), "{e}");
+        // Built in code past the checks, still no panic.
+        assert_eq!(seconds(f64::INFINITY).as_secs(), 86_400);
+        assert_eq!(seconds(f64::NAN).as_millis(), 1);
+    }
 
     #[test]
     fn one_worker_per_two_cpus_unless_asked() {
