@@ -37,7 +37,10 @@ fn timeout_seconds(text: &str) -> Result<f64, String> {
 
 /// `seconds` as a `Duration`, kept within what the flags allow (for `Args` built in code).
 fn seconds(seconds: f64) -> Duration {
-    Duration::from_secs_f64(seconds.max(0.001).min(LONGEST_TIMEOUT))
+    if seconds.is_nan() {
+        return Duration::from_millis(1);
+    }
+    Duration::from_secs_f64(seconds.clamp(0.001, LONGEST_TIMEOUT))
 }
 
 /// Name of upstream's supported-NIC ConfigMap in the operator namespace.
