@@ -374,7 +374,9 @@ impl Engine {
         }
         // Refuse interface names already taken in the pod before anything runs (one visit of the
         // namespace for all attachments; their names are distinct, checked by resolve).
-        let check = start_ifname_check(inv, &delegates, self.options.netns_visit)?;
+        let in_pod = |source| for_pod(inv, source);
+        let check =
+            start_ifname_check(inv, &delegates, self.options.netns_visit).map_err(in_pod)?;
         let list = DelegateList::new(&inv.container_id, &inv.netns, inv.pod(), delegates);
         // When the check visits the namespace from another thread (the daemon), the list is
         // written meanwhile and taken back if the check refuses, which leaves the cache as a
@@ -390,7 +392,9 @@ impl Engine {
             }
             return Err(refused);
         }
-        early.unwrap_or_else(|| call.cache.write_list(&list))?;
+        early
+            .unwrap_or_else(|| call.cache.write_list(&list))
+            .map_err(in_pod)?;
 
         let mut statuses: Vec<NetworkStatus> = Vec::new();
         let mut master: Option<CniResult> = None;
@@ -908,14 +912,15 @@ impl Engine {
                 path: call.path.clone(),
                 kube: OnceCell::new_with(Some(None)),
             };
-            let delegates = match call.cache.read_list(cid, &inv.ifname, "")? {
-                CachedList::Found(list) => list.delegates.into_iter().rev().collect(),
-                _ => call.cache.delegates_from_results(cid),
+            // Errors name the pod the list recorded (a Go Multus list or records alone: none).
+            let (delegates, pod) = match call.cache.read_list(cid, &inv.ifname, "")? {
+                CachedList::Found(list) => (
+                    list.delegates.into_iter().rev().collect(),
+                    list.pod.unwrap_or_default(),
+                ),
+                _ => (call.cache.delegates_from_results(cid), PodRef::default()),
             };
-            if let Err(e) = self
-                .del_delegates(&sub, &delegates, &PodRef::default())
-                .await
-            {
+            if let Err(e) = self.del_delegates(&sub, &delegates, &pod).await {
                 errors.push(e);
                 continue;
             }
@@ -1098,7 +1103,9 @@ fn judge_ifnames(
     delegates: &[Delegate],
     pod_ref: &PodRef,
 ) -> Result<()> {
-    let taken = check.finish().map_err(|source| netns_error(inv, source))?;
+    let taken = check
+        .finish()
+        .map_err(|source| for_pod(inv, netns_error(inv, source)))?;
     match delegates.iter().find(|d| taken.contains(&d.ifname)) {
         None => Ok(()),
         Some(d) => Err(Error::attachment(
@@ -1111,6 +1118,18 @@ fn judge_ifnames(
                 netns: inv.netns.clone(),
             },
         )),
+    }
+}
+
+/// A failure of the pod's, not of one attachment (its namespace, its delegate list): said with
+/// the pod, as upstream says its ADD errors.
+fn for_pod(inv: &Invocation, source: Error) -> Error {
+    match inv.pod() {
+        Some(pod) => Error::ForPod {
+            pod,
+            source: Box::new(source),
+        },
+        None => source,
     }
 }
 

@@ -221,6 +221,24 @@ async fn refusals_are_clear_cni_errors() {
         }
         assert_eq!(pod.netns_addrs().names(), vec!["lo"], "{name}");
     }
+    // A sandbox whose namespace is gone: the error is the pod's, and says so.
+    let pod = t.pod("team", "nonetns", Some("[]")).await;
+    let mut env = cni_env("ADD", &pod, &pod.container_id);
+    for (key, value) in &mut env {
+        if *key == "CNI_NETNS" {
+            *value = "/var/run/netns/td-gone".into();
+        }
+    }
+    let out = run_plugin(
+        &t.binary,
+        &env,
+        t.thin_config(json!({})).to_string().as_bytes(),
+    )
+    .unwrap();
+    assert!(!out.status.success());
+    let err: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let prefix = format!("[team/nonetns/{}]", pod.uid);
+    assert!(err["msg"].as_str().unwrap().starts_with(&prefix), "{err}");
     assert!(t.host_local_allocations().is_empty());
     let reasons = t.all_event_reasons().await;
     assert!(
