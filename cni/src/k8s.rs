@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, ObjectReference, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
@@ -269,6 +269,10 @@ impl Kube {
 
     /// Record an event on the pod (source `multus`). Best effort: a failed event never fails a
     /// CNI command.
+    ///
+    /// A core/v1 event as client-go's recorder (upstream's) makes it: no `eventTime`, which would
+    /// make the API server require `reportingInstance` and `action` too and refuse this one (it
+    /// did until 2026-11-30: no event reached a real cluster; the fake API server now checks it).
     pub async fn event(&self, pod: &Pod, warning: bool, reason: &str, message: &str) {
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
@@ -298,7 +302,6 @@ impl Kube {
             reporting_component: Some("multus".into()),
             first_timestamp: Some(Time(now)),
             last_timestamp: Some(Time(now)),
-            event_time: Some(MicroTime(now)),
             count: Some(1),
             ..Event::default()
         };

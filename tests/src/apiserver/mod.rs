@@ -10,6 +10,7 @@
 mod admission;
 mod apply;
 mod audit;
+mod builtin;
 mod crd;
 mod discovery;
 mod eviction;

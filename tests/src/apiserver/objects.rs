@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::{
-    Inner, State, Target, admission, crd, meta,
+    Inner, State, Target, admission, builtin, crd, meta,
     resources::ResourceDef,
     status::ApiStatus,
     store::{StorageKey, meta_str, object_key},
@@ -287,15 +287,16 @@ pub async fn admit(
     old: Option<&Value>,
     dry_run: bool,
 ) -> Result<Option<Value>, ApiStatus> {
-    let validated = match new {
-        Some(n) if t.def.custom => Some(crd::validate_custom(&t.def, n, old)?),
-        other => other,
+    let validate = |obj: Value| -> Result<Value, ApiStatus> {
+        if t.def.custom {
+            return crd::validate_custom(&t.def, obj, old);
+        }
+        builtin::validate(&t.def, &obj)?;
+        Ok(obj)
     };
+    let validated = new.map(validate).transpose()?;
     let mutated = admission::admit(state, t, op, validated, old, dry_run).await?;
-    match mutated {
-        Some(m) if t.def.custom => Ok(Some(crd::validate_custom(&t.def, m, old)?)),
-        other => Ok(other),
-    }
+    mutated.map(validate).transpose()
 }
 
 /// Store `new` if the stored object is still `expected_rv` (None: must not exist yet).
