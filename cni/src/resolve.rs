@@ -474,12 +474,23 @@ fn nad_to_network(
     })
 }
 
-/// `.conf`, `.json` and `.conflist` files of `dir`, in lexical order.
+/// `.conf`, `.json` and `.conflist` files of `dir`, in lexical order, but the agent's renderings
+/// of NADs: those are found only by their exact namespace and name ([`rendered_nad`]). Found by
+/// CNI name they would let any namespace's NAD stand in for a network of another namespace (or
+/// for the cluster network), past namespace isolation.
 fn conf_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    files_with_extension(dir, &["conf", "json", "conflist"]).map_err(|e| Error::ReadNetworkFile {
-        path: dir.to_owned(),
-        message: e.to_string(),
-    })
+    let mut files = files_with_extension(dir, &["conf", "json", "conflist"]).map_err(|e| {
+        Error::ReadNetworkFile {
+            path: dir.to_owned(),
+            message: e.to_string(),
+        }
+    })?;
+    files.retain(|f| {
+        !f.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(RENDERED_NAD_SUFFIX))
+    });
+    Ok(files)
 }
 
 /// The files of `dir` whose extension is one of `extensions`, in lexical order (libcni's order).

@@ -275,6 +275,11 @@ async fn nad_failures_fall_back_to_the_agents_rendered_files() {
     t.cni("DEL", &pod, &conf).expect_ok();
     assert_eq!(pod.netns_addrs().names(), vec!["lo"]);
 
+    // Another namespace's NAD whose CNI name is "unrendered": its rendering is found only as
+    // other/unrendered, never by that name for team/unrendered (past namespace isolation).
+    let mut elsewhere = rendered.clone();
+    elsewhere["name"] = json!("unrendered");
+    render_nad(&t.conf_dir, "other", "unrendered", &elsewhere);
     let ann = json!([{"name":"macnet","ips":["10.148.5.11/24"]},{"name":"unrendered"}]).to_string();
     let pod = t.pod("team", "db", Some(&ann)).await;
     let err = t.cni("ADD", &pod, &conf).expect_err();
