@@ -66,23 +66,32 @@ pub fn statuses(
                 .filter(|(_, i)| !i.sandbox.is_empty())
                 .map(|(n, _)| n)
                 .collect();
+            // Every entry has the default routes' gateways, as nad-client gives them.
             let mut out: Vec<NetworkStatus> = sandboxed
                 .iter()
                 .map(|&n| {
                     let i = &result.interfaces[n];
-                    entry(&i.name, &i.mac, i.mtu)
+                    NetworkStatus {
+                        gateway: gateways.clone(),
+                        ..entry(&i.name, &i.mac, i.mtu)
+                    }
                 })
                 .collect();
+            // An address goes to the sandbox interface it names; one naming another interface
+            // (the host's side) is left out; one naming none goes to the last entry.
             for ip in &result.ips {
-                let slot = ip
-                    .interface
-                    .and_then(|idx| sandboxed.iter().position(|&n| n == idx as usize))
-                    .or(out.len().checked_sub(1));
+                let slot = match ip.interface {
+                    Some(idx) => sandboxed.iter().position(|&n| n == idx as usize),
+                    None => out.len().checked_sub(1),
+                };
                 if let Some(e) = slot.and_then(|s| out.get_mut(s)) {
                     e.ips.push(bare(ip));
                 }
             }
             if master {
+                // The interface of the first address with a gateway, else the first: exactly
+                // one default entry (nad-client marks none when that address's interface is not
+                // the pod's).
                 let with_gateway = result
                     .ips
                     .iter()
@@ -92,10 +101,7 @@ pub fn statuses(
                     .unwrap_or(0);
                 if let Some(e) = out.get_mut(with_gateway) {
                     e.default = true;
-                    e.gateway = gateways;
                 }
-            } else if let Some(e) = out.first_mut() {
-                e.gateway = gateways;
             }
             out
         }
@@ -128,5 +134,26 @@ mod tests {
         )
         .unwrap();
         assert!(statuses("x", &none, false, None).is_empty());
+    }
+
+    /// Several pod interfaces (nad-client's `CreateNetworkStatuses`): each entry has the
+    /// gateways; an address goes to the pod interface it names, is left out when it names the
+    /// host's side, and goes to the last entry when it names none.
+    #[test]
+    fn several_pod_interfaces_each_have_the_gateways_and_their_own_addresses() {
+        let text = r#"{"cniVersion":"1.0.0",
+            "interfaces":[{"name":"br0"},{"name":"eth0","sandbox":"/run/netns/p"},{"name":"eth1","sandbox":"/run/netns/p"}],
+            "ips":[{"address":"10.1.0.5/24","interface":1},{"address":"10.2.0.5/24","gateway":"10.2.0.1","interface":2},
+                   {"address":"10.9.0.1/24","interface":0},{"address":"10.3.0.5/24"}],
+            "routes":[{"dst":"0.0.0.0/0","gw":"10.2.0.1"}]}"#;
+        let r = CniResult::parse(text, Some(CniVersion::V1_0_0)).unwrap();
+        let s = statuses("multi", &r, true, None);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].ips, vec!["10.1.0.5"]);
+        assert_eq!(s[1].ips, vec!["10.2.0.5", "10.3.0.5"]);
+        for e in &s {
+            assert_eq!(e.gateway, vec!["10.2.0.1"], "{}", e.interface);
+        }
+        assert_eq!((s[0].default, s[1].default), (false, true));
     }
 }
