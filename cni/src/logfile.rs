@@ -15,7 +15,8 @@
 //!
 //! Several plugin processes may append to one file at once; each knows the size at its open plus
 //! its own writes, so a file may pass `maxSize` by what the others wrote since. Rotation is a
-//! rename, never a truncation, so no line is lost.
+//! rename, never a truncation, and a process whose file another one rotated away opens the new
+//! one before its next line (not after it, into a backup being compressed).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -57,12 +58,18 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Multus' `logOptions` (defaults: 100 MB, 5 backups, 5 days); negative values are 0.
+    /// Multus' `logOptions` (defaults: 100 MB, 5 backups, 5 days); negative values are 0, and
+    /// `maxSize` 0 is lumberjack's default of 100 MB (there is no "never rotate").
     pub fn from_options(o: &LogOptions) -> Self {
+        const DEFAULT_MAX_MEGABYTES: u64 = 100;
         let non_negative = |v: i64| u64::try_from(v).unwrap_or(0);
         let days = non_negative(o.max_age());
+        let megabytes = match non_negative(o.max_size()) {
+            0 => DEFAULT_MAX_MEGABYTES,
+            n => n,
+        };
         Self {
-            max_bytes: non_negative(o.max_size()).saturating_mul(1024 * 1024),
+            max_bytes: megabytes.saturating_mul(1024 * 1024),
             max_backups: usize::try_from(non_negative(o.max_backups())).unwrap_or(usize::MAX),
             max_age: (days > 0).then(|| Duration::from_secs(days.saturating_mul(86_400))),
             compress: o.compress(),
@@ -144,8 +151,14 @@ impl RotatingFile {
                 .with_file_name(format!("{prefix}{stamp}-{n}{ext}"));
             n += 1;
         }
+        // The new file gets the old one's mode (lumberjack's behaviour): an administrator who
+        // opened it to a log shipper keeps it open across rotations.
+        let mode = fs::metadata(&self.path).map(|m| m.permissions());
         fs::rename(&self.path, &backup)?;
         self.file = open_append(&self.path)?;
+        if let Ok(mode) = mode {
+            let _ = self.file.set_permissions(mode);
+        }
         self.size = 0;
         self.prune();
         if self.limits.compress {
@@ -200,7 +213,10 @@ impl RotatingFile {
             .filter(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
                 let plain = name.strip_suffix(".gz").unwrap_or(&name);
-                name.starts_with(&prefix) && plain.ends_with(&ext) && e.path() != self.path
+                plain
+                    .strip_prefix(&prefix)
+                    .and_then(|rest| rest.strip_suffix(&ext))
+                    .is_some_and(is_backup_stamp)
             })
             .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
             .collect();
@@ -230,6 +246,28 @@ impl RotatingFile {
             }
         }
     }
+}
+
+/// Whether `stamp` is what [`RotatingFile::backup_path`] puts between a backup's prefix and
+/// extension: `YYYY-MM-DDTHH-MM-SS.mmm`, with `-N` after it for a second backup within one
+/// millisecond. Another file that only shares the prefix (`multus-daemon.log` beside
+/// `multus.log`) is no backup: it is neither compressed nor pruned.
+fn is_backup_stamp(stamp: &str) -> bool {
+    const SHAPE: &[u8] = b"dddd-dd-ddTdd-dd-dd.ddd";
+    let bytes = stamp.as_bytes();
+    let Some((time, rest)) = bytes.split_at_checked(SHAPE.len()) else {
+        return false;
+    };
+    let time_ok = time.iter().zip(SHAPE).all(|(c, shape)| match shape {
+        b'd' => c.is_ascii_digit(),
+        other => c == other,
+    });
+    let rest_ok = match rest {
+        [] => true,
+        [b'-', n @ ..] => !n.is_empty() && n.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    time_ok && rest_ok
 }
 
 /// `<backup>.gz` from `backup` (keeping its modification time, which orders backups and ages
@@ -286,8 +324,28 @@ fn remove_stale_temps(dir: &Path, prefix: &str) {
     }
 }
 
+impl RotatingFile {
+    /// Open the file at `path` again when it is not the one this process has open: another
+    /// process rotated it away (or it was removed), and a line written to the old one would go
+    /// into a backup, perhaps one being compressed.
+    fn follow_rotation(&mut self) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let open = self.file.metadata()?;
+        let same = fs::metadata(&self.path)
+            .is_ok_and(|at_path| at_path.ino() == open.ino() && at_path.dev() == open.dev());
+        if !same {
+            let mode = open.permissions();
+            self.file = open_append(&self.path)?;
+            let _ = self.file.set_permissions(mode);
+            self.size = self.file.metadata()?.len();
+        }
+        Ok(())
+    }
+}
+
 impl Write for RotatingFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.follow_rotation()?;
         let len = u64::try_from(buf.len()).unwrap_or(u64::MAX);
         if self.limits.max_bytes > 0
             && self.size > 0
@@ -348,9 +406,51 @@ mod tests {
                 "{name}"
             );
         }
-        // Other files in the directory are not backups of this one.
+        // Other files in the directory are not backups of this one, even one that shares the
+        // prefix: another component's live log beside it.
         fs::write(dir.path().join("other.log"), "keep").unwrap();
+        fs::write(dir.path().join("multus-daemon.log"), "live").unwrap();
         assert_eq!(f.backups().len(), 2);
+        assert!(is_backup_stamp("2026-11-30T05-20-01.123"));
+        assert!(is_backup_stamp("2026-11-30T05-20-01.123-2"));
+        for not in [
+            "daemon",
+            "2026-11-30T05-20-01",
+            "2026-11-30T05-20-01.123-",
+            "2026-11-30T05-20-01.123x",
+        ] {
+            assert!(!is_backup_stamp(not), "{not}");
+        }
+    }
+
+    /// Two processes append to one log; one rotates it. The other's next line goes to the new
+    /// file, not into the backup (which a compression may be reading), and the new file keeps
+    /// the old one's mode.
+    #[test]
+    fn a_file_rotated_by_another_process_is_followed_with_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("multus.log");
+        let mut rotating = RotatingFile::open(&path, small(false)).unwrap();
+        let mut other = RotatingFile::open(
+            &path,
+            Limits {
+                max_bytes: 0,
+                ..small(false)
+            },
+        )
+        .unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        rotating.write_all(&[b'a'; 60]).unwrap();
+        rotating.write_all(&[b'b'; 60]).unwrap(); // rotates: "a…" is the backup now
+        other.write_all(b"from the other process\n").unwrap();
+        let backups = rotating.backups();
+        assert_eq!(backups.len(), 1);
+        assert_eq!(fs::read(&backups[0]).unwrap(), [b'a'; 60]);
+        let current = fs::read_to_string(&path).unwrap();
+        assert!(current.ends_with("from the other process\n"), "{current}");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
     }
 
     #[test]
@@ -367,15 +467,20 @@ mod tests {
             compress: Some(false),
             ..LogOptions::default()
         });
+        // maxSize 0 (or less) is lumberjack's default size: no log grows without bound.
         assert_eq!(
             off,
             Limits {
-                max_bytes: 0,
+                max_bytes: 100 * 1024 * 1024,
                 max_backups: 0,
                 max_age: None,
                 compress: false,
             }
         );
+        let off = Limits {
+            max_bytes: 0,
+            ..off
+        };
         let dir = tempfile::tempdir().unwrap();
         let mut f = RotatingFile::open(dir.path().join("l.log"), off).unwrap();
         for _ in 0..100 {

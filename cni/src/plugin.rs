@@ -5,6 +5,7 @@ use std::io::Write;
 
 use multus_crds::cni::CniVersion;
 use multus_crds::multus_config::{LogLevel, MultusConfig};
+use tracing_subscriber::fmt::writer::MakeWriterExt;
 
 use crate::engine::{Engine, EngineOptions, version_text};
 use crate::env::{Command, Invocation};
@@ -39,8 +40,12 @@ pub fn init_logging(config: &MultusConfig) {
         .with_max_level(level)
         .with_ansi(false)
         .with_target(false);
+    // Both when both are asked for, as Multus logs (multus-spec §2.1: the file "also").
     let _ = match (file, config.log_to_stderr()) {
-        (Some(file), _) => builder.with_writer(std::sync::Mutex::new(file)).try_init(),
+        (Some(file), true) => builder
+            .with_writer(std::sync::Mutex::new(file).and(std::io::stderr))
+            .try_init(),
+        (Some(file), false) => builder.with_writer(std::sync::Mutex::new(file)).try_init(),
         (None, true) => builder.with_writer(std::io::stderr).try_init(),
         (None, false) => return,
     };

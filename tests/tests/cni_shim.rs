@@ -401,3 +401,29 @@ fn a_bad_number_of_seconds_is_an_error_naming_the_key() {
         );
     }
 }
+
+/// `logFile` with `logToStderr`: a failed call's error goes to both, as Multus logs it (the file
+/// "also"); with `logToStderr: false`, to the file alone.
+#[test]
+fn a_log_file_and_stderr_both_get_the_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let multus = workspace_binary("multus").unwrap();
+    for to_stderr in [true, false] {
+        let log = dir.path().join(format!("multus-{to_stderr}.log"));
+        let config = json!({"cniVersion":"1.0.0","name":"m","type":"multus",
+            "logFile": log, "logLevel": "error", "logToStderr": to_stderr,
+            "cniDir": dir.path().join("cache"),
+            "delegates":[{"cniVersion":"1.0.0","name":"d","type":"bridge"}]});
+        // The namespace does not exist: the ADD fails before any delegate runs.
+        let out = run_plugin(&multus, &ADD, config.to_string().as_bytes()).unwrap();
+        assert!(!out.status.success());
+        let file = std::fs::read_to_string(&log).unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(file.contains("CNI command failed"), "{file}");
+        assert_eq!(
+            stderr.contains("CNI command failed"),
+            to_stderr,
+            "logToStderr {to_stderr}: {stderr}"
+        );
+    }
+}
