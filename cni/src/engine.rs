@@ -315,8 +315,13 @@ impl Engine {
         let (Some(kube), Some(pod)) = (kube, inv.pod()) else {
             return Ok(None);
         };
-        kube.get_pod(&pod.namespace, &pod.name, self.options.pod_lookup_patience)
-            .await
+        kube.get_pod(
+            &pod.namespace,
+            &pod.name,
+            &pod.uid,
+            self.options.pod_lookup_patience,
+        )
+        .await
     }
 
     /// `pod_resources_socket` is only given for ADD: DEL and CHECK use the deviceIDs cached at

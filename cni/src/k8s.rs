@@ -168,14 +168,20 @@ impl Kube {
     }
 
     /// Get a pod; `None` when it does not exist. Unavailability is retried every 250 ms until
-    /// `patience` has passed (multus-spec §3.17).
+    /// `patience` has passed (multus-spec §3.17). A cached pod whose UID is not `uid` (when
+    /// given) is an earlier pod of that name the watch has not replaced yet: asked live instead,
+    /// so a recreated pod (a StatefulSet's) is not refused for a UID mismatch.
     pub async fn get_pod(
         &self,
         namespace: &str,
         name: &str,
+        uid: &str,
         patience: Duration,
     ) -> Result<Option<Pod>> {
-        if let Some(pod) = self.cache.as_ref().and_then(|c| c.pod(namespace, name)) {
+        let cached = self.cache.as_ref().and_then(|c| c.pod(namespace, name));
+        if let Some(pod) =
+            cached.filter(|p| uid.is_empty() || p.metadata.uid.as_deref() == Some(uid))
+        {
             return Ok(Some(pod));
         }
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);

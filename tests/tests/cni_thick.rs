@@ -330,3 +330,61 @@ async fn stalled_clients_are_dropped_and_a_stopping_daemon_refuses_new_calls() {
         .unwrap();
     drop(silent);
 }
+
+/// The agent's pod watch has not yet seen a pod recreated under its name (a StatefulSet's): its
+/// cache still holds the old pod. The daemon's ADD for the new pod's UID asks the API server
+/// instead of refusing the call for a UID mismatch; an ADD naming the old UID is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_recreated_under_its_name_is_looked_up_past_the_caches_old_copy() {
+    use k8s_openapi::api::core::v1::Pod;
+    use multus_cni::{Engine, Invocation};
+    struct Stale(Pod);
+    impl multus_cni::k8s::ObjectCache for Stale {
+        fn pod(&self, namespace: &str, name: &str) -> Option<Pod> {
+            let meta = &self.0.metadata;
+            (meta.namespace.as_deref() == Some(namespace) && meta.name.as_deref() == Some(name))
+                .then(|| self.0.clone())
+        }
+        fn nad(&self, _: &str, _: &str) -> Option<multus_crds::NetworkAttachmentDefinition> {
+            None
+        }
+    }
+    let t = Cluster::start("ty", 59).await;
+    let pod = t.pod("team", "sts-0", None).await;
+    let mut old: Pod = kube::Api::namespaced(t.client.clone(), "team")
+        .get("sts-0")
+        .await
+        .unwrap();
+    old.metadata.uid = Some("0ld-uid".into());
+    let engine: Engine = t.agent_engine().with_cache(Arc::new(Stale(old)));
+    let config =
+        multus_crds::multus_config::MultusConfig::from_value(&t.thin_config(json!({}))).unwrap();
+    let call = |command: &str, uid: &str| {
+        let mut env = cni_env(command, &pod, &pod.container_id);
+        for (key, value) in &mut env {
+            if *key == "CNI_ARGS" {
+                *value = value.replace(&pod.uid, uid);
+            }
+        }
+        Invocation::from_env(
+            |k| env.iter().find(|(e, _)| *e == k).map(|(_, v)| v.clone()),
+            Vec::new(),
+        )
+        .unwrap()
+    };
+    let refused = engine
+        .run_config(&call("ADD", "0ld-uid-not-this"), &config)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("UID"), "{refused}");
+    engine
+        .run_config(&call("ADD", &pod.uid), &config)
+        .await
+        .unwrap();
+    assert_eq!(pod.netns_addrs().names().len(), 2, "eth0 and lo");
+    engine
+        .run_config(&call("DEL", &pod.uid), &config)
+        .await
+        .unwrap();
+    assert_eq!(pod.netns_addrs().names(), ["lo"]);
+}

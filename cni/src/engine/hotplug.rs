@@ -127,6 +127,7 @@ impl Engine {
             .get_pod(
                 &pod_ref.namespace,
                 &pod_ref.name,
+                &pod_ref.uid,
                 self.options.pod_lookup_patience,
             )
             .await?
