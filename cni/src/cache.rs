@@ -74,6 +74,25 @@ pub struct Delegate {
 }
 
 impl Delegate {
+    /// A bridge attachment of pod `p` for unit tests.
+    #[cfg(test)]
+    pub(crate) fn example(index: usize, name: &str, ifname: &str) -> Self {
+        Delegate {
+            index,
+            status_name: format!("ns/{name}"),
+            ifname: ifname.into(),
+            config: serde_json::json!({"cniVersion":"1.0.0","name":name,"type":"bridge"}),
+            cni_args: "K8S_POD_NAME=p".into(),
+            capability_args: Map::new(),
+            filter_v4: false,
+            filter_v6: false,
+            gateways: None,
+            device_id: None,
+            resource_name: None,
+            devinfo_file: None,
+        }
+    }
+
     pub fn is_master(&self) -> bool {
         self.index == 0
     }
@@ -787,20 +806,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn delegate(index: usize, name: &str, ifname: &str) -> Delegate {
-        Delegate {
-            index,
-            status_name: format!("ns/{name}"),
-            ifname: ifname.into(),
-            config: serde_json::json!({"cniVersion":"1.0.0","name":name,"type":"bridge"}),
-            cni_args: "K8S_POD_NAME=p".into(),
-            capability_args: Map::new(),
-            filter_v4: false,
-            filter_v6: false,
-            gateways: None,
-            device_id: None,
-            resource_name: None,
-            devinfo_file: None,
-        }
+        Delegate::example(index, name, ifname)
     }
 
     #[test]

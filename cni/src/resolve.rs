@@ -806,20 +806,7 @@ mod tests {
 
     fn delegates(n: usize) -> Vec<Delegate> {
         (0..n)
-            .map(|index| Delegate {
-                index,
-                status_name: format!("ns/n{index}"),
-                ifname: format!("net{index}"),
-                config: Value::Null,
-                cni_args: String::new(),
-                capability_args: Map::new(),
-                filter_v4: false,
-                filter_v6: false,
-                gateways: None,
-                device_id: None,
-                resource_name: None,
-                devinfo_file: None,
-            })
+            .map(|i| Delegate::example(i, &format!("n{i}"), &format!("net{i}")))
             .collect()
     }
 
