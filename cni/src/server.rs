@@ -207,13 +207,28 @@ impl DaemonServer {
         self.ready.store(false, Ordering::SeqCst);
     }
 
-    /// Recreate the socket directory (0700) and listen on `multus.sock` (0600).
+    /// Empty the socket directory (made if missing, 0700) and listen on `multus.sock` (0600).
+    /// The directory itself stays: the DaemonSet mounts the host's `/run/multus` there, and a
+    /// mount point cannot be removed (`EBUSY`: the agent crash-looped in thick mode before
+    /// 2026-11-30).
     pub fn bind(&self) -> std::io::Result<UnixListener> {
         let dir = &self.options.socket_dir;
-        if dir.exists() {
-            fs::remove_dir_all(dir)?;
+        match fs::read_dir(dir) {
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry?;
+                    if entry.file_type()?.is_dir() {
+                        fs::remove_dir_all(entry.path())?;
+                    } else {
+                        fs::remove_file(entry.path())?;
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
         crate::cache::create_private_dir(dir)?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
         let path = self.socket_path();
         let listener = UnixListener::bind(&path)?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;

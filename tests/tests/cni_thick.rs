@@ -7,7 +7,7 @@
 mod cni_common;
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -387,4 +387,56 @@ async fn a_pod_recreated_under_its_name_is_looked_up_past_the_caches_old_copy() 
         .await
         .unwrap();
     assert_eq!(pod.netns_addrs().names(), ["lo"]);
+}
+
+/// The DaemonSet mounts the host's `/run/multus` as the socket directory: binding empties the
+/// mount point of a previous daemon's leftovers and keeps it (0700), where removing the
+/// directory failed with `EBUSY` and the agent could not start in thick mode.
+#[test]
+fn the_daemon_binds_in_a_socket_directory_that_is_a_mount_point() {
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    require_root_and_plugins();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run-multus");
+    std::fs::create_dir(&run).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&run)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount tmpfs on {}", run.display());
+    let _unmount = Unmount(run.clone());
+    std::fs::write(run.join("multus.sock"), "a stale socket's file").unwrap();
+    std::fs::create_dir(run.join("leftover")).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _entered = runtime.enter();
+    let server = multus_cni::DaemonServer::new(
+        multus_cni::Engine::new(multus_cni::EngineOptions::default(), None),
+        ServerOptions {
+            socket_dir: run.clone(),
+            ..ServerOptions::default()
+        },
+    );
+    let listener = server.bind().expect("bind in a mount point");
+    let names: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["multus.sock"]);
+    assert!(
+        std::fs::metadata(run.join("multus.sock"))
+            .unwrap()
+            .file_type()
+            .is_socket()
+    );
+    let mode = std::fs::metadata(&run).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    drop(listener);
 }
