@@ -304,3 +304,38 @@ async fn sigkill_mid_converge_leaves_no_torn_file_and_the_restart_finishes() {
         assert!(read(f).contains(&format!("\"new{i}\"")), "{}", f.display());
     }
 }
+
+/// Thin mode's 00-multus names the plugin kubeconfig, so the kubeconfig comes first: an agent
+/// that cannot write it (here: no service account token) stops with an error naming what is
+/// missing, and writes no 00-multus whose every ADD would fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thin_mode_writes_no_node_config_without_its_kubeconfig() {
+    let node = Node::start().await;
+    let conf = node.cni_conf_dir();
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(conf.join("10-pods.conflist"), primary("pods")).unwrap();
+    std::fs::remove_file(node.sa_dir.join("token")).unwrap();
+    // What a SIGKILLed agent left of its writes is swept at the next start, this one too.
+    std::fs::create_dir_all(conf.join("multus.d")).unwrap();
+    let leftovers = [
+        conf.join(".00-multus.conflist.tmp-4242"),
+        conf.join("multus.d/.multus.kubeconfig.tmp-4242"),
+    ];
+    for l in &leftovers {
+        std::fs::write(l, "half").unwrap();
+    }
+    std::fs::write(conf.join(".other.conf.tmp-4242"), "not ours").unwrap();
+    let mut agent = node.agent(&["--cni-mode", "thin"]);
+    let code = agent.wait_exit(T);
+    assert_ne!(code, Some(0), "{}", agent.logs());
+    assert!(agent.logs().contains("token"), "{}", agent.logs());
+    assert!(
+        !conf.join("00-multus.conflist").exists(),
+        "{}",
+        agent.logs()
+    );
+    for l in &leftovers {
+        assert!(!l.exists(), "{} left", l.display());
+    }
+    assert!(conf.join(".other.conf.tmp-4242").exists());
+}

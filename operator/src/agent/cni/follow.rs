@@ -125,6 +125,30 @@ pub async fn follow_primary(
 }
 
 /// Keep the plugin's kubeconfig in step with the service account until shutdown.
+/// Write the plugin kubeconfig if its content changed (counted in `metrics` either way).
+pub fn write_kubeconfig(
+    settings: &KubeconfigSettings,
+    metrics: &AgentMetrics,
+) -> Result<(), CniAgentError> {
+    match settings
+        .render()
+        .and_then(|body| write_if_changed(&settings.path, &body))
+    {
+        Ok(wrote) => {
+            metrics.reconciled("kubeconfig");
+            if wrote {
+                metrics.written("kubeconfig");
+                tracing::info!(path = %settings.path.display(), "wrote the plugin kubeconfig");
+            }
+            Ok(())
+        }
+        Err(e) => {
+            metrics.failed(&e);
+            Err(e)
+        }
+    }
+}
+
 pub async fn follow_kubeconfig(
     settings: KubeconfigSettings,
     metrics: AgentMetrics,
@@ -132,21 +156,8 @@ pub async fn follow_kubeconfig(
 ) -> Result<(), CniAgentError> {
     let mut events = DirEvents::watch(std::slice::from_ref(&settings.service_account_dir))?;
     loop {
-        match settings
-            .render()
-            .and_then(|body| write_if_changed(&settings.path, &body))
-        {
-            Ok(wrote) => {
-                metrics.reconciled("kubeconfig");
-                if wrote {
-                    metrics.written("kubeconfig");
-                    tracing::info!(path = %settings.path.display(), "wrote the plugin kubeconfig");
-                }
-            }
-            Err(e) => {
-                metrics.failed(&e);
-                tracing::warn!(error = %e, "plugin kubeconfig not written");
-            }
+        if let Err(e) = write_kubeconfig(&settings, &metrics) {
+            tracing::warn!(error = %e, "plugin kubeconfig not written");
         }
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),

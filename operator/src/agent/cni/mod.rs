@@ -182,6 +182,16 @@ pub async fn run(
             tracing::info!(to = %config.cni_bin_dir.display(), name, "installed a CNI binary");
         }
     }
+    // What a SIGKILLed agent left of its other writes (the NAD files' are swept as their
+    // directory is opened).
+    files::sweep_temporaries(&config.cni_conf_dir, |base| {
+        base.starts_with(multusconf::OUTPUT_PREFIX)
+    });
+    if let Some(kc) = &config.kubeconfig
+        && let (Some(dir), Some(name)) = (kc.path.parent(), kc.path.file_name())
+    {
+        files::sweep_temporaries(dir, |base| std::ffi::OsStr::new(base) == name);
+    }
 
     let cache = multus_cni::cache::CacheDir::new(config.cni_dir.clone());
     let age = config.cache_leftover_age;
@@ -222,6 +232,16 @@ pub async fn run(
         registry,
         daemon: daemon.clone(),
     });
+    // What can fail at start fails before anything listens: an error after the daemon's bind
+    // would drop its calls and leave its socket behind.
+    let source = Source::start(&source, client, &config.node_name, shutdown.clone())?;
+    let nad_files = NadFiles::open(&config.multus_conf_dir, metrics.clone())?;
+    // Thin mode's 00-multus names the kubeconfig: it is written first, and an agent that cannot
+    // write it does not start (upstream's order, multus-spec §2.3) rather than hand the runtime
+    // a config every ADD of which fails.
+    if let Some(kc) = &config.kubeconfig {
+        follow::write_kubeconfig(kc, &metrics)?;
+    }
 
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(addr) = config.health_addr {
@@ -270,8 +290,6 @@ pub async fn run(
         shutdown.clone(),
     ));
 
-    let source = Source::start(&source, client, &config.node_name, shutdown.clone())?;
-    let nad_files = NadFiles::open(&config.multus_conf_dir, metrics.clone())?;
     let consumer = {
         let store = Arc::clone(&store);
         let health = Arc::clone(&health);
