@@ -81,7 +81,16 @@ pub async fn follow_primary(
 ) -> Result<(), CniAgentError> {
     let mut dirs = vec![paths.cni_conf_dir.clone()];
     if let Some(r) = &paths.readiness {
-        dirs.push(parent(r));
+        let dir = parent(r);
+        // Made below so that it can be watched, but made inside the agent's own filesystem: a
+        // host directory that is not mounted into the agent never shows the file.
+        if !dir.is_dir() {
+            tracing::error!(
+                dir = %dir.display(),
+                "the readiness indicator file's directory does not exist under the host root:                  is it mounted into the agent? 00-multus is not written until the file appears"
+            );
+        }
+        dirs.push(dir);
     }
     let mut events = DirEvents::watch(&dirs)?;
     let mut last_problem = String::new();
