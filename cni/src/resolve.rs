@@ -602,7 +602,7 @@ fn build_delegate(
                 serde_json::to_value(pm).unwrap_or(Value::Null),
             );
         }
-        if let Some(bw) = &s.bandwidth {
+        if let Some(bw) = s.bandwidth.as_ref().filter(|b| b.shapes()) {
             caps.insert(
                 "bandwidth".into(),
                 serde_json::to_value(bw).unwrap_or(Value::Null),

@@ -232,9 +232,15 @@ pub fn parse_ip_or_cidr(value: &str) -> Result<(IpAddr, Option<u8>), String> {
             let ip = parse_ip(addr)
                 .ok_or_else(|| format!("{value:?} is not a CIDR: {addr:?} is not an IP address"))?;
             let max = if ip.is_ipv4() { 32 } else { 128 };
-            let len: u8 = prefix.parse().ok().filter(|l| *l <= max).ok_or_else(|| {
-                format!("{value:?} is not a CIDR: prefix length must be 0..={max}")
-            })?;
+            // Digits only, as Go's `net.ParseCIDR` reads it (`u8::from_str` takes a `+` too).
+            let digits = !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_digit());
+            let len: u8 = digits
+                .then(|| prefix.parse().ok())
+                .flatten()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| {
+                    format!("{value:?} is not a CIDR: prefix length must be 0..={max}")
+                })?;
             Ok((ip, Some(len)))
         }
     }
@@ -529,5 +535,14 @@ mod tests {
         assert!(validate_ip_or_cidr("192.0.2.1/33").is_err());
         assert!(validate_ip_or_cidr("192.0.2").is_err());
         assert!(validate_ip_or_cidr("x/24").is_err());
+        // Go's net.ParseCIDR takes digits only: the IPAM plugin would refuse these at ADD.
+        for bad in [
+            "192.0.2.1/+24",
+            "192.0.2.1/",
+            "192.0.2.1/ 24",
+            "2001:db8::1/+64",
+        ] {
+            assert!(validate_ip_or_cidr(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -110,6 +110,21 @@ pub struct Bandwidth {
     pub egress_burst: Option<i64>,
 }
 
+impl Bandwidth {
+    /// Whether any direction is shaped: all zeros or absent (what Go tooling writes for the
+    /// directions nobody asked for) asks for nothing (docs/decisions.md, "Bandwidth zeros").
+    pub fn shapes(&self) -> bool {
+        [
+            self.ingress_rate,
+            self.ingress_burst,
+            self.egress_rate,
+            self.egress_burst,
+        ]
+        .iter()
+        .any(|v| v.is_some_and(|n| n != 0))
+    }
+}
+
 /// A selection feature that the referenced chain must declare as a CNI capability
 /// (multi-net-spec §4.1.2.1; CNI CONVENTIONS key in [`RequestedCapability::cni_key`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -284,7 +299,7 @@ impl<'a> NetworkSelection<'a> {
         if self.port_mappings.as_ref().is_some_and(|v| !v.is_empty()) {
             set.insert(RequestedCapability::PortMappings);
         }
-        if self.bandwidth.is_some() {
+        if self.bandwidth.as_ref().is_some_and(Bandwidth::shapes) {
             set.insert(RequestedCapability::Bandwidth);
         }
         if self.infiniband_guid().is_some() {

@@ -1347,6 +1347,15 @@ mod tests {
             run(r#"[{"name":"storage","ips":["192.0.2.1"]}]"#),
             Vec::<String>::new()
         );
+        // All zeros (what Go tooling writes for the directions nobody asked for) or an empty
+        // object shapes nothing, so asks for no capability: upstream attaches such a pod.
+        for nothing in [
+            r#"{"ingressRate":0,"ingressBurst":0,"egressRate":0,"egressBurst":0}"#,
+            "{}",
+        ] {
+            let networks = format!(r#"[{{"name":"plain","bandwidth":{nothing}}}]"#);
+            assert_eq!(run(&networks), Vec::<String>::new(), "{nothing}");
+        }
     }
 
     #[test]
