@@ -35,6 +35,15 @@ async fn controller_and_agent_binaries_send_their_user_agent_and_stay_within_the
     let kubeconfig = server.kubeconfig_path();
     let operator = workspace_binary("multus-operator").unwrap();
     let host = tempfile::tempdir().unwrap();
+    // Thin mode writes the plugin kubeconfig from the service account before anything else.
+    let service_account = host.path().join("serviceaccount");
+    std::fs::create_dir_all(&service_account).unwrap();
+    std::fs::write(service_account.join("token"), "token-1").unwrap();
+    std::fs::write(
+        service_account.join("ca.crt"),
+        "-----BEGIN CERTIFICATE-----\nMIIB\n",
+    )
+    .unwrap();
     let port = |p: u16| format!("127.0.0.1:{p}");
     let free = || {
         std::net::TcpListener::bind("127.0.0.1:0")
@@ -68,7 +77,7 @@ async fn controller_and_agent_binaries_send_their_user_agent_and_stay_within_the
             "--kubeconfig-server",
             "https://10.96.0.1:443",
             "--service-account-dir",
-            host.path().to_str().unwrap(),
+            service_account.to_str().unwrap(),
             "--health-addr",
             &port(free()),
         ],
