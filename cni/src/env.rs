@@ -74,8 +74,10 @@ pub struct Invocation {
 
 impl Invocation {
     /// Read the request from environment variables (`get` looks one up) and the stdin bytes.
-    /// Checks what the spec requires per command; `CNI_IFNAME` defaults to `eth0` for DEL, as
-    /// Multus' daemon does.
+    /// Checks what the spec requires per command; a DEL without `CNI_IFNAME` is for `eth0`, as
+    /// Multus' daemon reads it. One with `CNI_IFNAME` set but empty is refused, as every plugin
+    /// refuses it: taken for `eth0` it would have a hot-unplug (`/delegate`) of an attachment
+    /// whose status names no interface delete the pod's own `eth0`.
     pub fn from_env(get: impl Fn(&str) -> Option<String>, config: Vec<u8>) -> Result<Self> {
         let command_text = get("CNI_COMMAND").ok_or(Error::ReadEnvironment {
             var: "CNI_COMMAND",
@@ -84,15 +86,15 @@ impl Invocation {
         let command = Command::parse(&command_text)?;
         let container_id = get("CNI_CONTAINERID").unwrap_or_default();
         let netns = get("CNI_NETNS").unwrap_or_default();
-        let mut ifname = get("CNI_IFNAME").unwrap_or_default();
+        let ifname = match get("CNI_IFNAME") {
+            None if command == Command::Del => "eth0".to_owned(),
+            other => other.unwrap_or_default(),
+        };
         if command.is_per_container() {
             validate_cni_name(&container_id).map_err(|reason| Error::ReadEnvironment {
                 var: "CNI_CONTAINERID",
                 reason,
             })?;
-            if ifname.is_empty() && command == Command::Del {
-                ifname = "eth0".into();
-            }
             validate_ifname(&ifname).map_err(|reason| Error::ReadEnvironment {
                 var: "CNI_IFNAME",
                 reason,
@@ -247,6 +249,12 @@ mod tests {
             ],
             vec![("CNI_COMMAND", "FROB")],
             vec![],
+            // Set but empty: no interface, not eth0.
+            vec![
+                ("CNI_COMMAND", "DEL"),
+                ("CNI_CONTAINERID", "a"),
+                ("CNI_IFNAME", ""),
+            ],
         ];
         for pairs in bad {
             let e = Invocation::from_env(env(&pairs), Vec::new()).unwrap_err();
