@@ -319,3 +319,40 @@ async fn a_hot_plug_without_a_delegate_list_is_released_by_its_record() {
 
     del_releases_everything(&t, daemon, &pod).await;
 }
+
+/// A pod being deleted (here held by a finalizer) may already have had its sandbox's DEL: a
+/// hot-plug ADD for it is refused before anything runs, since nothing would release it; the
+/// runtime's DEL still releases what the pod has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_network_is_hot_plugged_into_a_pod_being_deleted() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, Patch, PatchParams};
+    let t = Arc::new(Cluster::start("hz", 60).await);
+    let parent = t.veth_parent("hzP", "hzq");
+    let daemon = Daemon::start(&t, ServerOptions::default());
+    let socket = daemon.socket.clone();
+    let pod = running_pod(&t, &daemon, "going").await;
+    let pods: Api<Pod> = Api::namespaced(t.client.clone(), "team");
+    let hold = json!({"metadata": {"finalizers": ["example.com/hold"]}});
+    pods.patch("going", &PatchParams::default(), &Patch::Merge(&hold))
+        .await
+        .unwrap();
+    t.delete_pod(&pod).await;
+
+    let macnet: Value = serde_json::from_str(&macvlan_nad(parent.host_name())).unwrap();
+    let ips = json!({"ips":["10.160.5.10/24"]});
+    let (status, body) = delegate(&socket, "ADD", &pod, "net1", &macnet, Some(ips)).await;
+    let err = cni_error(status, &body);
+    assert!(
+        err["msg"].as_str().unwrap().contains("being deleted"),
+        "{err}"
+    );
+    assert_eq!(pod.netns_addrs().names().len(), 2, "eth0 and lo only");
+    assert_eq!(t.host_local_allocations().len(), 1, "eth0's address only");
+
+    let release = json!({"metadata": {"finalizers": null}});
+    del_releases_everything(&t, daemon, &pod).await;
+    pods.patch("going", &PatchParams::default(), &Patch::Merge(&release))
+        .await
+        .unwrap();
+}

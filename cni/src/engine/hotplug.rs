@@ -150,6 +150,13 @@ impl Engine {
     ) -> Result<CniResult> {
         let inv = call.inv;
         let (kube, pod, pod_ref) = self.running_pod(call).await?;
+        // A pod being deleted may have had its sandbox's DEL already (this call waited behind it
+        // on the container's lock): nothing would ever release a network added now.
+        if pod.metadata.deletion_timestamp.is_some() {
+            return Err(Error::HotplugContext {
+                reason: "the pod is being deleted: no network is added to it any more",
+            });
+        }
         let selection = attributes.map(InterfaceAttributes::selection).transpose()?;
         let ctx = self.context(call, Some(kube), Some(&pod), None);
         // Read once: the lock (locks.rs) keeps it current until it is written back below.

@@ -115,7 +115,7 @@ impl Cluster {
     /// `prefix` keeps names of this test apart from others running at once; the cluster network
     /// is 10.(100+octet).1.0/24 and a test's other subnets are 10.(100+octet).x.0/24. In use:
     /// ta 41, tb 42, tc 43, td 44, tt 46, tf 48, tg 49, th 50, hd 51, hc 52, tx 53, hn 54,
-    /// tk 55, tv 57, tw 58, ty 59, dv 61, dw 62.
+    /// tk 55, tv 57, tw 58, ty 59, hz 60, dv 61, dw 62.
     pub async fn start(prefix: &str, octet: u8) -> Self {
         require_root_and_plugins();
         let binary = workspace_binary("multus")
