@@ -181,7 +181,7 @@ impl NetworkConfigList {
                 let text = item
                     .as_str()
                     .ok_or_else(|| wrong_type(path(), "a string", item))?;
-                CniVersion::parse(text)
+                CniVersion::parse_listed(text)
                     .map_err(|e| ConfigError::new(path(), ConfigErrorKind::Version(e)))?;
             }
             // With `cniVersions`, libcni also parses `cniVersion` to sort it in.
@@ -466,6 +466,22 @@ mod tests {
         assert_eq!(
             NetworkConfigList::parse(&list.to_json_string()).unwrap(),
             list
+        );
+    }
+
+    /// libcni reads an empty `cniVersions` entry as 0.1.0 (its `ParseVersion`), not as an error.
+    #[test]
+    fn an_empty_cni_versions_entry_is_0_1_0() {
+        let list = NetworkConfigList::parse(
+            r#"{"name":"n","cniVersions":[""],"plugins":[{"type":"bridge"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(list.effective_version().unwrap(), CniVersion::IMPLIED);
+        assert!(
+            NetworkConfigList::parse(
+                r#"{"name":"n","cniVersions":["x"],"plugins":[{"type":"bridge"}]}"#
+            )
+            .is_err()
         );
     }
 

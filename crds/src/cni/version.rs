@@ -64,6 +64,15 @@ impl CniVersion {
         }
     }
 
+    /// An entry of `cniVersions`: as [`parse`](Self::parse), but an empty one is 0.1.0, as
+    /// libcni's `ParseVersion` reads it there.
+    pub fn parse_listed(text: &str) -> Result<Self, VersionError> {
+        if text.is_empty() {
+            return Ok(Self::IMPLIED);
+        }
+        Self::parse(text)
+    }
+
     /// Parse `"1"`, `"1.0"` or `"1.0.0"`. Four parts, signs, spaces or an empty string are errors.
     pub fn parse(text: &str) -> Result<Self, VersionError> {
         if text.is_empty() {
@@ -158,7 +167,7 @@ pub fn select_version(
     };
     let mut best: Option<CniVersion> = None;
     for text in cni_versions {
-        let v = CniVersion::parse(text)?;
+        let v = CniVersion::parse_listed(text)?;
         if v.is_supported() && best.is_none_or(|b| v > b) {
             best = Some(v);
         }
@@ -245,6 +254,9 @@ mod tests {
         assert_eq!(pick(None, &["0.3.1", "0.5.0"]), CniVersion::V0_3_1);
         assert_eq!(pick(None, &[]), CniVersion::IMPLIED);
         assert_eq!(pick(Some(""), &[]), CniVersion::IMPLIED);
+        // An empty `cniVersions` entry is 0.1.0, as libcni reads it.
+        assert_eq!(pick(None, &[""]), CniVersion::IMPLIED);
+        assert_eq!(pick(None, &["", "0.4.0"]), CniVersion::V0_4_0);
         // Nothing supported: the declared version stands, for the caller to reject.
         assert_eq!(pick(Some("3.0.0"), &["2.0.0"]), CniVersion::new(3, 0, 0));
         assert!(select_version(Some("1.0.0"), &["bogus"]).is_err());
