@@ -883,13 +883,21 @@ impl Engine {
         if swept > 0 {
             tracing::info!(swept, "removed temporary cache files of unfinished writes");
         }
-        let valid: BTreeSet<String> = call
+        // The spec requires the list (empty when nothing is valid). Read as empty when missing,
+        // a runtime's mistake would remove every pod's attachments on the node.
+        let Some(listed) = call
             .config
             .extra
             .get("cni.dev/valid-attachments")
             .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
+        else {
+            return Err(Error::ParseConfig(
+                "GC needs cni.dev/valid-attachments (a list, empty when no attachment is valid);                  without it nothing is removed"
+                    .into(),
+            ));
+        };
+        let valid: BTreeSet<String> = listed
+            .iter()
             .filter_map(|a| a.get("containerID").and_then(Value::as_str))
             .map(str::to_owned)
             .collect();

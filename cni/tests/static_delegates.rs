@@ -326,22 +326,45 @@ fn gc_reads_go_multus_lists_as_the_runtimes_eth0() {
         "cni.dev/valid-attachments": [{"containerID": "go-live", "ifname": "eth0"}]
     });
     // As libcni calls GC: no container, namespace nor interface.
-    let out = Command::new(env!("CARGO_BIN_EXE_multus"))
-        .env("CNI_COMMAND", "GC")
-        .env("CNI_PATH", PLUGINS)
-        .env_remove("CNI_IFNAME")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(config.to_string().as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
+    let gc = |config: &Value| {
+        Command::new(env!("CARGO_BIN_EXE_multus"))
+            .env("CNI_COMMAND", "GC")
+            .env("CNI_PATH", PLUGINS)
+            .env_remove("CNI_IFNAME")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(config.to_string().as_bytes())?;
+                child.wait_with_output()
+            })
+            .unwrap()
+    };
+    // Without the list of valid attachments (a runtime's mistake) nothing is removed: read as
+    // empty, it would have removed every pod's attachments.
+    let mut unlisted = config.clone();
+    unlisted
+        .as_object_mut()
+        .unwrap()
+        .remove("cni.dev/valid-attachments");
+    let out = gc(&unlisted);
+    assert!(!out.status.success());
+    let err: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        err["msg"]
+            .as_str()
+            .unwrap()
+            .contains("cni.dev/valid-attachments"),
+        "{err}"
+    );
+    assert!(!calls.exists(), "no plugin ran");
+    assert!(cache.join("go-stale").exists() && cache.join("go-live").exists());
+
+    let out = gc(&config);
     assert!(
         out.status.success(),
         "{}",
