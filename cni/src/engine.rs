@@ -29,6 +29,9 @@ mod hotplug;
 mod locks;
 pub use hotplug::InterfaceAttributes;
 
+/// GC's refusal when the runtime gives no list of valid attachments.
+const GC_WITHOUT_VALID_ATTACHMENTS: &str = "GC needs cni.dev/valid-attachments (a list, empty when no attachment is valid); without it nothing is removed";
+
 /// Extension key: how long ADD waits for `readinessindicatorfile`, in seconds (Multus: 45).
 pub const READINESS_TIMEOUT_KEY: &str = "readinessIndicatorTimeoutSeconds";
 
@@ -883,18 +886,15 @@ impl Engine {
         if swept > 0 {
             tracing::info!(swept, "removed temporary cache files of unfinished writes");
         }
-        // The spec requires the list (empty when nothing is valid). Read as empty when missing,
-        // a runtime's mistake would remove every pod's attachments on the node.
-        let Some(listed) = call
-            .config
-            .extra
-            .get("cni.dev/valid-attachments")
-            .and_then(Value::as_array)
-        else {
-            return Err(Error::ParseConfig(
-                "GC needs cni.dev/valid-attachments (a list, empty when no attachment is valid);                  without it nothing is removed"
-                    .into(),
-            ));
+        // The spec requires the list (empty when nothing is valid; `null` is how Go's libcni
+        // writes an empty one). Read as empty when missing, a runtime's mistake would remove
+        // every pod's attachments on the node.
+        let listed: &[Value] = match call.config.extra.get("cni.dev/valid-attachments") {
+            Some(Value::Array(listed)) => listed,
+            Some(Value::Null) => &[],
+            _ => {
+                return Err(Error::ParseConfig(GC_WITHOUT_VALID_ATTACHMENTS.into()));
+            }
         };
         let valid: BTreeSet<String> = listed
             .iter()

@@ -385,6 +385,20 @@ fn gc_reads_go_multus_lists_as_the_runtimes_eth0() {
         json!([{"containerID": "go-live", "ifname": "eth0"}]),
         "{request}"
     );
+    // `null` is how Go's libcni writes an empty list (a node without pods): nothing is valid.
+    let mut none_valid = config.clone();
+    none_valid["cni.dev/valid-attachments"] = Value::Null;
+    let out = gc(&none_valid);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&calls).unwrap(),
+        "DEL go-stale eth0\nDEL go-live eth0\n"
+    );
+    assert!(!cache.join("go-live").exists());
 }
 
 #[test]
