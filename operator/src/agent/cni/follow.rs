@@ -87,7 +87,7 @@ pub async fn follow_primary(
         if !dir.is_dir() {
             tracing::error!(
                 dir = %dir.display(),
-                "the readiness indicator file's directory does not exist under the host root:                  is it mounted into the agent? 00-multus is not written until the file appears"
+                "the readiness indicator file's directory does not exist under the host root: is it mounted into the agent? 00-multus is not written until the file appears"
             );
         }
         dirs.push(dir);
