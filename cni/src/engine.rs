@@ -382,7 +382,7 @@ impl Engine {
         }
         // Refuse interface names already taken in the pod before anything runs (one visit of the
         // namespace for all attachments; their names are distinct, checked by resolve).
-        let in_pod = |source| for_pod(inv, source);
+        let in_pod = |source: Error| source.in_pod(&pod_ref);
         let check =
             start_ifname_check(inv, &delegates, self.options.netns_visit).map_err(in_pod)?;
         let list = DelegateList::new(&inv.container_id, &inv.netns, inv.pod(), delegates);
@@ -1118,7 +1118,7 @@ fn judge_ifnames(
 ) -> Result<()> {
     let taken = check
         .finish()
-        .map_err(|source| for_pod(inv, netns_error(inv, source)))?;
+        .map_err(|source| netns_error(inv, source).in_pod(pod_ref))?;
     match delegates.iter().find(|d| taken.contains(&d.ifname)) {
         None => Ok(()),
         Some(d) => Err(Error::attachment(
@@ -1131,18 +1131,6 @@ fn judge_ifnames(
                 netns: inv.netns.clone(),
             },
         )),
-    }
-}
-
-/// A failure of the pod's, not of one attachment (its namespace, its delegate list): said with
-/// the pod, as upstream says its ADD errors.
-fn for_pod(inv: &Invocation, source: Error) -> Error {
-    match inv.pod() {
-        Some(pod) => Error::ForPod {
-            pod,
-            source: Box::new(source),
-        },
-        None => source,
     }
 }
 

@@ -285,6 +285,18 @@ impl AttachmentFailure {
 }
 
 impl Error {
+    /// This error said as the pod's (`[namespace/name/uid]: …`): a failure of the pod as a whole,
+    /// not of one attachment. Without a pod (a request naming none) it stays as it is.
+    pub(crate) fn in_pod(self, pod: &PodRef) -> Self {
+        if *pod == PodRef::default() {
+            return self;
+        }
+        Error::ForPod {
+            pod: pod.clone(),
+            source: Box::new(self),
+        }
+    }
+
     pub(crate) fn attachment(
         wrap: fn(Box<AttachmentFailure>) -> Error,
         pod: &PodRef,

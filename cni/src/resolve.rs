@@ -108,11 +108,7 @@ pub async fn resolve(ctx: &Context<'_>) -> Result<Vec<Delegate>> {
         .await
         .map_err(|e| match e {
             Error::ResolveNetwork(_) => e,
-            other if pod_ref == PodRef::default() => other,
-            other => Error::ForPod {
-                pod: pod_ref.clone(),
-                source: Box::new(other),
-            },
+            other => other.in_pod(&pod_ref),
         })
 }
 
