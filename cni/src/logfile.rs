@@ -20,7 +20,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -84,6 +84,8 @@ pub struct RotatingFile {
     limits: Limits,
     file: File,
     size: u64,
+    /// Device and inode of `file`: told apart from what `path` names now with one `stat`.
+    id: (u64, u64),
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
@@ -98,13 +100,28 @@ impl RotatingFile {
     pub fn open(path: impl Into<PathBuf>, limits: Limits) -> io::Result<Self> {
         let path = path.into();
         let file = open_append(&path)?;
-        let size = file.metadata()?.len();
+        let meta = file.metadata()?;
         Ok(Self {
             path,
             limits,
             file,
-            size,
+            size: meta.len(),
+            id: (meta.dev(), meta.ino()),
         })
+    }
+
+    /// Open the file at `path` again (a new one when it is gone), with `mode` when given: the
+    /// mode of the file it replaces, as lumberjack keeps it, so an administrator who opened the
+    /// log to a log shipper keeps it open across rotations.
+    fn reopen(&mut self, mode: Option<fs::Permissions>) -> io::Result<()> {
+        self.file = open_append(&self.path)?;
+        if let Some(mode) = mode {
+            let _ = self.file.set_permissions(mode);
+        }
+        let meta = self.file.metadata()?;
+        self.size = meta.len();
+        self.id = (meta.dev(), meta.ino());
+        Ok(())
     }
 
     /// `(stem-, .ext)`: what the names of this file's backups start and end with.
@@ -151,15 +168,9 @@ impl RotatingFile {
                 .with_file_name(format!("{prefix}{stamp}-{n}{ext}"));
             n += 1;
         }
-        // The new file gets the old one's mode (lumberjack's behaviour): an administrator who
-        // opened it to a log shipper keeps it open across rotations.
-        let mode = fs::metadata(&self.path).map(|m| m.permissions());
+        let mode = self.file.metadata().map(|m| m.permissions()).ok();
         fs::rename(&self.path, &backup)?;
-        self.file = open_append(&self.path)?;
-        if let Ok(mode) = mode {
-            let _ = self.file.set_permissions(mode);
-        }
-        self.size = 0;
+        self.reopen(mode)?;
         self.prune();
         if self.limits.compress {
             self.start_compression();
@@ -329,17 +340,12 @@ impl RotatingFile {
     /// process rotated it away (or it was removed), and a line written to the old one would go
     /// into a backup, perhaps one being compressed.
     fn follow_rotation(&mut self) -> io::Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        let open = self.file.metadata()?;
-        let same = fs::metadata(&self.path)
-            .is_ok_and(|at_path| at_path.ino() == open.ino() && at_path.dev() == open.dev());
-        if !same {
-            let mode = open.permissions();
-            self.file = open_append(&self.path)?;
-            let _ = self.file.set_permissions(mode);
-            self.size = self.file.metadata()?.len();
+        let same = fs::metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id);
+        if same {
+            return Ok(());
         }
-        Ok(())
+        let mode = self.file.metadata().map(|m| m.permissions()).ok();
+        self.reopen(mode)
     }
 }
 
