@@ -179,6 +179,38 @@ impl ResultRecord {
     }
 }
 
+/// What DEL and CHECK read of a [`ResultRecord`]: whose it is and its result. The record's
+/// copies of the delegate's config are skipped unparsed (they were most of the work of reading
+/// a record for its result).
+#[derive(Deserialize)]
+struct RecordedResult {
+    #[serde(rename = "containerId")]
+    container_id: String,
+    #[serde(rename = "ifName")]
+    ifname: String,
+    #[serde(rename = "networkName")]
+    network_name: String,
+    #[serde(default)]
+    result: Option<Value>,
+}
+
+/// Whose attachment a record read from disk says it holds.
+trait Recorded {
+    fn owner(&self) -> (&str, &str, &str);
+}
+
+impl Recorded for ResultRecord {
+    fn owner(&self) -> (&str, &str, &str) {
+        (&self.container_id, &self.network_name, &self.ifname)
+    }
+}
+
+impl Recorded for RecordedResult {
+    fn owner(&self) -> (&str, &str, &str) {
+        (&self.container_id, &self.network_name, &self.ifname)
+    }
+}
+
 /// What reading a delegate list found.
 #[derive(Debug)]
 pub enum CachedList {
@@ -466,8 +498,9 @@ impl CacheDir {
         container_id: &str,
     ) -> Result<Option<CniResult>> {
         Ok(self
-            .read_result(delegate, container_id)?
-            .and_then(|r| r.cached_result()))
+            .read_record::<RecordedResult>(delegate, container_id)?
+            .and_then(|r| r.result)
+            .and_then(|v| CniResult::from_value(v, Some(CniVersion::V1_0_0)).ok()))
     }
 
     pub fn read_result(
@@ -475,21 +508,30 @@ impl CacheDir {
         delegate: &Delegate,
         container_id: &str,
     ) -> Result<Option<ResultRecord>> {
+        self.read_record(delegate, container_id)
+    }
+
+    fn read_record<R: Recorded + serde::de::DeserializeOwned>(
+        &self,
+        delegate: &Delegate,
+        container_id: &str,
+    ) -> Result<Option<R>> {
         let path = self.result_path(delegate.network_name(), container_id, &delegate.ifname)?;
         match fs::read(&path) {
-            Ok(bytes) => match serde_json::from_slice::<ResultRecord>(&bytes) {
+            Ok(bytes) => match serde_json::from_slice::<R>(&bytes) {
                 // As for lists: a record that is not this attachment's is not acted on.
                 Ok(r)
-                    if r.container_id != container_id
-                        || r.ifname != delegate.ifname
-                        || r.network_name != delegate.network_name() =>
+                    if r.owner()
+                        != (
+                            container_id,
+                            delegate.network_name(),
+                            delegate.ifname.as_str(),
+                        ) =>
                 {
+                    let (container, network, ifname) = r.owner();
                     Err(Error::ReadCache {
                         path,
-                        message: format!(
-                            "holds {}/{} of container {:?}",
-                            r.network_name, r.ifname, r.container_id
-                        ),
+                        message: format!("holds {network}/{ifname} of container {container:?}"),
                     })
                 }
                 Ok(r) => Ok(Some(r)),
@@ -908,6 +950,10 @@ mod tests {
         );
         assert_eq!(two.cached_result(), Some(result.clone()));
         assert_eq!(
+            cache.read_cached_result(&d, "two").unwrap(),
+            Some(result.clone())
+        );
+        assert_eq!(
             (two.config, two.result, two.delegate),
             (one.config, one.result, one.delegate)
         );
@@ -963,6 +1009,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let err = cache.read_result(&d, "c1").unwrap_err().to_string();
+        assert!(err.contains("c2"), "{err}");
+        // DEL's and CHECK's read, which skips the rest of the record, refuses it the same way.
+        let err = cache.read_cached_result(&d, "c1").unwrap_err().to_string();
         assert!(err.contains("c2"), "{err}");
         assert!(cache.delegates_from_results("c1").is_empty());
     }
