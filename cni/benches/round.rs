@@ -406,11 +406,18 @@ fn main() {
             ..ServerOptions::default()
         },
     );
+    // Hosted as the agent hosts it: on a thread of its own (`DAEMON_RT=shared`: on the bench's
+    // multi-threaded runtime instead, as before 2026-11-30 08:00).
     let listener = rt.block_on(async { server.bind() }).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = rt.spawn(Arc::clone(&server).serve(listener, async {
+    let shutdown = async {
         let _ = stopped.await;
-    }));
+    };
+    let serving = if std::env::var("DAEMON_RT").is_ok_and(|v| v == "shared") {
+        rt.spawn(Arc::clone(&server).serve(listener, shutdown))
+    } else {
+        rt.spawn(Arc::clone(&server).serve_on_own_thread(listener, shutdown))
+    };
     let shim_conf = serde_json::to_vec(&config(dir.path(), "multus-shim", &socket_dir)).unwrap();
     let (mut total, mut over) = (Vec::new(), Vec::new());
     let cpu0 = cpu_total();

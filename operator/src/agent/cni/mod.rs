@@ -263,7 +263,7 @@ pub async fn run(
             let path = daemon.socket_path();
             tracing::info!(socket = %path.display(), "CNI daemon listening");
             daemon
-                .serve(listener, token.cancelled_owned())
+                .serve_on_own_thread(listener, token.cancelled_owned())
                 .await
                 .map_err(|source| CniAgentError::ServeDaemon { path, source })
         });
