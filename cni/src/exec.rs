@@ -5,16 +5,16 @@
 //! namespace users, and a path there would run any file on the node as root.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use multus_crds::cni::CniError;
 use multus_crds::names::validate_plugin_type;
-use tokio::io::AsyncWriteExt;
 
 use crate::env::Command;
 use crate::error::{Error, Result};
+
+mod child;
 
 /// The environment of one plugin call.
 #[derive(Clone, Debug)]
@@ -91,31 +91,19 @@ pub async fn run_plugin(
         .map(|p| p.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(":");
-    let mut cmd = tokio::process::Command::new(binary);
-    cmd.env("CNI_COMMAND", env.command.as_str())
-        .env("CNI_PATH", path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut vars = vec![("CNI_COMMAND", env.command.as_str()), ("CNI_PATH", &path)];
+    // Per-container variables only for the commands that have a container (a GC or STATUS
+    // plugin sees none, as libcni leaves them out).
     if env.command.is_per_container() {
-        cmd.env("CNI_CONTAINERID", env.container_id)
-            .env("CNI_NETNS", env.netns)
-            .env("CNI_IFNAME", env.ifname)
-            .env("CNI_ARGS", env.args);
-    } else {
-        for var in ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS"] {
-            cmd.env_remove(var);
-        }
+        vars.extend([
+            ("CNI_CONTAINERID", env.container_id),
+            ("CNI_NETNS", env.netns),
+            ("CNI_IFNAME", env.ifname),
+            ("CNI_ARGS", env.args),
+        ]);
     }
     let started = Instant::now();
-    let mut child = cmd.spawn().map_err(exec_err)?;
-    if let Some(mut pipe) = child.stdin.take() {
-        // A plugin that exits without reading stdin closes the pipe; its exit status tells.
-        let _ = pipe.write_all(stdin).await;
-        drop(pipe);
-    }
-    let output = child.wait_with_output().await.map_err(exec_err)?;
+    let output = child::run(binary, &vars, stdin).await.map_err(exec_err)?;
     let nanos = stats.record(started);
     // How long each delegate took is what a slow pod start is usually about (and how the
     // benchmark tells the thin plugin's own time from its delegates').
@@ -123,10 +111,10 @@ pub async fn run_plugin(
         plugin = %plugin,
         command = %env.command,
         micros = nanos / 1000,
-        status = %output.status,
+        status = %output.exit,
         "plugin exited"
     );
-    if output.status.success() {
+    if output.exit.success() {
         return Ok(output.stdout);
     }
     let error = CniError::parse(&String::from_utf8_lossy(&output.stdout)).unwrap_or_else(|_| {
@@ -134,7 +122,7 @@ pub async fn run_plugin(
         let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
         CniError::new(
             multus_crds::cni::ErrorCode::Plugin(100),
-            format!("exited with {}: {stdout}{stderr}", output.status),
+            format!("exited with {}: {stdout}{stderr}", output.exit),
         )
     });
     Err(Error::PluginFailed {
