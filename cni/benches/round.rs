@@ -345,6 +345,8 @@ fn main() {
     let mut thin_logged = config(dir.path(), "multus", &socket_dir);
     thin_logged["logLevel"] = json!("debug");
     thin_logged["logFile"] = json!(log);
+    // The file only, as before 2026-11-30 (debug lines on the bench's stderr otherwise).
+    thin_logged["logToStderr"] = json!(false);
     let thin_logged = serde_json::to_vec(&thin_logged).unwrap();
     let (mut total, mut over, mut paired) = (Vec::new(), Vec::new(), Vec::new());
     let (mut thin_cpu, mut paired_cpu) = (0.0, 0.0);

@@ -98,6 +98,11 @@ impl Delegate {
     }
 
     /// The CNI network name of the config (`name`), used in result-record file names.
+    /// Whether `other` is the same attachment: the same network on the same interface.
+    pub fn is_same_attachment(&self, other: &Delegate) -> bool {
+        self.ifname == other.ifname && self.network_name() == other.network_name()
+    }
+
     pub fn network_name(&self) -> &str {
         self.config
             .get("name")

@@ -367,32 +367,44 @@ impl Engine {
         let delegates = resolve(&self.context(call, kube, pod.as_ref(), Some(&socket))).await?;
 
         // A previous ADD of this container that was neither finished nor deleted (a crash, a
-        // failed rollback): release it first, so a retry never trips over its interfaces.
+        // failed rollback): release it first, so a retry never trips over its interfaces. What
+        // it cannot release, this ADD does not ask for again, stays in the list this ADD writes,
+        // ahead of its own attachments (only those are added): the runtime's DEL must still find
+        // it when a retry asks for fewer networks (before 2026-11-30 the new list replaced the
+        // old one, and its address leaked).
         let previous = call
             .cache
             .read_list(&inv.container_id, &inv.ifname, &inv.args);
         // Any list there, even one that cannot be read, is the previous attempt's.
         let had_previous = !matches!(previous, Ok(CachedList::Missing));
+        let mut left: Vec<Delegate> = Vec::new();
         if let Ok(CachedList::Found(old)) = previous
             && let Err(e) = self
-                .del_delegates(call, &reversed(&old.delegates), &pod_ref)
+                .del_delegates(call, &reversed(&old.delegates), &[], &pod_ref)
                 .await
         {
             tracing::warn!(error = %e, "releasing the previous attempt's attachments");
+            left = old
+                .delegates
+                .into_iter()
+                .filter(|o| !delegates.iter().any(|d| d.is_same_attachment(o)))
+                .collect();
         }
         // Refuse interface names already taken in the pod before anything runs (one visit of the
         // namespace for all attachments; their names are distinct, checked by resolve).
         let in_pod = |source: Error| source.in_pod(&pod_ref);
         let check =
             start_ifname_check(inv, &delegates, self.options.netns_visit).map_err(in_pod)?;
-        let list = DelegateList::new(&inv.container_id, &inv.netns, inv.pod(), delegates);
+        let carried = left.len();
+        let all = left.into_iter().chain(delegates).collect();
+        let list = DelegateList::new(&inv.container_id, &inv.netns, inv.pod(), all);
         // When the check visits the namespace from another thread (the daemon), the list is
         // written meanwhile and taken back if the check refuses, which leaves the cache as a
         // refusal before the write does. Not over a previous attempt's list: what that attempt
         // could not release likely refuses this one, and its list must stay for the runtime's
         // DEL.
         let early = (check.runs_alongside() && !had_previous).then(|| call.cache.write_list(&list));
-        if let Err(refused) = judge_ifnames(check, inv, &list.delegates, &pod_ref) {
+        if let Err(refused) = judge_ifnames(check, inv, &list.delegates[carried..], &pod_ref) {
             if let Some(Ok(())) = early
                 && let Err(e) = call.cache.remove_list(&inv.container_id)
             {
@@ -416,7 +428,8 @@ impl Engine {
         // The last attachment's record, made ready while its plugin runs: only its result is
         // left to write after it.
         let mut last_record: Option<ReadyResult<'_>> = None;
-        for (i, d) in list.delegates.iter().enumerate() {
+        // The attachments this ADD asked for; a rollback also tries the carried ones again.
+        for (i, d) in list.delegates.iter().enumerate().skip(carried) {
             let previous = unrecorded.take();
             let next = list.delegates.get(i + 1);
             let (added, recorded, ahead) = self
@@ -439,21 +452,32 @@ impl Engine {
                     if let Err(e) = recorded {
                         tracing::warn!(error = %e, "writing the previous attachment's record");
                     }
-                    Err((d, source))
+                    Err((d, source, None))
                 }
                 (Ok(r), Err(source)) => {
-                    // `d` was added: its record gives the rollback's DEL its prevResult.
+                    // `d` was added: its record gives a later DEL its prevResult.
                     let _ = call
                         .cache
                         .write_result(d, &inv.container_id, &inv.netns, Some(&r));
-                    Err((previous.map_or(d, |(p, _)| p), source))
+                    let unrecorded = previous.as_ref().map_or(d, |(p, _)| *p);
+                    Err((unrecorded, source, Some(r)))
                 }
             };
             let result = match failed {
                 Ok(r) => r,
-                Err((d, source)) => {
+                Err((failed, source, added_result)) => {
+                    // The rollback's DELs get their prevResult from here, whether or not the
+                    // record that failed to be written holds it.
+                    let known: Vec<(&Delegate, &CniResult)> = previous
+                        .as_ref()
+                        .map(|(p, r)| (*p, r))
+                        .into_iter()
+                        .chain(added_result.as_ref().map(|r| (d, r)))
+                        .collect();
                     let added = &list.delegates[..=i];
-                    return Err(self.roll_back_add(call, added, &pod_ref, d, source).await);
+                    return Err(self
+                        .roll_back_add(call, added, &known, &pod_ref, failed, source)
+                        .await);
                 }
             };
             unrecorded = Some((d, result.clone()));
@@ -480,8 +504,10 @@ impl Engine {
                     .write_result(d, &inv.container_id, &inv.netns, Some(&result)),
             };
             if let Err(source) = written {
-                let added = &list.delegates;
-                return Err(self.roll_back_add(call, added, &pod_ref, d, source).await);
+                let (added, known) = (&list.delegates, [(d, &result)]);
+                return Err(self
+                    .roll_back_add(call, added, &known, &pod_ref, d, source)
+                    .await);
             }
             self.announce(d, &result, kube.zip(pod.as_ref())).await;
         }
@@ -495,24 +521,25 @@ impl Engine {
                 .set_network_status(&pod_ref.namespace, &pod_ref.name, &pod_ref.uid, &value)
                 .await
             {
-                self.rollback(call, &list.delegates, &pod_ref).await;
+                self.rollback(call, &list.delegates, &[], &pod_ref).await;
                 return Err(e);
             }
         }
         Ok(master.unwrap_or_else(|| CniResult::new(call.version)))
     }
 
-    /// An ADD that failed at `failed`: delete what it `added` (newest first) and return the
-    /// error that names the attachment.
+    /// An ADD that failed at `failed`: delete what it `added` (newest first; `known`: results
+    /// not, or not surely, in their records) and return the error that names the attachment.
     async fn roll_back_add(
         &self,
         call: &Call<'_>,
         added: &[Delegate],
+        known: &[(&Delegate, &CniResult)],
         pod: &PodRef,
         failed: &Delegate,
         source: Error,
     ) -> Error {
-        self.rollback(call, added, pod).await;
+        self.rollback(call, added, known, pod).await;
         Error::attachment(
             Error::AddNetwork,
             pod,
@@ -556,21 +583,9 @@ impl Engine {
     }
 
     /// ADD one attachment the caller has already recorded (in the delegate list; a hot-plug into
-    /// a container without one, by its result record), so a DEL after a crash mid-ADD finds it;
-    /// `api` is where its `AddedInterface` event goes.
-    async fn add_one(
-        &self,
-        call: &Call<'_>,
-        d: &Delegate,
-        api: Option<(&Kube, &Pod)>,
-    ) -> Result<CniResult> {
-        let result = self.add_unrecorded(call, d, None).await?;
-        self.record(call, d, &result, api).await?;
-        Ok(result)
-    }
-
-    /// [`Engine::add_one`] but for its result record and event ([`Engine::record`]), which the
-    /// caller makes. `ready`: `d` made ready ahead ([`Engine::ready`]), if it was.
+    /// a container without one, by its result record), so a DEL after a crash mid-ADD finds it.
+    /// Its result record and event ([`Engine::record`]) are the caller's to make. `ready`: `d`
+    /// made ready ahead ([`Engine::ready`]), if it was.
     async fn add_unrecorded(
         &self,
         call: &Call<'_>,
@@ -656,8 +671,14 @@ impl Engine {
 
     /// Undo a failed ADD: DEL every delegate tried so far, newest first. When everything was
     /// released the cache goes too; otherwise it stays for the runtime's DEL to retry.
-    async fn rollback(&self, call: &Call<'_>, tried: &[Delegate], pod: &PodRef) {
-        match self.del_delegates(call, &reversed(tried), pod).await {
+    async fn rollback(
+        &self,
+        call: &Call<'_>,
+        tried: &[Delegate],
+        known: &[(&Delegate, &CniResult)],
+        pod: &PodRef,
+    ) {
+        match self.del_delegates(call, &reversed(tried), known, pod).await {
             Ok(()) => {
                 if let Err(e) = call.cache.remove_list(&call.inv.container_id) {
                     tracing::warn!(error = %e, "removing the delegate list after rollback");
@@ -670,11 +691,12 @@ impl Engine {
     // === DEL ===
 
     /// DEL `delegates` in the order given, continuing past failures; every record of a released
-    /// attachment is removed.
+    /// attachment is removed. Each DEL's prevResult is its result in `known`, else its record's.
     async fn del_delegates(
         &self,
         call: &Call<'_>,
         delegates: &[Delegate],
+        known: &[(&Delegate, &CniResult)],
         pod: &PodRef,
     ) -> Result<()> {
         let inv = call.inv;
@@ -684,10 +706,16 @@ impl Engine {
         };
         // An unreadable record is no reason not to release the attachment.
         let cached_result = |d: &Delegate| {
-            call.cache
-                .read_cached_result(d, &inv.container_id)
-                .ok()
-                .flatten()
+            known
+                .iter()
+                .find(|(k, _)| k.is_same_attachment(d))
+                .map(|(_, result)| (*result).clone())
+                .or_else(|| {
+                    call.cache
+                        .read_cached_result(d, &inv.container_id)
+                        .ok()
+                        .flatten()
+                })
         };
         // While an attachment's plugin runs, the files of the one released before it are
         // removed, and the one after it is made ready (its cached result read, its config
@@ -807,7 +835,7 @@ impl Engine {
                 .collect();
             guessed = true;
         }
-        let mut outcome = self.del_delegates(call, &delegates, &pod_ref).await;
+        let mut outcome = self.del_delegates(call, &delegates, &[], &pod_ref).await;
         if guessed && let Err(e) = &outcome {
             // These attachments may never have existed (or a DEL already released them): a
             // plugin that is not idempotent must not block sandbox removal forever.
@@ -933,7 +961,7 @@ impl Engine {
                 ),
                 _ => (call.cache.delegates_from_results(cid), PodRef::default()),
             };
-            if let Err(e) = self.del_delegates(&sub, &delegates, &pod).await {
+            if let Err(e) = self.del_delegates(&sub, &delegates, &[], &pod).await {
                 errors.push(e);
                 continue;
             }

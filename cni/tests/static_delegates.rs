@@ -398,16 +398,18 @@ fn a_record_that_cannot_be_written_fails_the_add_and_rolls_back_every_attachment
     let _g = setup("sd-rec", &[]);
     let dir = tempfile::tempdir().unwrap();
     let calls = dir.path().join("calls");
-    // Records every call; ADD answers a result naming the interface.
+    // Records every call, and what each DEL is given; ADD answers a result naming the interface.
     let bin = script_plugin(
         dir.path(),
         "rec",
         &format!(
-            "cat >/dev/null; echo \"$CNI_COMMAND $CNI_IFNAME\" >>{}\n\
+            "input=$(cat); echo \"$CNI_COMMAND $CNI_IFNAME\" >>{}\n\
+             [ \"$CNI_COMMAND\" = DEL ] && printf '%s' \"$input\" >{}/del-$CNI_IFNAME.json\n\
              [ \"$CNI_COMMAND\" = ADD ] && \
              echo \"{{\\\"cniVersion\\\":\\\"1.0.0\\\",\\\"interfaces\\\":[{{\\\"name\\\":\\\"$CNI_IFNAME\\\"}}]}}\"\n\
              exit 0\n",
-            calls.display()
+            calls.display(),
+            dir.path().display()
         ),
     );
     let cache = dir.path().join("cache");
@@ -436,6 +438,16 @@ fn a_record_that_cannot_be_written_fails_the_add_and_rolls_back_every_attachment
         "{log}"
     );
     assert!(!cache.join("rec-c1").exists(), "the delegate list is left");
+    // Neither record was written, yet each DEL is handed its attachment's result (before
+    // 2026-11-30 both went without prevResult).
+    for ifname in ["eth0", "net1"] {
+        let seen = std::fs::read(dir.path().join(format!("del-{ifname}.json"))).unwrap();
+        let seen: Value = serde_json::from_slice(&seen).unwrap();
+        assert_eq!(
+            seen["prevResult"]["interfaces"][0]["name"], ifname,
+            "{seen}"
+        );
+    }
 }
 
 /// DEL hands every attachment's plugin the result its own ADD returned, as `prevResult` (the
@@ -598,5 +610,104 @@ printf '{"cniVersion":"1.0.0","code":100,"msg":"failing on purpose"}'; exit 1
         std::fs::read(&list).unwrap(),
         b"{ not a list",
         "the unreadable list"
+    );
+}
+
+/// A retried ADD whose previous attempt left an attachment it cannot release, and which asks
+/// for fewer networks this time (the pod's annotation changed): before 2026-11-30 the retry
+/// wrote its own delegate list over the previous one, and nothing named net1 for the runtime's
+/// DEL any more. Now the retry carries net1 over into its list without adding it again, so the
+/// runtime's DEL releases it.
+#[test]
+fn a_retry_for_other_networks_does_not_forget_what_the_previous_attempt_left() {
+    let _g = setup("sd-leak", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls");
+    script_plugin(
+        dir.path(),
+        "quiet",
+        &format!(
+            r#"cat >/dev/null
+echo "$CNI_COMMAND $CNI_IFNAME" >>{}
+[ "$CNI_COMMAND" = ADD ] && printf '{{"cniVersion":"1.0.0","interfaces":[],"ips":[]}}'
+exit 0
+"#,
+            calls.display()
+        ),
+    );
+    script_plugin(
+        dir.path(),
+        "sticky",
+        &format!(
+            r#"cat >/dev/null
+echo "$CNI_COMMAND $CNI_IFNAME" >>{}
+case "$CNI_COMMAND" in
+ADD) nsenter --net="$CNI_NETNS" ip link add "$CNI_IFNAME" type veth peer name "sl$$" >&2 || exit 1
+     printf '{{"cniVersion":"1.0.0","interfaces":[{{"name":"%s","sandbox":"%s"}}]}}' "$CNI_IFNAME" "$CNI_NETNS" ;;
+DEL) [ -e {} ] || {{ printf '{{"cniVersion":"1.0.0","code":100,"msg":"sticky cannot release"}}'; exit 1; }}
+     nsenter --net="$CNI_NETNS" ip link del "$CNI_IFNAME" >&2 ;;
+esac
+"#,
+            calls.display(),
+            dir.path().join("releases").display()
+        ),
+    );
+    let bin = script_plugin(
+        dir.path(),
+        "failing",
+        r#"cat >/dev/null
+[ "$CNI_COMMAND" = ADD ] || exit 0
+printf '{"cniVersion":"1.0.0","code":100,"msg":"failing on purpose"}'; exit 1
+"#,
+    );
+    let config = |delegates: Value| {
+        json!({
+            "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus",
+            "cniDir": dir.path().join("cache"), "binDir": bin, "delegates": delegates
+        })
+    };
+    let three = config(json!([
+        {"cniVersion":"1.0.0","name":"sl-cluster","type":"quiet"},
+        {"cniVersion":"1.0.0","name":"sl-sticky","type":"sticky"},
+        {"cniVersion":"1.0.0","name":"sl-failing","type":"failing"}
+    ]));
+    let one = config(json!([{"cniVersion":"1.0.0","name":"sl-cluster","type":"quiet"}]));
+    let calls_since = |from: usize| {
+        let log = std::fs::read_to_string(&calls).unwrap_or_default();
+        log.lines()
+            .skip(from)
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+
+    // net2 fails; the rollback cannot release net1, so the list stays for DEL.
+    let (ok, out) = multus("ADD", "sd-leak", "leak1", &three);
+    assert!(!ok && out.contains("failing on purpose"), "{out}");
+    assert!(links_in("sd-leak").contains(&"net1".to_owned()));
+    let before = calls_since(0).len();
+
+    // The retry asks for eth0 only: it tries net1 again, cannot release it, and adds eth0 alone.
+    let (ok, out) = multus("ADD", "sd-leak", "leak1", &one);
+    assert!(ok, "{out}");
+    assert_eq!(
+        calls_since(before),
+        ["DEL net1", "DEL eth0", "ADD eth0"],
+        "the retry's plugin calls"
+    );
+    assert!(links_in("sd-leak").contains(&"net1".to_owned()));
+    let before = calls_since(0).len();
+
+    // Once net1 can be released, the runtime's DEL finds it in the retry's list.
+    std::fs::write(dir.path().join("releases"), b"").unwrap();
+    let (ok, out) = multus("DEL", "sd-leak", "leak1", &one);
+    assert!(ok, "{out}");
+    assert_eq!(
+        calls_since(before),
+        ["DEL eth0", "DEL net1"],
+        "the DEL's plugin calls"
+    );
+    assert!(
+        !links_in("sd-leak").contains(&"net1".to_owned()),
+        "net1 leaked"
     );
 }

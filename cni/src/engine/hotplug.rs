@@ -3,7 +3,7 @@
 //! multus-dynamic-networks-controller.
 //!
 //! The attachment is built, cached, run and rolled back by the same code as an attachment of the
-//! pod's annotation ([`crate::resolve::single_delegate`], [`Engine::add_one`],
+//! pod's annotation ([`crate::resolve::single_delegate`], [`Engine::add_unrecorded`], [`Engine::record`],
 //! [`Engine::del_delegates`], [`Engine::check_one`]). It is also appended to the container's
 //! delegate list, so the runtime's DEL of the pod releases a hot-plugged interface that was never
 //! unplugged (upstream leaks its IPAM allocation). The pod's network-status is not written: the
@@ -186,31 +186,35 @@ impl Engine {
         // Recorded before the plugin runs, as every attachment is: in the delegate list, or
         // without one by a result record written now (see edit_list).
         if let CachedList::Found(mut known) = listed {
-            known.delegates.retain(|x| !same_attachment(x, &d));
+            known.delegates.retain(|x| !x.is_same_attachment(&d));
             known.delegates.push(d.clone());
             call.cache.write_list(&known)?;
         } else {
             call.cache
                 .write_result(&d, &inv.container_id, &inv.netns, None)?;
         }
-        match self.add_one(call, &d, Some((kube, &pod))).await {
-            Ok(result) => Ok(result),
-            Err(source) => {
-                match self
-                    .del_delegates(call, std::slice::from_ref(&d), &pod_ref)
-                    .await
-                {
-                    Ok(()) => {
-                        if let Err(e) = edit_list(call, |ds| ds.retain(|x| !same_attachment(x, &d)))
-                        {
-                            tracing::warn!(error = %e, "removing the rolled-back attachment from the delegate list");
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "rollback left the attachment for DEL"),
+        // A result whose record could not be written still gives the rollback's DEL its
+        // prevResult.
+        let (source, added) = match self.add_unrecorded(call, &d, None).await {
+            Ok(result) => match self.record(call, &d, &result, Some((kube, &pod))).await {
+                Ok(()) => return Ok(result),
+                Err(source) => (source, Some(result)),
+            },
+            Err(source) => (source, None),
+        };
+        let known: Vec<(&Delegate, &CniResult)> = added.iter().map(|r| (&d, r)).collect();
+        match self
+            .del_delegates(call, std::slice::from_ref(&d), &known, &pod_ref)
+            .await
+        {
+            Ok(()) => {
+                if let Err(e) = edit_list(call, |ds| ds.retain(|x| !x.is_same_attachment(&d))) {
+                    tracing::warn!(error = %e, "removing the rolled-back attachment from the delegate list");
                 }
-                Err(fail(source))
             }
+            Err(e) => tracing::warn!(error = %e, "rollback left the attachment for DEL"),
         }
+        Err(fail(source))
     }
 
     async fn hotplug_del(&self, call: &Call<'_>, list: &NetworkConfigList) -> Result<()> {
@@ -218,9 +222,9 @@ impl Engine {
         let d = self.cached_or_built(call, Some(kube), Some(&pod), list)?;
         // Unlike the runtime's DEL, a failure is returned: the pod lives on and the caller can
         // retry; the list entry stays so the pod's own DEL retries it too.
-        self.del_delegates(call, std::slice::from_ref(&d), &pod_ref)
+        self.del_delegates(call, std::slice::from_ref(&d), &[], &pod_ref)
             .await?;
-        edit_list(call, |ds| ds.retain(|x| !same_attachment(x, &d)))
+        edit_list(call, |ds| ds.retain(|x| !x.is_same_attachment(&d)))
     }
 
     async fn hotplug_check(&self, call: &Call<'_>, list: &NetworkConfigList) -> Result<()> {
@@ -253,17 +257,14 @@ impl Engine {
             .flatten()
             .and_then(|r| r.delegate);
         let listed = || match cached_list(call) {
-            Ok(CachedList::Found(l)) => {
-                l.delegates.into_iter().find(|x| same_attachment(x, &built))
-            }
+            Ok(CachedList::Found(l)) => l
+                .delegates
+                .into_iter()
+                .find(|x| x.is_same_attachment(&built)),
             _ => None,
         };
         Ok(recorded.or_else(listed).unwrap_or(built))
     }
-}
-
-fn same_attachment(a: &Delegate, b: &Delegate) -> bool {
-    a.ifname == b.ifname && a.network_name() == b.network_name()
 }
 
 /// The container's delegate list, when it has one.
