@@ -339,3 +339,42 @@ async fn thin_mode_writes_no_node_config_without_its_kubeconfig() {
     }
     assert!(conf.join(".other.conf.tmp-4242").exists());
 }
+
+/// A NAD whose file cannot be written (here a directory stands where it goes) is written once
+/// it can be, without a change to the NAD or a re-list: the agent passes over its cached NADs
+/// again, 1 s after the failure, then less often while it keeps failing. Before 2026-11-30 the
+/// file waited for the NAD's next change or the next re-list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nad_file_that_could_not_be_written_is_written_once_it_can_be() {
+    let node = Node::start().await;
+    let conf = node.cni_conf_dir();
+    let nads = node.multus_conf_dir();
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::create_dir_all(&nads).unwrap();
+    std::fs::write(conf.join("10-pods.conflist"), primary("pods")).unwrap();
+    let agent = node.agent(&["--cni-mode", "thin"]);
+    until_async("ready", T, || {
+        futures::executor::block_on(node.health("/readyz")).is_some_and(|(s, _)| s == 200)
+    })
+    .await;
+
+    let file = nads.join("team_blocked.nad.conflist");
+    std::fs::create_dir_all(file.join("in-the-way")).unwrap();
+    node.put_nad("team", "blocked", &bridge("blocked", "br7"))
+        .await;
+    until_async("the failed write logged", T, || {
+        agent.logs().contains("NAD files not up to date")
+    })
+    .await;
+    assert!(file.is_dir());
+    std::fs::remove_dir_all(&file).unwrap();
+    let took = until_async("written without a change", T, || {
+        file.is_file() && read(&file).contains("br7")
+    })
+    .await;
+    assert!(took < Duration::from_secs(5), "{took:?}: {}", agent.logs());
+    until_async("the pass logged", T, || {
+        agent.logs().contains("NAD files up to date again")
+    })
+    .await;
+}

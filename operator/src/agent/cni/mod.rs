@@ -29,7 +29,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub use error::CniAgentError;
 use multus_cni::{DaemonServer, Engine, EngineOptions, ServerOptions};
@@ -316,11 +316,75 @@ pub async fn run(
     first_error.map_or(Ok(()), Err)
 }
 
-/// Apply every update to the caches and the NAD files, until the source ends (at shutdown).
+/// How soon the NAD files are brought up to date again after a write failed: a NAD whose file
+/// could not be written (a full disk, a directory where the file goes) must not wait for its
+/// next change or the next re-list, which may be hours away.
+#[derive(Debug, Default)]
+struct Retry {
+    wait: Option<Duration>,
+}
+
+impl Retry {
+    const FIRST: Duration = Duration::from_secs(1);
+    const MOST: Duration = Duration::from_secs(60);
+
+    /// A write failed: the next pass over all NADs comes after the wait, doubled each time.
+    fn failed(&mut self) {
+        self.wait = Some(self.wait.map_or(Self::FIRST, |w| (w * 2).min(Self::MOST)));
+    }
+
+    /// A pass over all NADs succeeded: nothing is pending. (A single NAD's successful write
+    /// says nothing of another's failed one.)
+    fn converged(&mut self) {
+        self.wait = None;
+    }
+
+    /// How long to wait for the next update before the pass; `None`: wait for updates only.
+    fn wait(&self) -> Option<Duration> {
+        self.wait
+    }
+}
+
+/// Apply every update to the caches and the NAD files, until the source ends (at shutdown);
+/// after a failed write, the files are brought up to date again by a pass over the cached NADs,
+/// with a growing wait while it keeps failing ([`Retry`]).
 fn consume(mut source: Source, mut nad_files: NadFiles, store: &Store, health: &Health) {
-    while let Some(update) = source.updates.blocking_recv() {
+    let runtime = tokio::runtime::Handle::current();
+    let mut retry = Retry::default();
+    // Passes over the cached NADs only once they hold a full list: before it, they would
+    // remove every file the agent wrote before a restart. (The first list converges anyway.)
+    let mut synced = false;
+    loop {
+        let update = match retry.wait().filter(|_| synced) {
+            None => source.updates.blocking_recv(),
+            Some(wait) => match runtime.block_on(tokio::time::timeout(wait, source.updates.recv()))
+            {
+                Ok(update) => update,
+                Err(_) => {
+                    let nads = store.nads();
+                    match nad_files.converge(&nads) {
+                        Ok(c) => {
+                            tracing::info!(
+                                written = c.written,
+                                removed = c.removed,
+                                "NAD files up to date again"
+                            );
+                            retry.converged();
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "NAD files still not up to date");
+                            retry.failed();
+                        }
+                    }
+                    continue;
+                }
+            },
+        };
+        let Some(update) = update else { break };
         let span = tracing::debug_span!("update");
         let _entered = span.enter();
+        let converging = matches!(update, Update::Nads(Change::Synced(_)));
+        synced |= converging;
         let result = match update {
             Update::Nads(Change::Synced(nads)) => {
                 let started = Instant::now();
@@ -361,8 +425,13 @@ fn consume(mut source: Source, mut nad_files: NadFiles, store: &Store, health: &
                 Ok(())
             }
         };
-        if let Err(error) = result {
-            tracing::warn!(%error, "NAD files not up to date");
+        match result {
+            Err(error) => {
+                retry.failed();
+                tracing::warn!(%error, retry_in_ms = retry.wait().map_or(0, |w| w.as_millis() as u64), "NAD files not up to date");
+            }
+            Ok(()) if converging => retry.converged(),
+            Ok(()) => {}
         }
     }
 }
@@ -372,6 +441,23 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+
+    #[test]
+    fn a_failed_write_is_retried_sooner_then_later_until_a_pass_succeeds() {
+        let mut retry = Retry::default();
+        assert_eq!(retry.wait(), None);
+        let waits: Vec<_> = (0..8)
+            .map(|_| {
+                retry.failed();
+                retry.wait().unwrap().as_secs()
+            })
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60]);
+        retry.converged();
+        assert_eq!(retry.wait(), None);
+        retry.failed();
+        assert_eq!(retry.wait(), Some(Retry::FIRST));
+    }
 
     #[test]
     fn the_hosted_daemon_reads_kubelet_and_device_info_under_the_host_root() {

@@ -44,6 +44,14 @@ impl Store {
         }
     }
 
+    /// Every NAD held, for a pass over all of them.
+    pub fn nads(&self) -> Vec<NetworkAttachmentDefinition> {
+        self.nads
+            .read()
+            .map(|g| g.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub fn delete_nad(&self, nad: &NetworkAttachmentDefinition) {
         if let Ok(mut g) = self.nads.write() {
             g.remove(&key(&nad.metadata));
