@@ -161,9 +161,11 @@ pub struct DaemonServer {
     slots: Semaphore,
     admitted: AtomicUsize,
     metrics: Metrics,
-    /// The last request config seen and what it became with the overlay: a node's runtime sends
-    /// the same `00-multus.conf` with every call, and parsing it again was a tenth of a call's
-    /// work in the daemon.
+    /// The last request config seen and what it became with the overlay. Consecutive calls
+    /// send the same bytes when nothing per call is injected into the node's `00-multus.conf`:
+    /// ADDs of a config without capabilities (a runtime injects `runtimeConfig` for declared
+    /// ones), and DELs without `prevResult`; parsing it was a tenth of such a call's work in the
+    /// daemon. Other calls parse as before.
     last_config: Mutex<Option<(Vec<u8>, Arc<MultusConfig>)>>,
 }
 
@@ -284,7 +286,8 @@ impl DaemonServer {
     /// handed between a multi-threaded runtime's workers (0.1–0.2 ms less per ADD and DEL round
     /// on the project's 2-core VM, docs/benchmarks.md). The calls still run concurrently: the
     /// delegates are processes, and the daemon's own work per call is a fraction of a
-    /// millisecond. Returns when serving ends.
+    /// millisecond. Returns when serving ends; dropping the returned future does not stop the
+    /// daemon (`shutdown` does). A panic on the thread is returned as an error with its message.
     pub async fn serve_on_own_thread(
         self: Arc<Self>,
         listener: UnixListener,
@@ -292,7 +295,7 @@ impl DaemonServer {
     ) -> std::io::Result<()> {
         let listener = listener.into_std()?;
         let (done, finished) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("multus-daemon".into())
             .spawn(move || {
                 let served = tokio::runtime::Builder::new_current_thread()
@@ -306,9 +309,24 @@ impl DaemonServer {
                     });
                 let _ = done.send(served);
             })?;
-        finished
-            .await
-            .unwrap_or_else(|_| Err(std::io::Error::other("the daemon's thread ended early")))
+        match finished.await {
+            Ok(served) => served,
+            // The thread ended without an answer: it panicked.
+            Err(_) => {
+                let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+                let why = match joined {
+                    Ok(Err(panic)) => panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".to_owned()),
+                    _ => "no answer".to_owned(),
+                };
+                Err(std::io::Error::other(format!(
+                    "the daemon's thread ended early: {why}"
+                )))
+            }
+        }
     }
 
     /// One connection: one request (keep-alive off), its head and body each read within

@@ -61,7 +61,10 @@ impl fmt::Display for Exit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Code(code) => write!(f, "exit status: {code}"),
-            Self::Signal(signal) => write!(f, "signal: {signal}"),
+            Self::Signal(signal) => match NixSignal::try_from(*signal) {
+                Ok(name) => write!(f, "signal: {signal} ({})", name.as_str()),
+                Err(_) => write!(f, "signal: {signal}"),
+            },
         }
     }
 }
@@ -109,7 +112,7 @@ impl Drop for Running {
         let pid = self.pid;
         if let Err(e) = std::thread::Builder::new()
             .name("plugin-reaper".into())
-            .spawn(move || waitpid(Some(pid), WaitOptions::empty()))
+            .spawn(move || retry_interrupted(|| waitpid(Some(pid), WaitOptions::empty())))
         {
             tracing::warn!(pid = pid.as_raw_nonzero().get(), error = %e, "a killed plugin is left unreaped");
         }
@@ -180,42 +183,74 @@ fn spawn(binary: &Path, vars: &[(&str, &str)], stdio: [&OwnedFd; 3]) -> io::Resu
     Pid::from_raw(pid.as_raw()).ok_or_else(|| io::Error::other("posix_spawn gave no pid"))
 }
 
-/// Wait for `pid` to exit: on its pidfd, without a thread; on a kernel without pidfds (before
-/// 5.3), on a blocking thread.
+/// Wait for `pid` to exit and reap it: on its pidfd, without a thread. Where a pidfd cannot be
+/// had or waited on (kernels before 5.4: `pidfd_open` came in 5.3, `waitid(P_PIDFD)` in 5.4;
+/// no descriptor left), on a blocking thread that only waits; the reaping is done here, in the
+/// same poll that returns, so the pid stays this child's until [`Running`] knows it is reaped
+/// (a thread that reaped could outlive a dropped call, and reap a later child given the same
+/// pid).
 async fn wait(pid: Pid) -> io::Result<Exit> {
-    match pidfd_open(pid, PidfdFlags::empty()) {
-        Ok(pidfd) => wait_on_pidfd(pidfd).await,
-        Err(_) => wait_blocking(pid).await,
+    if let Ok(pidfd) = pidfd_open(pid, PidfdFlags::empty())
+        && let Some(waited) = wait_on_pidfd(pidfd).await
+    {
+        return waited;
     }
+    wait_blocking(pid).await
 }
 
-async fn wait_on_pidfd(pidfd: OwnedFd) -> io::Result<Exit> {
+/// `None`: this kernel cannot wait on a pidfd (nothing was reaped).
+async fn wait_on_pidfd(pidfd: OwnedFd) -> Option<io::Result<Exit>> {
     // Deprecated as unsound for values whose descriptor can be closed behind the registration
     // (tokio#8587); an `OwnedFd` moved in is owned by the `AsyncFd` until it is dropped, and
     // the safe replacement is an `unsafe fn`, which this workspace forbids.
     #[allow(deprecated)]
-    let pidfd = AsyncFd::with_interest(pidfd, Interest::READABLE)?;
+    let pidfd = AsyncFd::with_interest(pidfd, Interest::READABLE).ok()?;
     loop {
-        let mut ready = pidfd.readable().await?;
+        let mut ready = match pidfd.readable().await {
+            Ok(ready) => ready,
+            Err(e) => return Some(Err(e)),
+        };
         match waitid(
             WaitId::PidFd(pidfd.get_ref().as_fd()),
             WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
         ) {
-            Ok(Some(status)) => return exit(status.exit_status(), status.terminating_signal()),
+            Ok(Some(status)) => {
+                return Some(exit(status.exit_status(), status.terminating_signal()));
+            }
             Ok(None) => ready.clear_ready(),
             Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => return None,
+            Err(e) => return Some(Err(e.into())),
         }
     }
 }
 
 async fn wait_blocking(pid: Pid) -> io::Result<Exit> {
-    let status = tokio::task::spawn_blocking(move || waitpid(Some(pid), WaitOptions::empty()))
-        .await
-        .map_err(io::Error::other)??
-        .map(|(_, status)| status)
-        .ok_or_else(|| io::Error::other("waitpid returned no status"))?;
-    exit(status.exit_status(), status.terminating_signal())
+    tokio::task::spawn_blocking(move || {
+        retry_interrupted(|| {
+            waitid(
+                WaitId::Pid(pid),
+                WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+            )
+        })
+    })
+    .await
+    .map_err(io::Error::other)??;
+    match retry_interrupted(|| waitpid(Some(pid), WaitOptions::NOHANG))? {
+        Some((_, status)) => exit(status.exit_status(), status.terminating_signal()),
+        None => Err(io::Error::other(
+            "the plugin exited but could not be reaped",
+        )),
+    }
+}
+
+fn retry_interrupted<T>(mut call: impl FnMut() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
+    loop {
+        match call() {
+            Err(rustix::io::Errno::INTR) => {}
+            done => return done,
+        }
+    }
 }
 
 fn exit(code: Option<i32>, signal: Option<i32>) -> io::Result<Exit> {
@@ -286,7 +321,7 @@ mod tests {
     fn a_killed_child_is_told_and_a_dropped_one_is_killed_and_reaped() {
         let out = sh(&[], "kill -9 $$");
         assert_eq!(out.exit, Exit::Signal(9));
-        assert_eq!(out.exit.to_string(), "signal: 9");
+        assert_eq!(out.exit.to_string(), "signal: 9 (SIGKILL)");
 
         let tmp = tempfile::tempdir().unwrap();
         let pidfile = tmp.path().join("pid");
