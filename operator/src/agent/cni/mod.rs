@@ -316,38 +316,54 @@ pub async fn run(
     first_error.map_or(Ok(()), Err)
 }
 
-/// How soon the NAD files are brought up to date again after a write failed: a NAD whose file
+/// When the NAD files are brought up to date again after a write failed: a NAD whose file
 /// could not be written (a full disk, a directory where the file goes) must not wait for its
-/// next change or the next re-list, which may be hours away.
-#[derive(Debug, Default)]
+/// next change or the next re-list, which may be hours away. The pass is due at a fixed time,
+/// which updates arriving meanwhile do not push back; while passes keep failing, the wait
+/// between them doubles, up to a minute.
+#[derive(Debug)]
 struct Retry {
-    wait: Option<Duration>,
+    /// The wait before the next pass once one is due.
+    wait: Duration,
+    /// When a pass is due; `None`: nothing failed since the last good pass.
+    due: Option<Instant>,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            wait: Self::FIRST,
+            due: None,
+        }
+    }
 }
 
 impl Retry {
     const FIRST: Duration = Duration::from_secs(1);
     const MOST: Duration = Duration::from_secs(60);
 
-    /// A write failed: the next pass over all NADs comes after the wait, doubled each time.
-    fn failed(&mut self) {
-        self.wait = Some(self.wait.map_or(Self::FIRST, |w| (w * 2).min(Self::MOST)));
+    /// An update's write failed at `now`: a pass is due after the current wait, unless one is
+    /// due already.
+    fn failed(&mut self, now: Instant) {
+        self.due.get_or_insert(now + self.wait);
+    }
+
+    /// A pass failed at `now`: the next is due after twice the wait.
+    fn pass_failed(&mut self, now: Instant) {
+        self.wait = (self.wait * 2).min(Self::MOST);
+        self.due = Some(now + self.wait);
     }
 
     /// A pass over all NADs succeeded: nothing is pending. (A single NAD's successful write
     /// says nothing of another's failed one.)
     fn converged(&mut self) {
-        self.wait = None;
-    }
-
-    /// How long to wait for the next update before the pass; `None`: wait for updates only.
-    fn wait(&self) -> Option<Duration> {
-        self.wait
+        *self = Self::default();
     }
 }
 
 /// Apply every update to the caches and the NAD files, until the source ends (at shutdown);
-/// after a failed write, the files are brought up to date again by a pass over the cached NADs,
-/// with a growing wait while it keeps failing ([`Retry`]).
+/// after a failed write, the files are brought up to date again by a pass over the cached NADs
+/// ([`Retry`]).
 fn consume(mut source: Source, mut nad_files: NadFiles, store: &Store, health: &Health) {
     let runtime = tokio::runtime::Handle::current();
     let mut retry = Retry::default();
@@ -355,30 +371,33 @@ fn consume(mut source: Source, mut nad_files: NadFiles, store: &Store, health: &
     // remove every file the agent wrote before a restart. (The first list converges anyway.)
     let mut synced = false;
     loop {
-        let update = match retry.wait().filter(|_| synced) {
-            None => source.updates.blocking_recv(),
-            Some(wait) => match runtime.block_on(tokio::time::timeout(wait, source.updates.recv()))
-            {
-                Ok(update) => update,
-                Err(_) => {
-                    let nads = store.nads();
-                    match nad_files.converge(&nads) {
-                        Ok(c) => {
-                            tracing::info!(
-                                written = c.written,
-                                removed = c.removed,
-                                "NAD files up to date again"
-                            );
-                            retry.converged();
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, "NAD files still not up to date");
-                            retry.failed();
-                        }
-                    }
-                    continue;
+        let due = retry.due.filter(|_| synced);
+        if due.is_some_and(|due| due <= Instant::now()) {
+            match nad_files.converge(&store.nads()) {
+                Ok(c) => {
+                    tracing::info!(
+                        written = c.written,
+                        removed = c.removed,
+                        "NAD files up to date again"
+                    );
+                    retry.converged();
                 }
-            },
+                Err(error) => {
+                    retry.pass_failed(Instant::now());
+                    tracing::warn!(%error, "NAD files still not up to date");
+                }
+            }
+            continue;
+        }
+        let update = match due {
+            None => source.updates.blocking_recv(),
+            Some(due) => {
+                let next = tokio::time::timeout_at(due.into(), source.updates.recv());
+                match runtime.block_on(next) {
+                    Ok(update) => update,
+                    Err(_) => continue,
+                }
+            }
         };
         let Some(update) = update else { break };
         let span = tracing::debug_span!("update");
@@ -427,8 +446,8 @@ fn consume(mut source: Source, mut nad_files: NadFiles, store: &Store, health: &
         };
         match result {
             Err(error) => {
-                retry.failed();
-                tracing::warn!(%error, retry_in_ms = retry.wait().map_or(0, |w| w.as_millis() as u64), "NAD files not up to date");
+                retry.failed(Instant::now());
+                tracing::warn!(%error, "NAD files not up to date");
             }
             Ok(()) if converging => retry.converged(),
             Ok(()) => {}
@@ -444,19 +463,27 @@ mod tests {
 
     #[test]
     fn a_failed_write_is_retried_sooner_then_later_until_a_pass_succeeds() {
+        let t0 = Instant::now();
         let mut retry = Retry::default();
-        assert_eq!(retry.wait(), None);
-        let waits: Vec<_> = (0..8)
+        assert_eq!(retry.due, None);
+        // Failed updates set a time once; more failures and updates do not push it back.
+        retry.failed(t0);
+        retry.failed(t0 + Duration::from_millis(900));
+        assert_eq!(retry.due, Some(t0 + Retry::FIRST));
+        // Failed passes double the wait, up to a minute.
+        let waits: Vec<_> = (0..7)
             .map(|_| {
-                retry.failed();
-                retry.wait().unwrap().as_secs()
+                retry.pass_failed(t0);
+                (retry.due.unwrap() - t0).as_secs()
             })
             .collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(waits, [2, 4, 8, 16, 32, 60, 60]);
+        retry.failed(t0);
+        assert_eq!(retry.due, Some(t0 + Duration::from_secs(60)));
         retry.converged();
-        assert_eq!(retry.wait(), None);
-        retry.failed();
-        assert_eq!(retry.wait(), Some(Retry::FIRST));
+        assert_eq!(retry.due, None);
+        retry.failed(t0);
+        assert_eq!(retry.due, Some(t0 + Retry::FIRST));
     }
 
     #[test]

@@ -105,6 +105,8 @@ pub struct NadFiles {
     dir: PathBuf,
     /// File name → digest of the content on disk, for every file of ours.
     owned: HashMap<String, u64>,
+    /// The last fsync of the directory failed.
+    unsynced: bool,
     metrics: AgentMetrics,
 }
 
@@ -135,6 +137,7 @@ impl NadFiles {
         Ok(Self {
             dir,
             owned,
+            unsynced: false,
             metrics,
         })
     }
@@ -243,7 +246,7 @@ impl NadFiles {
             }
         }
         self.metrics.nad_files.set(self.owned.len() as i64);
-        if counts.written + counts.removed > 0
+        if (counts.written + counts.removed > 0 || self.unsynced)
             && let Err(e) = self.sync()
         {
             first_error.get_or_insert(e);
@@ -281,13 +284,16 @@ impl NadFiles {
         Ok(outcome)
     }
 
+    /// Remove a file of ours. It stays ours until it is gone: a removal that failed is tried
+    /// again by the next pass over the NADs (the agent's retry), which finds it stale.
     fn remove_unsynced(&mut self, file: &str) -> Result<Outcome, CniAgentError> {
-        if self.owned.remove(file).is_none() {
+        if !self.owned.contains_key(file) {
             return Ok(Outcome::Absent);
         }
-        self.metrics.nad_files.set(self.owned.len() as i64);
         match files::remove(&self.dir.join(file)) {
             Ok(_) => {
+                self.owned.remove(file);
+                self.metrics.nad_files.set(self.owned.len() as i64);
                 self.metrics.removed(KIND);
                 Ok(Outcome::Removed)
             }
@@ -298,8 +304,12 @@ impl NadFiles {
         }
     }
 
-    fn sync(&self) -> Result<(), CniAgentError> {
-        batch::sync_dir(&self.dir).inspect_err(|e| self.metrics.failed(e))
+    /// fsync the directory. One that failed is owed: the next pass syncs even if it changes
+    /// nothing, so it does not report the directory up to date before it is on disk.
+    fn sync(&mut self) -> Result<(), CniAgentError> {
+        let synced = batch::sync_dir(&self.dir).inspect_err(|e| self.metrics.failed(e));
+        self.unsynced = synced.is_err();
+        synced
     }
 }
 
