@@ -71,6 +71,10 @@ pub struct Delegate {
     /// The CNI device-info file written for this attachment, removed on DEL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub devinfo_file: Option<PathBuf>,
+    /// An earlier ADD's attachment that could not be released, kept in a later ADD's list for
+    /// the runtime's DEL; that ADD did not add it, and CHECK does not check it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub carried: bool,
 }
 
 impl Delegate {
@@ -90,6 +94,7 @@ impl Delegate {
             device_id: None,
             resource_name: None,
             devinfo_file: None,
+            carried: false,
         }
     }
 
@@ -97,12 +102,12 @@ impl Delegate {
         self.index == 0
     }
 
-    /// The CNI network name of the config (`name`), used in result-record file names.
     /// Whether `other` is the same attachment: the same network on the same interface.
     pub fn is_same_attachment(&self, other: &Delegate) -> bool {
         self.ifname == other.ifname && self.network_name() == other.network_name()
     }
 
+    /// The CNI network name of the config (`name`), used in result-record file names.
     pub fn network_name(&self) -> &str {
         self.config
             .get("name")
@@ -698,6 +703,7 @@ fn from_go_multus(
             device_id: text("deviceID").map(str::to_owned),
             resource_name: None,
             devinfo_file: None,
+            carried: false,
         });
     }
     Ok(DelegateList::new(container_id, "", None, delegates))

@@ -378,16 +378,37 @@ impl Engine {
         // Any list there, even one that cannot be read, is the previous attempt's.
         let had_previous = !matches!(previous, Ok(CachedList::Missing));
         let mut left: Vec<Delegate> = Vec::new();
-        if let Ok(CachedList::Found(old)) = previous
-            && let Err(e) = self
-                .del_delegates(call, &reversed(&old.delegates), &[], &pod_ref)
+        if let Ok(CachedList::Found(old)) = previous {
+            let old = reversed(&old.delegates);
+            let mut unreleased = Vec::new();
+            if let Err(e) = self
+                .del_delegates_noting(call, &old, &[], &pod_ref, &mut unreleased)
                 .await
-        {
-            tracing::warn!(error = %e, "releasing the previous attempt's attachments");
-            left = old
-                .delegates
+            {
+                tracing::warn!(error = %e, "releasing the previous attempt's attachments");
+            }
+            // Carried when its ADD had succeeded (its record holds a result: a failed ADD
+            // cleans up after itself, and one whose DEL keeps failing, such as a macvlan whose
+            // master never existed, would fail every DEL of the sandbox), unless this ADD asks
+            // for the very same attachment again (same network, interface and config), whose
+            // DEL then releases both.
+            let added = |o: &Delegate| {
+                matches!(
+                    call.cache.read_cached_result(o, &inv.container_id),
+                    Ok(Some(_))
+                )
+            };
+            left = unreleased
                 .into_iter()
-                .filter(|o| !delegates.iter().any(|d| d.is_same_attachment(o)))
+                .rev()
+                .filter_map(|i| old.get(i).cloned())
+                .filter(|o| added(o))
+                .filter(|o| {
+                    !delegates
+                        .iter()
+                        .any(|d| d.is_same_attachment(o) && d.config == o.config)
+                })
+                .map(|o| Delegate { carried: true, ..o })
                 .collect();
         }
         // Refuse interface names already taken in the pod before anything runs (one visit of the
@@ -600,7 +621,7 @@ impl Engine {
         copy_device_info(&self.options.devinfo_dir, d);
         let rt = runtime_conf(inv, d);
         let mut result = self.runner(call).add(&list, &rt, first).await?;
-        self.default_routes(inv, d, &mut result)?;
+        self.default_routes(inv, d, &mut result).await?;
         Ok(result)
     }
 
@@ -638,24 +659,49 @@ impl Engine {
 
     /// Default-route handling after a delegate's ADD (multus-spec §3.6): drop the default routes
     /// of filtered families, or install the requested gateway; the cached result follows.
-    fn default_routes(&self, inv: &Invocation, d: &Delegate, result: &mut CniResult) -> Result<()> {
+    async fn default_routes(
+        &self,
+        inv: &Invocation,
+        d: &Delegate,
+        result: &mut CniResult,
+    ) -> Result<()> {
         if result.interfaces.is_empty() && result.ips.is_empty() {
             return Ok(());
         }
-        let err = |source| Error::Netns {
+        let filtered: Vec<bool> = [(d.filter_v4, false), (d.filter_v6, true)]
+            .into_iter()
+            .filter_map(|(filter, v6)| filter.then_some(v6))
+            .collect();
+        let gateways: Vec<std::net::IpAddr> = d.gateways.iter().flatten().copied().collect();
+        if filtered.is_empty() && gateways.is_empty() {
+            return Ok(());
+        }
+        // `ip` waits on the kernel's routing lock, which a burst of pods' link set-ups holds:
+        // off the async thread, which in the daemon serves every call.
+        let (netns, ifname) = (inv.netns.clone(), d.ifname.clone());
+        let (families, gws) = (filtered.clone(), gateways.clone());
+        tokio::task::spawn_blocking(move || {
+            for v6 in families {
+                netns::delete_default_routes(&netns, &ifname, v6)?;
+            }
+            for gw in gws {
+                netns::set_default_route(&netns, &ifname, gw)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|changed| changed)
+        .map_err(|source| Error::Netns {
             netns: inv.netns.clone(),
             source,
-        };
-        for (filter, v6) in [(d.filter_v4, false), (d.filter_v6, true)] {
-            if filter {
-                netns::delete_default_routes(&inv.netns, &d.ifname, v6).map_err(err)?;
-                result
-                    .routes
-                    .retain(|r| !(r.dst.prefix == 0 && r.dst.addr.is_ipv6() == v6));
-            }
+        })?;
+        for v6 in filtered {
+            result
+                .routes
+                .retain(|r| !(r.dst.prefix == 0 && r.dst.addr.is_ipv6() == v6));
         }
-        for gw in d.gateways.iter().flatten() {
-            netns::set_default_route(&inv.netns, &d.ifname, *gw).map_err(err)?;
+        for gw in gateways {
             let dst = if gw.is_ipv6() { "::/0" } else { "0.0.0.0/0" };
             if let Ok(dst) = dst.parse() {
                 result
@@ -663,7 +709,7 @@ impl Engine {
                     .retain(|r| !(r.dst.prefix == 0 && r.dst.addr.is_ipv6() == gw.is_ipv6()));
                 result
                     .routes
-                    .push(multus_crds::cni::Route::new(dst, Some(*gw)));
+                    .push(multus_crds::cni::Route::new(dst, Some(gw)));
             }
         }
         Ok(())
@@ -698,6 +744,20 @@ impl Engine {
         delegates: &[Delegate],
         known: &[(&Delegate, &CniResult)],
         pod: &PodRef,
+    ) -> Result<()> {
+        self.del_delegates_noting(call, delegates, known, pod, &mut Vec::new())
+            .await
+    }
+
+    /// [`Engine::del_delegates`], also noting in `unreleased` the positions in `delegates` of
+    /// those whose plugins failed.
+    async fn del_delegates_noting(
+        &self,
+        call: &Call<'_>,
+        delegates: &[Delegate],
+        known: &[(&Delegate, &CniResult)],
+        pod: &PodRef,
+        unreleased: &mut Vec<usize>,
     ) -> Result<()> {
         let inv = call.inv;
         let mut errors = Vec::new();
@@ -753,7 +813,10 @@ impl Engine {
             }
             match outcome {
                 Ok(()) => released = Some(d),
-                Err(source) => errors.push(failed(d, source)),
+                Err(source) => {
+                    unreleased.push(i);
+                    errors.push(failed(d, source));
+                }
             }
         }
         if let Some(done) = released
@@ -858,7 +921,8 @@ impl Engine {
             .cache
             .read_list(&inv.container_id, &inv.ifname, &inv.args)?
         {
-            CachedList::Found(list) => list.delegates,
+            // What an earlier attempt left is for DEL, not part of the pod's networks.
+            CachedList::Found(list) => list.delegates.into_iter().filter(|d| !d.carried).collect(),
             _ => {
                 let mut d = call.cache.delegates_from_results(&inv.container_id);
                 d.reverse();

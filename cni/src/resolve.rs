@@ -691,6 +691,7 @@ fn build_delegate(
         device_id,
         resource_name: network.resource_name,
         devinfo_file,
+        carried: false,
     })
 }
 

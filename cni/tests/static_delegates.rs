@@ -695,6 +695,20 @@ printf '{"cniVersion":"1.0.0","code":100,"msg":"failing on purpose"}'; exit 1
         "the retry's plugin calls"
     );
     assert!(links_in("sd-leak").contains(&"net1".to_owned()));
+    // Only what could not be released is carried (net2's DEL succeeded), marked so; CHECK
+    // checks the pod's own attachments.
+    let list: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("cache").join("leak1")).unwrap())
+            .unwrap();
+    let carried: Vec<(&str, bool)> = list["delegates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["ifname"].as_str().unwrap(), d["carried"] == true))
+        .collect();
+    assert_eq!(carried, [("net1", true), ("eth0", false)], "{list}");
+    let (ok, out) = multus("CHECK", "sd-leak", "leak1", &one);
+    assert!(ok, "{out}");
     let before = calls_since(0).len();
 
     // Once net1 can be released, the runtime's DEL finds it in the retry's list.
