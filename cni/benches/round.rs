@@ -8,6 +8,7 @@
 //! cargo build --release -p multus-cni --bin multus
 //! cargo build --release --manifest-path cni/shim/Cargo.toml    # multus-shim, for thick and burst
 //! cargo bench -p multus-cni --bench round   # ROUNDS=100 (default): sample size; MODES=alone,engine,thin,thick,burst,firstexec,startup;
+//!                                          # PREV_RESULT=0: thin and thick DELs without prevResult;
 //!                                          # MULTUS_BIN / MULTUS_SHIM_BIN=path: other builds
 //!                                          # BENCH_TRACE=path: the in-process engine's and the
 //!                                          # daemon's debug log, with timestamps, to a file
@@ -64,7 +65,12 @@ fn config(dir: &Path, kind: &str, socket_dir: &Path) -> Value {
 
 /// `config` with `prevResult` set to what ADD printed, as libcni hands DEL the cached result
 /// (spliced as bytes: the bench's own work stays out of the timed round).
+/// `PREV_RESULT=0`: DEL gets the ADD's config unchanged, as the bench did before 2026-11-30
+/// 08:30.
 fn with_prev(config: &[u8], added: &[u8]) -> Vec<u8> {
+    if std::env::var("PREV_RESULT").is_ok_and(|v| v == "0") {
+        return config.to_vec();
+    }
     let body = config.strip_suffix(b"}").expect("a JSON object");
     [body, b",\"prevResult\":", added.trim_ascii(), b"}"].concat()
 }
