@@ -76,6 +76,12 @@ fn multus(command: &str, netns: &str, cid: &str, config: &Value) -> (bool, Strin
     )
 }
 
+/// A plugin whose ADD fails ("failing on purpose") and whose other commands succeed.
+const FAILING_ADD: &str = r#"cat >/dev/null
+[ "$CNI_COMMAND" = ADD ] || exit 0
+printf '{"cniVersion":"1.0.0","code":100,"msg":"failing on purpose"}'; exit 1
+"#;
+
 /// A plugin written as a shell script `body`, in `<dir>/bin` (returned).
 fn script_plugin(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
     let bin = dir.join("bin");
@@ -551,14 +557,7 @@ DEL) printf '{"cniVersion":"1.0.0","code":100,"msg":"sticky cannot release"}'; e
 esac
 "#,
     );
-    let bin = script_plugin(
-        dir.path(),
-        "failing",
-        r#"cat >/dev/null
-[ "$CNI_COMMAND" = ADD ] || exit 0
-printf '{"cniVersion":"1.0.0","code":100,"msg":"failing on purpose"}'; exit 1
-"#,
-    );
+    let bin = script_plugin(dir.path(), "failing", FAILING_ADD);
     let config = json!({
         "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus",
         "cniDir": dir.path().join("cache"), "binDir": bin,
@@ -652,14 +651,7 @@ esac
             dir.path().join("releases").display()
         ),
     );
-    let bin = script_plugin(
-        dir.path(),
-        "failing",
-        r#"cat >/dev/null
-[ "$CNI_COMMAND" = ADD ] || exit 0
-printf '{"cniVersion":"1.0.0","code":100,"msg":"failing on purpose"}'; exit 1
-"#,
-    );
+    let bin = script_plugin(dir.path(), "failing", FAILING_ADD);
     let config = |delegates: Value| {
         json!({
             "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus",

@@ -19,14 +19,21 @@ fn primary(name: &str) -> String {
     bridge(name, "cni0")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nads_become_files_and_the_node_config_follows_its_inputs() {
+/// A node whose CNI config dir holds a primary config, and an empty NAD file dir; returns both
+/// dirs.
+async fn node_with_primary() -> (Node, std::path::PathBuf, std::path::PathBuf) {
     let node = Node::start().await;
     let conf = node.cni_conf_dir();
     let nads = node.multus_conf_dir();
     std::fs::create_dir_all(&conf).unwrap();
     std::fs::create_dir_all(&nads).unwrap();
     std::fs::write(conf.join("10-pods.conflist"), primary("pods")).unwrap();
+    (node, conf, nads)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nads_become_files_and_the_node_config_follows_its_inputs() {
+    let (node, conf, nads) = node_with_primary().await;
     // A file the agent did not write: never touched.
     std::fs::write(nads.join("static.conf"), bridge("static", "br9")).unwrap();
     let multus = workspace_binary("multus").unwrap();
@@ -346,12 +353,7 @@ async fn thin_mode_writes_no_node_config_without_its_kubeconfig() {
 /// file waited for the NAD's next change or the next re-list.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nad_file_that_could_not_be_written_is_written_once_it_can_be() {
-    let node = Node::start().await;
-    let conf = node.cni_conf_dir();
-    let nads = node.multus_conf_dir();
-    std::fs::create_dir_all(&conf).unwrap();
-    std::fs::create_dir_all(&nads).unwrap();
-    std::fs::write(conf.join("10-pods.conflist"), primary("pods")).unwrap();
+    let (node, _conf, nads) = node_with_primary().await;
     let agent = node.agent(&["--cni-mode", "thin"]);
     until_async("ready", T, || {
         futures::executor::block_on(node.health("/readyz")).is_some_and(|(s, _)| s == 200)
