@@ -387,29 +387,42 @@ impl Engine {
             {
                 tracing::warn!(error = %e, "releasing the previous attempt's attachments");
             }
-            // Carried when its ADD had succeeded (its record holds a result: a failed ADD
-            // cleans up after itself, and one whose DEL keeps failing, such as a macvlan whose
-            // master never existed, would fail every DEL of the sandbox), unless this ADD asks
-            // for the very same attachment again (same network, interface and config), whose
-            // DEL then releases both.
+            // Carried when its ADD had succeeded (its record is there: a failed ADD cleans up
+            // after itself, and one whose DEL keeps failing, such as a macvlan whose master
+            // never existed, would fail every DEL of the sandbox; an unreadable record counts
+            // as there). Asked for again the very same (network, interface and config), it is
+            // not carried: the new attachment's DEL releases both. Asked for again with another
+            // config, the two would share one record file: this ADD is refused instead, and
+            // the list stays for the runtime's DEL.
             let added = |o: &Delegate| {
-                matches!(
+                !matches!(
                     call.cache.read_cached_result(o, &inv.container_id),
-                    Ok(Some(_))
+                    Ok(None)
                 )
             };
-            left = unreleased
-                .into_iter()
-                .rev()
-                .filter_map(|i| old.get(i).cloned())
-                .filter(|o| added(o))
-                .filter(|o| {
-                    !delegates
-                        .iter()
-                        .any(|d| d.is_same_attachment(o) && d.config == o.config)
-                })
-                .map(|o| Delegate { carried: true, ..o })
-                .collect();
+            for o in unreleased.into_iter().rev().filter_map(|i| old.get(i)) {
+                if !added(o) {
+                    continue;
+                }
+                match delegates.iter().find(|d| d.is_same_attachment(o)) {
+                    Some(d) if d.config == o.config => {}
+                    Some(_) => {
+                        return Err(Error::attachment(
+                            Error::AddNetwork,
+                            &pod_ref,
+                            &o.status_name,
+                            &o.ifname,
+                            Error::PreviousAttemptLeft {
+                                container_id: inv.container_id.clone(),
+                            },
+                        ));
+                    }
+                    None => left.push(Delegate {
+                        carried: true,
+                        ..o.clone()
+                    }),
+                }
+            }
         }
         // Refuse interface names already taken in the pod before anything runs (one visit of the
         // namespace for all attachments; their names are distinct, checked by resolve).

@@ -155,6 +155,10 @@ pub enum Error {
     },
     #[error("errors: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join(" / "))]
     Several(Vec<Error>),
+    #[error(
+        "an earlier ADD of container {container_id} added this attachment with another configuration and could not release it; it stays recorded for the runtime's DEL, try again after it"
+    )]
+    PreviousAttemptLeft { container_id: String },
     #[error("no cached attachments for container {container_id}: nothing to check")]
     NoCachedAttachments { container_id: String },
     #[error("updating the network-status of pod {namespace}/{name}: {source}")]
@@ -213,6 +217,7 @@ impl Error {
             | Error::UpdateStatus { .. }
             | Error::DaemonUnreachable { .. }
             | Error::PodResources { .. }
+            | Error::PreviousAttemptLeft { .. }
             | Error::Overloaded { .. } => ErrorCode::TryAgainLater,
             Error::HotplugContext { .. } => ErrorCode::InvalidEnvironmentVariables,
             Error::NoCachedAttachments { .. }

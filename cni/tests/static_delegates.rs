@@ -717,3 +717,71 @@ esac
         "net1 leaked"
     );
 }
+
+/// A retry asking again for a network and interface that the previous attempt added and could
+/// not release, but with another config (its NAD changed meanwhile): the two would share one
+/// result record, so the retry is refused (try again later) and the previous list stays for
+/// the runtime's DEL, which releases the old attachment with its own config.
+#[test]
+fn a_retry_for_an_unreleased_attachment_with_another_config_waits_for_del() {
+    let _g = setup("sd-conf", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    // ADD makes the interface; DEL removes it but reports failure until `releases` exists.
+    script_plugin(
+        dir.path(),
+        "half",
+        &format!(
+            r#"cat >/dev/null
+case "$CNI_COMMAND" in
+ADD) nsenter --net="$CNI_NETNS" ip link add "$CNI_IFNAME" type veth peer name "sh$$" >&2 || exit 1
+     printf '{{"cniVersion":"1.0.0","interfaces":[{{"name":"%s","sandbox":"%s"}}]}}' "$CNI_IFNAME" "$CNI_NETNS" ;;
+DEL) nsenter --net="$CNI_NETNS" ip link del "$CNI_IFNAME" 2>/dev/null
+     [ -e {} ] || {{ printf '{{"cniVersion":"1.0.0","code":100,"msg":"half released"}}'; exit 1; }} ;;
+esac
+"#,
+            dir.path().join("releases").display()
+        ),
+    );
+    let bin = script_plugin(dir.path(), "failing", FAILING_ADD);
+    let config = |mtu: u32, third: bool| {
+        let mut delegates =
+            vec![json!({"cniVersion":"1.0.0","name":"sc-half","type":"half","mtu":mtu})];
+        if third {
+            delegates.push(json!({"cniVersion":"1.0.0","name":"sc-failing","type":"failing"}));
+        }
+        json!({
+            "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus",
+            "cniDir": dir.path().join("cache"), "binDir": bin, "delegates": delegates
+        })
+    };
+    let list = dir.path().join("cache").join("conf1");
+
+    // net1 fails; the rollback removes eth0's link but reports a failure: the list stays.
+    let (ok, out) = multus("ADD", "sd-conf", "conf1", &config(1400, true));
+    assert!(!ok && out.contains("failing on purpose"), "{out}");
+    let kept = std::fs::read(&list).expect("the list the rollback kept");
+
+    // The retry asks for eth0 on the same network with another config: refused, code 11.
+    let (ok, out) = multus("ADD", "sd-conf", "conf1", &config(1500, false));
+    assert!(!ok, "{out}");
+    let error: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(error["code"], 11, "{out}");
+    assert!(
+        error["msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("another configuration")),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read(&list).ok(),
+        Some(kept),
+        "the previous attempt's list"
+    );
+
+    // The runtime's DEL releases it; then the retry succeeds.
+    std::fs::write(dir.path().join("releases"), b"").unwrap();
+    let (ok, out) = multus("DEL", "sd-conf", "conf1", &config(1500, false));
+    assert!(ok, "{out}");
+    let (ok, out) = multus("ADD", "sd-conf", "conf1", &config(1500, false));
+    assert!(ok, "{out}");
+}
