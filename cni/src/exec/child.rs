@@ -21,6 +21,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawn};
 use nix::sys::signal::{SigSet, Signal as NixSignal};
@@ -190,37 +191,56 @@ fn spawn(binary: &Path, vars: &[(&str, &str)], stdio: [&OwnedFd; 3]) -> io::Resu
 /// (a thread that reaped could outlive a dropped call, and reap a later child given the same
 /// pid).
 async fn wait(pid: Pid) -> io::Result<Exit> {
-    if let Ok(pidfd) = pidfd_open(pid, PidfdFlags::empty())
-        && let Some(waited) = wait_on_pidfd(pidfd).await
+    // Once a pidfd could not be waited on, this kernel never will: later calls go straight to
+    // the blocking wait.
+    static NO_PIDFD_WAIT: AtomicBool = AtomicBool::new(false);
+    if !NO_PIDFD_WAIT.load(Ordering::Relaxed)
+        && let Ok(pidfd) = pidfd_open(pid, PidfdFlags::empty())
     {
-        return waited;
+        match wait_on_pidfd(pidfd).await {
+            PidfdWait::Exited(waited) => return waited,
+            PidfdWait::Unsupported => NO_PIDFD_WAIT.store(true, Ordering::Relaxed),
+            PidfdWait::NotRegistered => {}
+        }
     }
     wait_blocking(pid).await
 }
 
-/// `None`: this kernel cannot wait on a pidfd (nothing was reaped).
-async fn wait_on_pidfd(pidfd: OwnedFd) -> Option<io::Result<Exit>> {
+/// How a wait on a pidfd ended; but for `Exited`, nothing was reaped.
+enum PidfdWait {
+    Exited(io::Result<Exit>),
+    /// This kernel cannot wait on a pidfd (`waitid(P_PIDFD)` came in 5.4).
+    Unsupported,
+    /// The pidfd could not be registered with the runtime this time.
+    NotRegistered,
+}
+
+async fn wait_on_pidfd(pidfd: OwnedFd) -> PidfdWait {
     // Deprecated as unsound for values whose descriptor can be closed behind the registration
     // (tokio#8587); an `OwnedFd` moved in is owned by the `AsyncFd` until it is dropped, and
     // the safe replacement is an `unsafe fn`, which this workspace forbids.
     #[allow(deprecated)]
-    let pidfd = AsyncFd::with_interest(pidfd, Interest::READABLE).ok()?;
+    let Ok(pidfd) = AsyncFd::with_interest(pidfd, Interest::READABLE) else {
+        return PidfdWait::NotRegistered;
+    };
     loop {
         let mut ready = match pidfd.readable().await {
             Ok(ready) => ready,
-            Err(e) => return Some(Err(e)),
+            Err(e) => return PidfdWait::Exited(Err(e)),
         };
         match waitid(
             WaitId::PidFd(pidfd.get_ref().as_fd()),
             WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
         ) {
             Ok(Some(status)) => {
-                return Some(exit(status.exit_status(), status.terminating_signal()));
+                return PidfdWait::Exited(exit(status.exit_status(), status.terminating_signal()));
             }
             Ok(None) => ready.clear_ready(),
             Err(rustix::io::Errno::INTR) => {}
-            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => return None,
-            Err(e) => return Some(Err(e.into())),
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+                return PidfdWait::Unsupported;
+            }
+            Err(e) => return PidfdWait::Exited(Err(e.into())),
         }
     }
 }
