@@ -181,14 +181,6 @@ pub struct ResultRecord {
     pub delegate: Option<Delegate>,
 }
 
-impl ResultRecord {
-    /// The cached result, in the version it was written in.
-    pub fn cached_result(&self) -> Option<CniResult> {
-        let value = self.result.clone()?;
-        CniResult::from_value(value, Some(CniVersion::V1_0_0)).ok()
-    }
-}
-
 /// What DEL and CHECK read of a [`ResultRecord`]: whose it is and its result. The record's
 /// copies of the delegate's config are skipped unparsed (they were most of the work of reading
 /// a record for its result).
@@ -959,7 +951,6 @@ mod tests {
             cache.read_result(&d, "one").unwrap().unwrap(),
             cache.read_result(&d, "two").unwrap().unwrap(),
         );
-        assert_eq!(two.cached_result(), Some(result.clone()));
         assert_eq!(
             cache.read_cached_result(&d, "two").unwrap(),
             Some(result.clone())
