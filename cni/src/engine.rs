@@ -367,63 +367,19 @@ impl Engine {
         let delegates = resolve(&self.context(call, kube, pod.as_ref(), Some(&socket))).await?;
 
         // A previous ADD of this container that was neither finished nor deleted (a crash, a
-        // failed rollback): release it first, so a retry never trips over its interfaces. What
-        // it cannot release, this ADD does not ask for again, stays in the list this ADD writes,
-        // ahead of its own attachments (only those are added): the runtime's DEL must still find
-        // it when a retry asks for fewer networks (before 2026-11-30 the new list replaced the
-        // old one, and its address leaked).
+        // failed rollback): released first, so a retry never trips over its interfaces.
         let previous = call
             .cache
             .read_list(&inv.container_id, &inv.ifname, &inv.args);
         // Any list there, even one that cannot be read, is the previous attempt's.
         let had_previous = !matches!(previous, Ok(CachedList::Missing));
-        let mut left: Vec<Delegate> = Vec::new();
-        if let Ok(CachedList::Found(old)) = previous {
-            let old = reversed(&old.delegates);
-            let mut unreleased = Vec::new();
-            if let Err(e) = self
-                .del_delegates_noting(call, &old, &[], &pod_ref, &mut unreleased)
-                .await
-            {
-                tracing::warn!(error = %e, "releasing the previous attempt's attachments");
+        let left = match previous {
+            Ok(CachedList::Found(old)) => {
+                self.release_previous(call, &old, &delegates, &pod_ref)
+                    .await?
             }
-            // Carried when its ADD had succeeded (its record is there: a failed ADD cleans up
-            // after itself, and one whose DEL keeps failing, such as a macvlan whose master
-            // never existed, would fail every DEL of the sandbox; an unreadable record counts
-            // as there). Asked for again the very same (network, interface and config), it is
-            // not carried: the new attachment's DEL releases both. Asked for again with another
-            // config, the two would share one record file: this ADD is refused instead, and
-            // the list stays for the runtime's DEL.
-            let added = |o: &Delegate| {
-                !matches!(
-                    call.cache.read_cached_result(o, &inv.container_id),
-                    Ok(None)
-                )
-            };
-            for o in unreleased.into_iter().rev().filter_map(|i| old.get(i)) {
-                if !added(o) {
-                    continue;
-                }
-                match delegates.iter().find(|d| d.is_same_attachment(o)) {
-                    Some(d) if d.config == o.config => {}
-                    Some(_) => {
-                        return Err(Error::attachment(
-                            Error::AddNetwork,
-                            &pod_ref,
-                            &o.status_name,
-                            &o.ifname,
-                            Error::PreviousAttemptLeft {
-                                container_id: inv.container_id.clone(),
-                            },
-                        ));
-                    }
-                    None => left.push(Delegate {
-                        carried: true,
-                        ..o.clone()
-                    }),
-                }
-            }
-        }
+            _ => Vec::new(),
+        };
         // Refuse interface names already taken in the pod before anything runs (one visit of the
         // namespace for all attachments; their names are distinct, checked by resolve).
         let in_pod = |source: Error| source.in_pod(&pod_ref);
@@ -560,6 +516,66 @@ impl Engine {
             }
         }
         Ok(master.unwrap_or_else(|| CniResult::new(call.version)))
+    }
+
+    /// Release what a previous attempt's list `old` holds; return what this ADD carries into
+    /// its own list, marked `carried`. An attachment is carried when the previous attempt had
+    /// added it (its record is there; an unreadable one counts as there) and its plugins fail
+    /// to release it, so the runtime's DEL still finds it when this ADD asks for fewer networks
+    /// (before 2026-11-30 the new list replaced the old one, and its address leaked). One whose
+    /// ADD had failed is not carried: a failed ADD cleans up after itself, and one whose DEL
+    /// cannot succeed (a macvlan whose master never existed) would fail every DEL of the
+    /// sandbox. One asked for again the very same (network, interface, config) is not carried
+    /// either: the new attachment's DEL releases both. One asked for again with another config
+    /// would share its record file with the new one: the ADD is refused, and the list stays
+    /// for the runtime's DEL.
+    async fn release_previous(
+        &self,
+        call: &Call<'_>,
+        old: &DelegateList,
+        asked: &[Delegate],
+        pod_ref: &PodRef,
+    ) -> Result<Vec<Delegate>> {
+        let inv = call.inv;
+        let old = reversed(&old.delegates);
+        let mut unreleased = Vec::new();
+        if let Err(e) = self
+            .del_delegates_noting(call, &old, &[], pod_ref, &mut unreleased)
+            .await
+        {
+            tracing::warn!(error = %e, "releasing the previous attempt's attachments");
+        }
+        let added = |o: &Delegate| {
+            !matches!(
+                call.cache.read_cached_result(o, &inv.container_id),
+                Ok(None)
+            )
+        };
+        let mut left = Vec::new();
+        for o in unreleased.into_iter().rev().filter_map(|i| old.get(i)) {
+            if !added(o) {
+                continue;
+            }
+            match asked.iter().find(|d| d.is_same_attachment(o)) {
+                Some(d) if d.config == o.config => {}
+                Some(_) => {
+                    return Err(Error::attachment(
+                        Error::AddNetwork,
+                        pod_ref,
+                        &o.status_name,
+                        &o.ifname,
+                        Error::PreviousAttemptLeft {
+                            container_id: inv.container_id.clone(),
+                        },
+                    ));
+                }
+                None => left.push(Delegate {
+                    carried: true,
+                    ..o.clone()
+                }),
+            }
+        }
+        Ok(left)
     }
 
     /// An ADD that failed at `failed`: delete what it `added` (newest first; `known`: results
