@@ -161,11 +161,12 @@ pub struct DaemonServer {
     slots: Semaphore,
     admitted: AtomicUsize,
     metrics: Metrics,
-    /// The last request config seen and what it became with the overlay. Consecutive calls
-    /// send the same bytes when nothing per call is injected into the node's `00-multus.conf`:
-    /// ADDs of a config without capabilities (a runtime injects `runtimeConfig` for declared
-    /// ones), and DELs without `prevResult`; parsing it was a tenth of such a call's work in the
-    /// daemon. Other calls parse as before.
+    /// The last request config remembered and what it became with the overlay. Calls send the
+    /// same bytes when nothing per call is injected into the node's `00-multus.conf`: ADDs of a
+    /// config without capabilities (a runtime injects `runtimeConfig` for declared ones), and
+    /// DELs without `prevResult`; parsing it was a tenth of such a call's work in the daemon. A
+    /// config carrying `prevResult` (a runtime's DEL) is parsed but not remembered, so DELs do
+    /// not push out what the ADDs between them share.
     last_config: Mutex<Option<(Vec<u8>, Arc<MultusConfig>)>>,
 }
 
@@ -527,7 +528,9 @@ impl DaemonServer {
             return Ok(Arc::clone(parsed));
         }
         let parsed = Arc::new(self.overlay(config)?);
-        *last() = Some((config.to_vec(), Arc::clone(&parsed)));
+        if parsed.prev_result.is_none() {
+            *last() = Some((config.to_vec(), Arc::clone(&parsed)));
+        }
         Ok(parsed)
     }
 
@@ -623,6 +626,13 @@ mod tests {
         ));
         let changed = server.overlaid(&config("two")).unwrap();
         assert_eq!(changed.name.as_deref(), Some("two"));
+        // A DEL's config, with the ADD's result in it: parsed, and the ADDs' config kept.
+        let del = br#"{"cniVersion":"1.0.0","name":"two","type":"multus-shim","prevResult":{"cniVersion":"1.0.0"}}"#;
+        assert!(server.overlaid(del).unwrap().prev_result.is_some());
+        assert!(Arc::ptr_eq(
+            &changed,
+            &server.overlaid(&config("two")).unwrap()
+        ));
         assert!(server.overlaid(b"{").is_err());
         // A bad config is not remembered in place of the last good one.
         assert!(Arc::ptr_eq(
