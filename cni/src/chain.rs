@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::env::Command;
 use crate::error::{Error, Result};
-use crate::exec::{ExecStats, PluginEnv, find_plugin, run_plugin};
+use crate::exec::{ExecStats, PluginEnv, StartedPlugin, find_plugin, run_plugin, start_plugin};
 
 /// Where one attachment goes: the runtime parameters of libcni's `RuntimeConf`.
 #[derive(Clone, Copy, Debug)]
@@ -33,11 +33,14 @@ pub struct Runner<'a> {
 
 /// One plugin's call, built: its binary and its stdin. A list's first one (ADD: its first
 /// plugin; DEL: its last) can be built ahead of its turn ([`Runner::first_call`]): the engine
-/// builds the next attachment's while the current one's plugin runs.
+/// builds the next attachment's while the current one's plugin runs. Its process can be
+/// started ahead too ([`Runner::start_ahead`]).
 #[derive(Debug)]
 pub struct PluginCall {
     binary: PathBuf,
     stdin: Vec<u8>,
+    /// The plugin's process, started ahead and waiting for `stdin`.
+    started: Option<StartedPlugin>,
 }
 
 /// The version a list runs in.
@@ -105,12 +108,26 @@ impl Runner<'_> {
         Ok(PluginCall {
             binary: find_plugin(plugin.plugin_type(), self.path)?,
             stdin: Self::request(list, plugin, version, rt, prev)?,
+            started: None,
         })
     }
 
-    /// Run a built call.
-    async fn run(&self, call: &PluginCall, env: &PluginEnv<'_>) -> Result<Vec<u8>> {
-        run_plugin(&call.binary, env, &call.stdin, self.stats).await
+    /// Start `call`'s plugin process now, for `command` on `rt`: it loads while the caller
+    /// finishes what must come before any plugin may act, and gets its config (so can act) only
+    /// when the call runs. A process that cannot be started is left to the call, which then
+    /// starts it again and reports why it cannot.
+    pub fn start_ahead(&self, call: &mut PluginCall, command: Command, rt: &RuntimeConf<'_>) {
+        if call.started.is_none() {
+            call.started = start_plugin(&call.binary, &self.env(command, rt)).ok();
+        }
+    }
+
+    /// Run a built call (on its started process, if it has one: started with `env`).
+    async fn run(&self, call: PluginCall, env: &PluginEnv<'_>) -> Result<Vec<u8>> {
+        match call.started {
+            Some(started) => started.finish(&call.stdin, self.stats).await,
+            None => run_plugin(&call.binary, env, &call.stdin, self.stats).await,
+        }
     }
 
     /// The first call [`add`](Self::add) or [`del`](Self::del) (with its `cached` result) makes
@@ -151,7 +168,7 @@ impl Runner<'_> {
                 Some(call) => call,
                 None => self.build(list, plugin, version, rt, result.as_ref())?,
             };
-            let out = self.run(&call, &env).await?;
+            let out = self.run(call, &env).await?;
             if !out.iter().all(u8::is_ascii_whitespace) {
                 let text = String::from_utf8_lossy(&out);
                 let parsed =
@@ -187,7 +204,7 @@ impl Runner<'_> {
                     Some(call) => call,
                     None => self.build(list, plugin, version, rt, prev)?,
                 };
-                self.run(&call, &env).await
+                self.run(call, &env).await
             }
             .await;
             if let Err(e) = outcome {
@@ -212,7 +229,7 @@ impl Runner<'_> {
         let env = self.env(Command::Check, rt);
         for plugin in list.plugins() {
             let call = self.build(list, plugin, version, rt, Some(cached))?;
-            self.run(&call, &env).await?;
+            self.run(call, &env).await?;
         }
         Ok(())
     }
@@ -280,7 +297,7 @@ impl Runner<'_> {
         let env = self.env(Command::Status, &rt);
         for plugin in list.plugins() {
             let call = self.build(list, plugin, version, &rt, None)?;
-            self.run(&call, &env).await?;
+            self.run(call, &env).await?;
         }
         Ok(())
     }

@@ -380,6 +380,11 @@ impl Engine {
             }
             _ => Vec::new(),
         };
+        // The first attachment's first plugin is started now: its process loads while the
+        // interface names are checked and the list is written, and it gets its config, so can
+        // act, only after both (docs/decisions.md, "The first plugin started ahead"). A refused
+        // ADD kills it unread.
+        let first_ready = delegates.first().map(|d| self.started_ahead(call, d));
         // Refuse interface names already taken in the pod before anything runs (one visit of the
         // namespace for all attachments; their names are distinct, checked by resolve).
         let in_pod = |source: Error| source.in_pod(&pod_ref);
@@ -413,8 +418,8 @@ impl Engine {
         // for a DEL after a crash).
         let mut unrecorded: Option<(&Delegate, CniResult)> = None;
         // The next attachment's config and first plugin call, built while this one's plugin
-        // runs (as its record is written then).
-        let mut ready: Option<Result<Ready>> = None;
+        // runs (as its record is written then); the first attachment's, started above.
+        let mut ready: Option<Result<Ready>> = first_ready;
         // The last attachment's record, made ready while its plugin runs: only its result is
         // left to write after it.
         let mut last_record: Option<ReadyResult<'_>> = None;
@@ -875,6 +880,17 @@ impl Engine {
             .ok()
             .flatten();
         Ok(Ready { list, first })
+    }
+
+    /// `d` made ready for ADD, its first plugin's process started ahead
+    /// ([`Runner::start_ahead`]).
+    fn started_ahead(&self, call: &Call<'_>, d: &Delegate) -> Result<Ready> {
+        let mut ready = self.ready(call, d, Command::Add, None)?;
+        if let Some(first) = &mut ready.first {
+            self.runner(call)
+                .start_ahead(first, Command::Add, &runtime_conf(call.inv, d));
+        }
+        Ok(ready)
     }
 
     /// The files of an attachment whose DEL succeeded: its result record and device info.

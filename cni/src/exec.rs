@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use multus_crds::cni::CniError;
 use multus_crds::names::validate_plugin_type;
@@ -77,14 +77,21 @@ pub async fn run_plugin(
     stdin: &[u8],
     stats: &ExecStats,
 ) -> Result<Vec<u8>> {
+    let started = Instant::now();
+    start_plugin(binary, env)?
+        .finish_since(stdin, stats, started)
+        .await
+}
+
+/// Start `binary` for the call `env` describes without giving it its config: the process
+/// loads while the caller finishes what must come before the plugin may act, and it can do
+/// nothing before [`StartedPlugin::finish`] writes its stdin (a CNI plugin reads its config
+/// before anything else). Dropped unfinished, it is killed.
+pub fn start_plugin(binary: &Path, env: &PluginEnv<'_>) -> Result<StartedPlugin> {
     let plugin = binary
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let exec_err = |source| Error::ExecPlugin {
-        plugin: plugin.clone(),
-        source,
-    };
     let path = env
         .path
         .iter()
@@ -102,33 +109,81 @@ pub async fn run_plugin(
             ("CNI_ARGS", env.args),
         ]);
     }
-    let started = Instant::now();
-    let output = child::run(binary, &vars, stdin).await.map_err(exec_err)?;
-    let nanos = stats.record(started);
-    // How long each delegate took is what a slow pod start is usually about (and how the
-    // benchmark tells the thin plugin's own time from its delegates').
-    tracing::debug!(
-        plugin = %plugin,
-        command = %env.command,
-        micros = nanos / 1000,
-        status = %output.exit,
-        "plugin exited"
-    );
-    if output.exit.success() {
-        return Ok(output.stdout);
+    let spawning = Instant::now();
+    match child::start(binary, &vars) {
+        Ok(child) => Ok(StartedPlugin {
+            plugin,
+            command: env.command,
+            child,
+            spawn: spawning.elapsed(),
+        }),
+        Err(source) => Err(Error::ExecPlugin { plugin, source }),
     }
-    let error = CniError::parse(&String::from_utf8_lossy(&output.stdout)).unwrap_or_else(|_| {
-        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
-        let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        CniError::new(
-            multus_crds::cni::ErrorCode::Plugin(100),
-            format!("exited with {}: {stdout}{stderr}", output.exit),
-        )
-    });
-    Err(Error::PluginFailed {
-        plugin,
-        error: Box::new(error),
-    })
+}
+
+/// A plugin process waiting for its config ([`start_plugin`]).
+#[derive(Debug)]
+pub struct StartedPlugin {
+    plugin: String,
+    command: Command,
+    child: child::Started,
+    /// How long its start took: the kernel's exec of the plugin, which the caller waited for.
+    spawn: Duration,
+}
+
+impl StartedPlugin {
+    /// Give the plugin its config and return its stdout, as [`run_plugin`] does. Its time in
+    /// [`ExecStats`] is its start (the exec, waited for) and what follows from now; in between
+    /// it ran alongside the caller's own work, which that time is.
+    pub async fn finish(self, stdin: &[u8], stats: &ExecStats) -> Result<Vec<u8>> {
+        let now = Instant::now();
+        let started = now.checked_sub(self.spawn).unwrap_or(now);
+        self.finish_since(stdin, stats, started).await
+    }
+
+    async fn finish_since(
+        self,
+        stdin: &[u8],
+        stats: &ExecStats,
+        started: Instant,
+    ) -> Result<Vec<u8>> {
+        let Self {
+            plugin,
+            command,
+            child,
+            ..
+        } = self;
+        let output = match child.finish(stdin).await {
+            Ok(output) => output,
+            Err(source) => return Err(Error::ExecPlugin { plugin, source }),
+        };
+        let nanos = stats.record(started);
+        // How long each delegate took is what a slow pod start is usually about (and how the
+        // benchmark tells the thin plugin's own time from its delegates').
+        tracing::debug!(
+            plugin = %plugin,
+            command = %command,
+            micros = nanos / 1000,
+            status = %output.exit,
+            "plugin exited"
+        );
+        if output.exit.success() {
+            return Ok(output.stdout);
+        }
+        let error =
+            CniError::parse(&String::from_utf8_lossy(&output.stdout)).unwrap_or_else(|_| {
+                let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+                let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+                CniError::new(
+                    multus_crds::cni::ErrorCode::Plugin(100),
+                    format!("exited with {}: {stdout}{stderr}", output.exit),
+                )
+            });
+        Err(Error::PluginFailed {
+            plugin,
+            error: Box::new(error),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -785,3 +785,71 @@ esac
     let (ok, out) = multus("ADD", "sd-conf", "conf1", &config(1500, false));
     assert!(ok, "{out}");
 }
+
+/// Whether the process `pid` has ended: gone, or a zombie left to the machine's init (the
+/// thin plugin exits right after killing it).
+fn ended(pid: &str) -> bool {
+    let stat = Path::new("/proc").join(pid).join("stat");
+    (0..100).any(|_| {
+        let ended = std::fs::read_to_string(&stat).map_or(true, |s| {
+            s.rsplit(") ")
+                .next()
+                .is_some_and(|rest| rest.starts_with('Z'))
+        });
+        if !ended {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        ended
+    })
+}
+
+#[test]
+fn a_refused_add_gives_its_first_plugin_no_config_and_leaves_no_process() {
+    let _g = setup("sd-ahead", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    // The first plugin's process is started before the names are checked (decisions.md, "The
+    // first plugin started ahead"); like every CNI plugin this one reads its config first.
+    let (started, acted) = (dir.path().join("started"), dir.path().join("acted"));
+    let body = format!(
+        "echo $$ >> {}\nconf=$(cat)\necho \"$CNI_COMMAND\" >> {}\n",
+        started.display(),
+        acted.display()
+    );
+    let bin = script_plugin(dir.path(), "recorder", &body);
+    let config = json!({
+        "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus",
+        "cniDir": dir.path().join("cache"), "binDir": bin,
+        "delegates": [{"cniVersion": "1.0.0", "name": "sd-recorder", "type": "recorder"}]
+    });
+    let out = Command::new("ip")
+        .args([
+            "-n", "sd-ahead", "link", "add", "eth0", "type", "veth", "peer", "name", "sdpeer",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    let (ok, out) = multus("ADD", "sd-ahead", "ahead1", &config);
+    let err: Value = serde_json::from_str(&out).unwrap();
+    let msg = err["msg"].as_str().unwrap_or_default();
+    assert!(!ok && msg.contains("\"eth0\" already exists"), "{out}");
+    assert!(
+        !acted.exists(),
+        "the refused ADD's plugin was given its config"
+    );
+    let pids = std::fs::read_to_string(&started).unwrap_or_default();
+    for pid in pids.lines() {
+        assert!(ended(pid), "the plugin process {pid} still runs");
+    }
+    assert!(!dir.path().join("cache").join("ahead1").exists());
+
+    // With the name free the same plugin is given its config once.
+    let out = Command::new("ip")
+        .args(["-n", "sd-ahead", "link", "del", "eth0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (ok, out) = multus("ADD", "sd-ahead", "ahead1", &config);
+    assert!(ok, "{out}");
+    assert_eq!(std::fs::read_to_string(&acted).unwrap(), "ADD\n");
+}

@@ -1,6 +1,7 @@
 //! One plugin process: started with `posix_spawn` and an environment built once per process,
 //! its stdin written and its stdout and stderr read on the calling task, its exit awaited
-//! through a pidfd.
+//! through a pidfd. Starting and finishing are separate steps ([`start`], [`Started::finish`]),
+//! so a process can be started ahead of its input.
 //!
 //! Why not `tokio::process::Command` (std's `Command` underneath): a `Command` with any variable
 //! set copies the whole environment into a map and rebuilds every `KEY=VALUE` string on each
@@ -97,6 +98,7 @@ fn inherited() -> &'static [CString] {
 }
 
 /// A started plugin process, killed and reaped if dropped before it was waited for.
+#[derive(Debug)]
 struct Running {
     pid: Pid,
     reaped: bool,
@@ -120,38 +122,64 @@ impl Drop for Running {
     }
 }
 
-/// Run `binary` with `vars` added to the inherited environment and `stdin` as its input; wait
-/// for it to close its output and exit.
-pub async fn run(binary: &Path, vars: &[(&str, &str)], stdin: &[u8]) -> io::Result<Output> {
+/// A plugin process started with its stdio on pipes and nothing written to it: it waits for
+/// its input. Killed and reaped if dropped unfinished.
+#[derive(Debug)]
+pub struct Started {
+    running: Running,
+    to_child: OwnedFd,
+    from_child: OwnedFd,
+    from_child_err: OwnedFd,
+}
+
+/// Start `binary` with `vars` added to the inherited environment; [`Started::finish`] gives it
+/// its input.
+pub fn start(binary: &Path, vars: &[(&str, &str)]) -> io::Result<Started> {
     let (child_in, to_child) = pipe_with(PipeFlags::CLOEXEC)?;
     let (from_child, child_out) = pipe_with(PipeFlags::CLOEXEC)?;
     let (from_child_err, child_err) = pipe_with(PipeFlags::CLOEXEC)?;
     let pid = spawn(binary, vars, [&child_in, &child_out, &child_err])?;
-    let mut running = Running { pid, reaped: false };
-    drop((child_in, child_out, child_err));
-
-    let mut to_child = pipe::Sender::from_owned_fd(to_child)?;
-    let mut from_child = pipe::Receiver::from_owned_fd(from_child)?;
-    let mut from_child_err = pipe::Receiver::from_owned_fd(from_child_err)?;
-    let write = async move {
-        // A plugin that exits without reading stdin closes the pipe; its exit status tells.
-        let _ = to_child.write_all(stdin).await;
-    };
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    let ((), out, err) = tokio::join!(
-        write,
-        from_child.read_to_end(&mut stdout),
-        from_child_err.read_to_end(&mut stderr)
-    );
-    out?;
-    err?;
-    let exit = wait(pid).await?;
-    running.reaped = true;
-    Ok(Output {
-        exit,
-        stdout,
-        stderr,
+    Ok(Started {
+        running: Running { pid, reaped: false },
+        to_child,
+        from_child,
+        from_child_err,
     })
+}
+
+impl Started {
+    /// Write `stdin` to the process, read what it prints until it closes its output, and wait
+    /// for it to exit.
+    pub async fn finish(self, stdin: &[u8]) -> io::Result<Output> {
+        let Self {
+            mut running,
+            to_child,
+            from_child,
+            from_child_err,
+        } = self;
+        let mut to_child = pipe::Sender::from_owned_fd(to_child)?;
+        let mut from_child = pipe::Receiver::from_owned_fd(from_child)?;
+        let mut from_child_err = pipe::Receiver::from_owned_fd(from_child_err)?;
+        let write = async move {
+            // A plugin that exits without reading stdin closes the pipe; its exit status tells.
+            let _ = to_child.write_all(stdin).await;
+        };
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let ((), out, err) = tokio::join!(
+            write,
+            from_child.read_to_end(&mut stdout),
+            from_child_err.read_to_end(&mut stderr)
+        );
+        out?;
+        err?;
+        let exit = wait(running.pid).await?;
+        running.reaped = true;
+        Ok(Output {
+            exit,
+            stdout,
+            stderr,
+        })
+    }
 }
 
 /// `posix_spawn` with `stdio` on 0, 1 and 2.
@@ -286,6 +314,11 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// Run `binary` with `vars` and `stdin`, as a plugin call does.
+    async fn run(binary: &Path, vars: &[(&str, &str)], stdin: &[u8]) -> io::Result<Output> {
+        start(binary, vars)?.finish(stdin).await
+    }
+
     fn rt() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -355,15 +388,47 @@ mod tests {
         });
         assert!(gave_up.is_err(), "{gave_up:?}");
         let pid = std::fs::read_to_string(&pidfile).unwrap();
-        let proc_entry = Path::new("/proc").join(pid.trim());
-        // Killed, and reaped by this process (a zombie would keep its /proc entry).
-        for _ in 0..100 {
-            if !proc_entry.exists() {
-                return;
+        let pid = Pid::from_raw(pid.trim().parse().unwrap()).unwrap();
+        assert!(gone(pid), "pid {pid:?} still there after 2 s");
+    }
+
+    /// Whether `pid` is gone within 2 s: killed and reaped (a zombie keeps its /proc entry).
+    fn gone(pid: Pid) -> bool {
+        let proc_entry = Path::new("/proc").join(pid.as_raw_nonzero().to_string());
+        (0..100).any(|_| {
+            let gone = !proc_entry.exists();
+            if !gone {
+                std::thread::sleep(Duration::from_millis(20));
             }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("{} still there after 2 s", proc_entry.display());
+            gone
+        })
+    }
+
+    #[test]
+    fn a_started_child_waits_for_its_input_and_one_never_given_it_is_killed_and_reaped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let marker = tmp.path().join("ran");
+        let script = format!("touch {}; echo done", marker.display());
+        let rt = rt();
+        let _entered = rt.enter();
+
+        // `sh` reads its script from stdin: until that is written, it runs nothing.
+        let started = start(Path::new("/bin/sh"), &[]).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!marker.exists());
+        let out = rt.block_on(started.finish(script.as_bytes())).unwrap();
+        assert_eq!(
+            (out.exit, out.stdout.as_slice()),
+            (Exit::Code(0), &b"done\n"[..])
+        );
+        assert!(marker.exists());
+
+        std::fs::remove_file(&marker).unwrap();
+        let unused = start(Path::new("/bin/sh"), &[]).unwrap();
+        let pid = unused.running.pid;
+        drop(unused);
+        assert!(gone(pid), "pid {pid:?} still there after 2 s");
+        assert!(!marker.exists());
     }
 
     #[test]
