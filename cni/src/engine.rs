@@ -54,6 +54,22 @@ pub(crate) fn seconds_key(config: &MultusConfig, key: &str) -> Result<Option<Dur
         })
 }
 
+/// Extension key (ignored by Go Multus): whether plugin processes are started ahead of their
+/// turn (docs/decisions.md, "Plugins started ahead"). On unless `false`: off for a plugin
+/// that acts on its environment before it reads its config.
+pub const START_AHEAD_KEY: &str = "startPluginsAhead";
+
+/// The config's [`START_AHEAD_KEY`].
+pub(crate) fn starts_ahead(config: &MultusConfig) -> Result<bool> {
+    match config.extra.get(START_AHEAD_KEY) {
+        None => Ok(true),
+        Some(Value::Bool(on)) => Ok(*on),
+        Some(other) => Err(Error::ParseConfig(format!(
+            "{START_AHEAD_KEY}: {other} is not true or false"
+        ))),
+    }
+}
+
 /// Knobs of the engine that are not part of the Multus configuration.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
@@ -350,6 +366,7 @@ impl Engine {
     // === ADD ===
 
     async fn add(&self, call: &Call<'_>) -> Result<CniResult> {
+        starts_ahead(call.config)?;
         self.wait_readiness(call.config).await?;
         let inv = call.inv;
         let pod_ref = inv.pod().unwrap_or_default();
@@ -382,9 +399,11 @@ impl Engine {
         };
         // The first attachment's first plugin is started now: its process loads while the
         // interface names are checked and the list is written, and it gets its config, so can
-        // act, only after both (docs/decisions.md, "The first plugin started ahead"). A refused
-        // ADD kills it unread.
-        let first_ready = delegates.first().map(|d| self.started_ahead(call, d));
+        // act, only after both (docs/decisions.md, "Plugins started ahead"). A refused ADD kills
+        // it unread.
+        let first_ready = delegates
+            .first()
+            .map(|d| self.started_ahead(call, d, Command::Add, None));
         // Refuse interface names already taken in the pod before anything runs (one visit of the
         // namespace for all attachments; their names are distinct, checked by resolve).
         let in_pod = |source: Error| source.in_pod(&pod_ref);
@@ -461,6 +480,8 @@ impl Engine {
             let result = match failed {
                 Ok(r) => r,
                 Err((failed, source, added_result)) => {
+                    // The next attachment's plugin, started ahead, is killed unread first.
+                    drop(ready.take());
                     // The rollback's DELs get their prevResult from here, whether or not the
                     // record that failed to be written holds it.
                     let known: Vec<(&Delegate, &CniResult)> = previous
@@ -622,7 +643,8 @@ impl Engine {
                 None => Ok(()),
             };
             let ahead = match next {
-                Some(n) => Ahead::Next(self.ready(call, n, Command::Add, None)),
+                // Its plugin's process starts now too, to load while this one's plugin runs.
+                Some(n) => Ahead::Next(self.started_ahead(call, n, Command::Add, None)),
                 // Not made ready is no error: the record is then written in one step.
                 None => Ahead::OwnRecord(
                     call.cache
@@ -836,7 +858,7 @@ impl Engine {
                 let next = delegates.get(i + 1);
                 let next_cached = next.and_then(cached_result);
                 let next_ready =
-                    next.map(|n| self.ready(call, n, Command::Del, next_cached.as_ref()));
+                    next.map(|n| self.started_ahead(call, n, Command::Del, next_cached.as_ref()));
                 (removed, next_cached, next_ready)
             };
             let (outcome, (removed, next, next_ready)) = alongside(deleting, files).await;
@@ -882,13 +904,23 @@ impl Engine {
         Ok(Ready { list, first })
     }
 
-    /// `d` made ready for ADD, its first plugin's process started ahead
-    /// ([`Runner::start_ahead`]).
-    fn started_ahead(&self, call: &Call<'_>, d: &Delegate) -> Result<Ready> {
-        let mut ready = self.ready(call, d, Command::Add, None)?;
-        if let Some(first) = &mut ready.first {
+    /// [`Engine::ready`], with the first plugin's process started ahead
+    /// ([`Runner::start_ahead`]): it loads while the caller works (or the attachment before
+    /// runs), and is given its config, so can act, only at its turn (docs/decisions.md, "Plugins
+    /// started ahead").
+    fn started_ahead(
+        &self,
+        call: &Call<'_>,
+        d: &Delegate,
+        command: Command,
+        cached: Option<&CniResult>,
+    ) -> Result<Ready> {
+        let mut ready = self.ready(call, d, command, cached)?;
+        // A config ADD refused for a wrong value (DEL goes on with the default).
+        let ahead = starts_ahead(call.config).unwrap_or(true);
+        if let Some(first) = ready.first.as_mut().filter(|_| ahead) {
             self.runner(call)
-                .start_ahead(first, Command::Add, &runtime_conf(call.inv, d));
+                .start_ahead(first, command, &runtime_conf(call.inv, d));
         }
         Ok(ready)
     }

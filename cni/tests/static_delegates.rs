@@ -182,11 +182,12 @@ fn static_delegates_add_del_and_refusals() {
 fn a_del_after_multus_died_mid_add_releases_what_was_added() {
     let _g = setup("sd-crash", &["sdbr2"]);
     let dir = tempfile::tempdir().unwrap();
-    // Kills its caller during ADD, as a crash or an OOM kill would; DEL succeeds.
+    // Kills its caller during ADD (once given its config, as a plugin acts), as a crash or an
+    // OOM kill would; DEL succeeds.
     let bin = script_plugin(
         dir.path(),
         "kill-caller",
-        "[ \"$CNI_COMMAND\" = ADD ] && kill -9 \"$PPID\"\nexit 0\n",
+        "cat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] && kill -9 \"$PPID\"\nexit 0\n",
     );
     let ipam = dir.path().join("ipam");
     let config = json!({
@@ -852,4 +853,126 @@ fn a_refused_add_gives_its_first_plugin_no_config_and_leaves_no_process() {
     let (ok, out) = multus("ADD", "sd-ahead", "ahead1", &config);
     assert!(ok, "{out}");
     assert_eq!(std::fs::read_to_string(&acted).unwrap(), "ADD\n");
+}
+
+#[test]
+fn plugins_started_ahead_act_one_at_a_time_in_order_and_not_after_a_failure() {
+    let _g = setup("sd-order", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    // Each attachment's plugin is started while the one before runs; each must still act
+    // only once given its config, after the one before has exited.
+    let recorder = |name: &str| {
+        format!(
+            "conf=$(cat)\necho \"{name} $CNI_COMMAND begin\" >> {log}\nsleep 0.05\necho \"{name} $CNI_COMMAND end\" >> {log}\n",
+            log = log.display()
+        )
+    };
+    for name in ["one", "two", "three"] {
+        script_plugin(dir.path(), name, &recorder(name));
+    }
+    let bin = script_plugin(dir.path(), "failing", FAILING_ADD);
+    let config = |second: &str| {
+        let delegate =
+            |name: &str, t: &str| json!({"cniVersion": "1.0.0", "name": name, "type": t});
+        json!({
+            "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus",
+            "cniDir": dir.path().join("cache"), "binDir": bin,
+            "delegates": [delegate("sd-one", "one"), delegate("sd-two", second), delegate("sd-three", "three")]
+        })
+    };
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    let (ok, out) = multus("ADD", "sd-order", "order1", &config("two"));
+    assert!(ok, "{out}");
+    let (ok, out) = multus("DEL", "sd-order", "order1", &config("two"));
+    assert!(ok, "{out}");
+    let steps = [
+        "one ADD",
+        "two ADD",
+        "three ADD",
+        "three DEL",
+        "two DEL",
+        "one DEL",
+    ];
+    let expected: String = steps
+        .iter()
+        .map(|s| format!("{s} begin\n{s} end\n"))
+        .collect();
+    assert_eq!(logged(), expected);
+
+    // The second fails: the third, started while it ran, never gets its config; the first is
+    // rolled back.
+    std::fs::remove_file(&log).unwrap();
+    let (ok, out) = multus("ADD", "sd-order", "order2", &config("failing"));
+    assert!(!ok && out.contains("failing on purpose"), "{out}");
+    let expected: String = ["one ADD", "one DEL"]
+        .iter()
+        .map(|s| format!("{s} begin\n{s} end\n"))
+        .collect();
+    assert_eq!(logged(), expected);
+}
+
+#[test]
+fn with_start_plugins_ahead_false_a_plugin_starts_only_at_its_turn() {
+    let _g = setup("sd-late", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    // The first attachment's plugin takes 0.2 s once given its config; the second's logs when
+    // its process starts, before reading its config: the kind of plugin the key is for.
+    script_plugin(
+        dir.path(),
+        "slow",
+        &format!(
+            "cat >/dev/null\nsleep 0.2\necho \"slow $CNI_COMMAND done\" >> {}\n",
+            log.display()
+        ),
+    );
+    let bin = script_plugin(
+        dir.path(),
+        "early",
+        &format!(
+            "echo \"early $CNI_COMMAND started\" >> {}\ncat >/dev/null\n",
+            log.display()
+        ),
+    );
+    let config = |ahead: Value| {
+        json!({
+            "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus",
+            "cniDir": dir.path().join("cache"), "binDir": bin, "startPluginsAhead": ahead,
+            "delegates": [{"cniVersion": "1.0.0", "name": "sd-slow", "type": "slow"},
+                          {"cniVersion": "1.0.0", "name": "sd-early", "type": "early"}]
+        })
+    };
+    let logged = || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        text
+    };
+
+    // By default the second is started while the first runs.
+    let (ok, out) = multus("ADD", "sd-late", "late1", &config(json!(true)));
+    assert!(ok, "{out}");
+    assert_eq!(logged(), "early ADD started\nslow ADD done\n");
+    let (ok, out) = multus("DEL", "sd-late", "late1", &config(json!(true)));
+    assert!(ok, "{out}");
+    logged();
+
+    // `false`: each at its turn.
+    let (ok, out) = multus("ADD", "sd-late", "late2", &config(json!(false)));
+    assert!(ok, "{out}");
+    assert_eq!(logged(), "slow ADD done\nearly ADD started\n");
+    let (ok, out) = multus("DEL", "sd-late", "late2", &config(json!(false)));
+    assert!(ok, "{out}");
+    assert_eq!(logged(), "early DEL started\nslow DEL done\n");
+
+    let (ok, out) = multus("ADD", "sd-late", "late3", &config(json!("no")));
+    assert!(!ok, "{out}");
+    let err: Value = serde_json::from_str(&out).unwrap();
+    let msg = err["msg"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("startPluginsAhead") && msg.contains("\"no\""),
+        "{out}"
+    );
+    assert_eq!(logged(), "", "a refused config starts nothing");
 }
