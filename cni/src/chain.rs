@@ -113,12 +113,20 @@ impl Runner<'_> {
     }
 
     /// Start `call`'s plugin process now, for `command` on `rt`: it loads while the caller
-    /// finishes what must come before any plugin may act, and gets its config (so can act) only
-    /// when the call runs. A process that cannot be started is left to the call, which then
-    /// starts it again and reports why it cannot.
-    pub fn start_ahead(&self, call: &mut PluginCall, command: Command, rt: &RuntimeConf<'_>) {
+    /// finishes what must come before any plugin may act (`alongside`: while another plugin
+    /// runs), and gets its config (so can act) only when the call runs. A process that cannot
+    /// be started is left to the call, which then starts it again and reports why it cannot.
+    pub fn start_ahead(
+        &self,
+        call: &mut PluginCall,
+        command: Command,
+        rt: &RuntimeConf<'_>,
+        alongside: bool,
+    ) {
         if call.started.is_none() {
-            call.started = start_plugin(&call.binary, &self.env(command, rt)).ok();
+            call.started = start_plugin(&call.binary, &self.env(command, rt))
+                .ok()
+                .map(|p| if alongside { p.started_alongside() } else { p });
         }
     }
 

@@ -403,7 +403,7 @@ impl Engine {
         // it unread.
         let first_ready = delegates
             .first()
-            .map(|d| self.started_ahead(call, d, Command::Add, None));
+            .map(|d| self.started_ahead(call, d, Command::Add, None, false));
         // Refuse interface names already taken in the pod before anything runs (one visit of the
         // namespace for all attachments; their names are distinct, checked by resolve).
         let in_pod = |source: Error| source.in_pod(&pod_ref);
@@ -644,7 +644,7 @@ impl Engine {
             };
             let ahead = match next {
                 // Its plugin's process starts now too, to load while this one's plugin runs.
-                Some(n) => Ahead::Next(self.started_ahead(call, n, Command::Add, None)),
+                Some(n) => Ahead::Next(self.started_ahead(call, n, Command::Add, None, true)),
                 // Not made ready is no error: the record is then written in one step.
                 None => Ahead::OwnRecord(
                     call.cache
@@ -857,8 +857,8 @@ impl Engine {
                 let removed = done.map(|done| (done, Self::remove_files(call, done)));
                 let next = delegates.get(i + 1);
                 let next_cached = next.and_then(cached_result);
-                let next_ready =
-                    next.map(|n| self.started_ahead(call, n, Command::Del, next_cached.as_ref()));
+                let next_ready = next
+                    .map(|n| self.started_ahead(call, n, Command::Del, next_cached.as_ref(), true));
                 (removed, next_cached, next_ready)
             };
             let (outcome, (removed, next, next_ready)) = alongside(deleting, files).await;
@@ -905,22 +905,23 @@ impl Engine {
     }
 
     /// [`Engine::ready`], with the first plugin's process started ahead
-    /// ([`Runner::start_ahead`]): it loads while the caller works (or the attachment before
-    /// runs), and is given its config, so can act, only at its turn (docs/decisions.md, "Plugins
-    /// started ahead").
+    /// ([`Runner::start_ahead`]): it loads while the caller works (`alongside`: while the
+    /// attachment before runs), and is given its config, so can act, only at its turn
+    /// (docs/decisions.md, "Plugins started ahead").
     fn started_ahead(
         &self,
         call: &Call<'_>,
         d: &Delegate,
         command: Command,
         cached: Option<&CniResult>,
+        alongside: bool,
     ) -> Result<Ready> {
         let mut ready = self.ready(call, d, command, cached)?;
         // A config ADD refused for a wrong value (DEL goes on with the default).
         let ahead = starts_ahead(call.config).unwrap_or(true);
         if let Some(first) = ready.first.as_mut().filter(|_| ahead) {
             self.runner(call)
-                .start_ahead(first, command, &runtime_conf(call.inv, d));
+                .start_ahead(first, command, &runtime_conf(call.inv, d), alongside);
         }
         Ok(ready)
     }

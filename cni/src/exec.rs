@@ -132,9 +132,20 @@ pub struct StartedPlugin {
 }
 
 impl StartedPlugin {
+    /// For a plugin started while another plugin ran: its start overlapped that plugin's time,
+    /// so it is not counted again in [`ExecStats`].
+    #[must_use]
+    pub fn started_alongside(mut self) -> Self {
+        self.spawn = Duration::ZERO;
+        self
+    }
+
     /// Give the plugin its config and return its stdout, as [`run_plugin`] does. Its time in
-    /// [`ExecStats`] is its start (the exec, waited for) and what follows from now; in between
-    /// it ran alongside the caller's own work, which that time is.
+    /// [`ExecStats`] is its start (the exec, waited for; not if [`started_alongside`]
+    /// another plugin) and what follows from now; in between it ran alongside the caller's own
+    /// work or another plugin, whose time that is.
+    ///
+    /// [`started_alongside`]: Self::started_alongside
     pub async fn finish(self, stdin: &[u8], stats: &ExecStats) -> Result<Vec<u8>> {
         let now = Instant::now();
         let started = now.checked_sub(self.spawn).unwrap_or(now);
@@ -205,5 +216,44 @@ mod tests {
             find_plugin("env", &dirs).unwrap(),
             PathBuf::from("/usr/bin/env")
         );
+    }
+
+    #[test]
+    fn a_started_plugin_s_wait_for_its_config_is_not_counted_as_its_time() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _entered = rt.enter();
+        let dirs = [PathBuf::from("/bin")];
+        let env = PluginEnv {
+            command: Command::Add,
+            container_id: "c",
+            netns: "/var/run/netns/none",
+            ifname: "eth0",
+            args: "",
+            path: &dirs,
+        };
+        let wait = Duration::from_millis(300);
+        for alongside in [false, true] {
+            let stats = ExecStats::default();
+            let started = start_plugin(Path::new("/bin/sh"), &env).unwrap();
+            let started = if alongside {
+                started.started_alongside()
+            } else {
+                started
+            };
+            std::thread::sleep(wait);
+            let out = rt
+                .block_on(started.finish(b"echo \"$CNI_COMMAND $CNI_IFNAME\"", &stats))
+                .unwrap();
+            assert_eq!(out, b"ADD eth0\n");
+            let (nanos, calls) = stats.snapshot();
+            assert_eq!(calls, 1);
+            assert!(
+                Duration::from_nanos(nanos) < wait,
+                "{nanos} ns counted (alongside: {alongside})"
+            );
+        }
     }
 }
