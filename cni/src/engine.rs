@@ -626,8 +626,9 @@ impl Engine {
     }
 
     /// ADD `d` (with what was made ready for it) and, once its first plugin has been started,
-    /// while it runs: record `previous` (whose plugins have all exited: [`Engine::record`]), and
-    /// make `next` ready, or, when `d` is the last, `d`'s own record.
+    /// while it runs: make `next` ready (its first plugin started ahead), or, when `d` is the
+    /// last, `d`'s own record; then record `previous` (whose plugins have all exited:
+    /// [`Engine::record`]).
     async fn add_recording<'c>(
         &self,
         call: &'c Call<'_>,
@@ -638,10 +639,7 @@ impl Engine {
         previous: Option<&(&Delegate, CniResult)>,
     ) -> (Result<CniResult>, Result<()>, Ahead<'c>) {
         let meanwhile = async {
-            let recorded = match previous {
-                Some((done, result)) => self.record(call, done, result, api).await,
-                None => Ok(()),
-            };
+            // Made ready first: the record may wait for the API server (its event).
             let ahead = match next {
                 // Its plugin's process starts now too, to load while this one's plugin runs.
                 Some(n) => Ahead::Next(self.started_ahead(call, n, Command::Add, None, true)),
@@ -651,6 +649,10 @@ impl Engine {
                         .ready_result(d, &call.inv.container_id, &call.inv.netns)
                         .ok(),
                 ),
+            };
+            let recorded = match previous {
+                Some((done, result)) => self.record(call, done, result, api).await,
+                None => Ok(()),
             };
             (recorded, ahead)
         };
@@ -917,8 +919,9 @@ impl Engine {
         alongside: bool,
     ) -> Result<Ready> {
         let mut ready = self.ready(call, d, command, cached)?;
-        // A config ADD refused for a wrong value (DEL goes on with the default).
-        let ahead = starts_ahead(call.config).unwrap_or(true);
+        // A config ADD refused for a wrong value: DEL goes on, starting nothing ahead (the key
+        // was meant to say something).
+        let ahead = starts_ahead(call.config).unwrap_or(false);
         if let Some(first) = ready.first.as_mut().filter(|_| ahead) {
             self.runner(call)
                 .start_ahead(first, command, &runtime_conf(call.inv, d), alongside);

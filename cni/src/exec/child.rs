@@ -123,13 +123,14 @@ impl Drop for Running {
 }
 
 /// A plugin process started with its stdio on pipes and nothing written to it: it waits for
-/// its input. Killed and reaped if dropped unfinished.
+/// its input. Killed and reaped if dropped unfinished: killed before its pipes close (fields
+/// drop in order), so a plugin waiting for its config never reads an end to it.
 #[derive(Debug)]
 pub struct Started {
     running: Running,
-    to_child: OwnedFd,
-    from_child: OwnedFd,
-    from_child_err: OwnedFd,
+    to_child: pipe::Sender,
+    from_child: pipe::Receiver,
+    from_child_err: pipe::Receiver,
 }
 
 /// Start `binary` with `vars` added to the inherited environment; [`Started::finish`] gives it
@@ -138,6 +139,11 @@ pub fn start(binary: &Path, vars: &[(&str, &str)]) -> io::Result<Started> {
     let (child_in, to_child) = pipe_with(PipeFlags::CLOEXEC)?;
     let (from_child, child_out) = pipe_with(PipeFlags::CLOEXEC)?;
     let (from_child_err, child_err) = pipe_with(PipeFlags::CLOEXEC)?;
+    // Registered with the runtime before the spawn: nothing can fail between the spawn and
+    // `Started`, which kills the process before its pipes close.
+    let to_child = pipe::Sender::from_owned_fd(to_child)?;
+    let from_child = pipe::Receiver::from_owned_fd(from_child)?;
+    let from_child_err = pipe::Receiver::from_owned_fd(from_child_err)?;
     let pid = spawn(binary, vars, [&child_in, &child_out, &child_err])?;
     Ok(Started {
         running: Running { pid, reaped: false },
@@ -153,13 +159,10 @@ impl Started {
     pub async fn finish(self, stdin: &[u8]) -> io::Result<Output> {
         let Self {
             mut running,
-            to_child,
-            from_child,
-            from_child_err,
+            mut to_child,
+            mut from_child,
+            mut from_child_err,
         } = self;
-        let mut to_child = pipe::Sender::from_owned_fd(to_child)?;
-        let mut from_child = pipe::Receiver::from_owned_fd(from_child)?;
-        let mut from_child_err = pipe::Receiver::from_owned_fd(from_child_err)?;
         let write = async move {
             // A plugin that exits without reading stdin closes the pipe; its exit status tells.
             let _ = to_child.write_all(stdin).await;
