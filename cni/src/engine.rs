@@ -60,7 +60,7 @@ pub(crate) fn seconds_key(config: &MultusConfig, key: &str) -> Result<Option<Dur
 pub const START_AHEAD_KEY: &str = "startPluginsAhead";
 
 /// The config's [`START_AHEAD_KEY`].
-pub(crate) fn starts_ahead(config: &MultusConfig) -> Result<bool> {
+fn starts_ahead(config: &MultusConfig) -> Result<bool> {
     match config.extra.get(START_AHEAD_KEY) {
         None => Ok(true),
         Some(Value::Bool(on)) => Ok(*on),
@@ -147,6 +147,8 @@ struct Call<'a> {
     /// The Kubernetes client, built on first use: a DEL served from the cache, a CHECK or a GC
     /// never reads the kubeconfig nor sets up TLS.
     kube: OnceCell<Option<Kube>>,
+    /// Whether plugins are started ahead of their turn ([`START_AHEAD_KEY`]).
+    start_ahead: bool,
 }
 
 impl Engine {
@@ -269,6 +271,13 @@ impl Engine {
             .map_err(|e| Error::ParseConfig(format!("cniVersion: {e}")))?;
         let mut path = vec![PathBuf::from(config.bin_dir())];
         path.extend(inv.path.iter().cloned());
+        // A wrong value refuses ADD; other commands go on, starting nothing ahead (the key was
+        // meant to say something).
+        let start_ahead = match starts_ahead(config) {
+            Ok(on) => on,
+            Err(e) if inv.command == Command::Add => return Err(e),
+            Err(_) => false,
+        };
         Ok(Call {
             inv,
             config,
@@ -279,6 +288,7 @@ impl Engine {
                 Some(k) => OnceCell::new_with(Some(Some(k.clone()))),
                 None => OnceCell::new(),
             },
+            start_ahead,
         })
     }
 
@@ -366,7 +376,6 @@ impl Engine {
     // === ADD ===
 
     async fn add(&self, call: &Call<'_>) -> Result<CniResult> {
-        starts_ahead(call.config)?;
         self.wait_readiness(call.config).await?;
         let inv = call.inv;
         let pod_ref = inv.pod().unwrap_or_default();
@@ -737,15 +746,14 @@ impl Engine {
         // `ip` waits on the kernel's routing lock, which a burst of pods' link set-ups holds:
         // off the async thread, which in the daemon serves every call.
         let (netns, ifname) = (inv.netns.clone(), d.ifname.clone());
-        let (families, gws) = (filtered.clone(), gateways.clone());
-        tokio::task::spawn_blocking(move || {
-            for v6 in families {
+        let (filtered, gateways) = tokio::task::spawn_blocking(move || {
+            for &v6 in &filtered {
                 netns::delete_default_routes(&netns, &ifname, v6)?;
             }
-            for gw in gws {
+            for &gw in &gateways {
                 netns::set_default_route(&netns, &ifname, gw)?;
             }
-            Ok(())
+            Ok((filtered, gateways))
         })
         .await
         .map_err(std::io::Error::other)
@@ -919,10 +927,7 @@ impl Engine {
         alongside: bool,
     ) -> Result<Ready> {
         let mut ready = self.ready(call, d, command, cached)?;
-        // A config ADD refused for a wrong value: DEL goes on, starting nothing ahead (the key
-        // was meant to say something).
-        let ahead = starts_ahead(call.config).unwrap_or(false);
-        if let Some(first) = ready.first.as_mut().filter(|_| ahead) {
+        if let Some(first) = ready.first.as_mut().filter(|_| call.start_ahead) {
             self.runner(call)
                 .start_ahead(first, command, &runtime_conf(call.inv, d), alongside);
         }
@@ -1097,6 +1102,7 @@ impl Engine {
                 cache: call.cache,
                 path: call.path.clone(),
                 kube: OnceCell::new_with(Some(None)),
+                start_ahead: call.start_ahead,
             };
             // Errors name the pod the list recorded (a Go Multus list or records alone: none).
             let (delegates, pod) = match call.cache.read_list(cid, &inv.ifname, "")? {
