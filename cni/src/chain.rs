@@ -130,6 +130,20 @@ impl Runner<'_> {
         }
     }
 
+    /// Give `call` a process started before the call was known (the engine's head start), if
+    /// that is the process the call would start; otherwise it is dropped, so killed unread.
+    pub fn adopt(
+        &self,
+        call: &mut PluginCall,
+        command: Command,
+        rt: &RuntimeConf<'_>,
+        early: StartedPlugin,
+    ) {
+        if call.started.is_none() && early.is_for(&call.binary, &self.env(command, rt)) {
+            call.started = Some(early);
+        }
+    }
+
     /// Run a built call (on its started process, if it has one: started with `env`).
     async fn run(&self, call: PluginCall, env: &PluginEnv<'_>) -> Result<Vec<u8>> {
         match call.started {

@@ -20,13 +20,15 @@ use crate::cache::{CacheDir, CacheDirs, CachedList, Delegate, DelegateList, Read
 use crate::chain::{PluginCall, Runner, RuntimeConf, several};
 use crate::env::{Command, Invocation};
 use crate::error::{Error, PodRef, Result};
-use crate::exec::ExecStats;
+use crate::exec::{ExecStats, StartedPlugin};
 use crate::k8s::{Kube, client_for_config, uid_matches};
 use crate::netns;
 use crate::resolve::{Context, DeviceSource, resolve};
 
+mod head;
 mod hotplug;
 mod locks;
+pub use head::HeadStart;
 pub use hotplug::InterfaceAttributes;
 
 /// GC's refusal when the runtime gives no list of valid attachments.
@@ -197,7 +199,18 @@ impl Engine {
         inv: &Invocation,
         config: &MultusConfig,
     ) -> Result<Option<String>> {
-        match self.serve(inv, config).await? {
+        self.run_config_started(inv, config, None).await
+    }
+
+    /// [`run_config`](Self::run_config) for an ADD whose first plugin may have been started
+    /// already ([`HeadStart::begin`]; `None`: ADD begins the head start itself).
+    pub async fn run_config_started(
+        &self,
+        inv: &Invocation,
+        config: &MultusConfig,
+        head: Option<HeadStart>,
+    ) -> Result<Option<String>> {
+        match self.serve(inv, config, head).await? {
             (Served::Added(result), version) => print_result(&result, version).map(Some),
             (Served::Printed(text), _) => Ok(text),
         }
@@ -212,7 +225,7 @@ impl Engine {
         inv: &Invocation,
         config: &MultusConfig,
     ) -> Result<ShimAnswer> {
-        Ok(match self.serve(inv, config).await? {
+        Ok(match self.serve(inv, config, None).await? {
             (Served::Added(result), version) => {
                 let printed = print_result(&result, version)?;
                 let result_1_0_0 = if version == CniVersion::V1_0_0 {
@@ -233,7 +246,12 @@ impl Engine {
     }
 
     /// One call, with the result of ADD left for the caller to print in the version(s) it needs.
-    async fn serve(&self, inv: &Invocation, config: &MultusConfig) -> Result<(Served, CniVersion)> {
+    async fn serve(
+        &self,
+        inv: &Invocation,
+        config: &MultusConfig,
+        head: Option<HeadStart>,
+    ) -> Result<(Served, CniVersion)> {
         let cache = self.cache_dir(config);
         let call = self.call(inv, config, &cache)?;
         let version = call.version;
@@ -242,8 +260,8 @@ impl Engine {
         let served = async {
             let _container = self.locks.lock_for(inv).await;
             match inv.command {
-                Command::Add => self.add(&call).await.map(Served::Added),
-                Command::Del => self.del(&call).await.map(|()| Served::Printed(None)),
+                Command::Add => self.add(&call, head).await.map(Served::Added),
+                Command::Del => self.del(&call, head).await.map(|()| Served::Printed(None)),
                 Command::Check => self.check(&call).await.map(|()| Served::Printed(None)),
                 Command::Gc => self.gc(&call).await.map(|()| Served::Printed(None)),
                 Command::Status => self.status(&call).await.map(|()| Served::Printed(None)),
@@ -269,8 +287,7 @@ impl Engine {
     ) -> Result<Call<'a>> {
         let version = select_version(config.cni_version.as_deref(), &[])
             .map_err(|e| Error::ParseConfig(format!("cniVersion: {e}")))?;
-        let mut path = vec![PathBuf::from(config.bin_dir())];
-        path.extend(inv.path.iter().cloned());
+        let path = head::plugin_dirs(inv, config);
         // A wrong value refuses ADD; other commands go on, starting nothing ahead (the key was
         // meant to say something).
         let start_ahead = match starts_ahead(config) {
@@ -375,9 +392,14 @@ impl Engine {
 
     // === ADD ===
 
-    async fn add(&self, call: &Call<'_>) -> Result<CniResult> {
+    async fn add(&self, call: &Call<'_>, head: Option<HeadStart>) -> Result<CniResult> {
         self.wait_readiness(call.config).await?;
         let inv = call.inv;
+        // The cluster network's first plugin, started before the pod is looked up (unless the
+        // thin plugin started it before its runtime); a failure before its turn kills it.
+        let (head, _) = head
+            .unwrap_or_else(|| HeadStart::begin(inv, call.config))
+            .into_parts();
         let pod_ref = inv.pod().unwrap_or_default();
         let kube = self.kube(call).await?;
         let pod = self.lookup_pod(kube, inv).await?;
@@ -412,7 +434,7 @@ impl Engine {
         // it unread.
         let first_ready = delegates
             .first()
-            .map(|d| self.started_ahead(call, d, Command::Add, None, false));
+            .map(|d| self.started_ahead(call, d, Command::Add, None, false, head));
         // Refuse interface names already taken in the pod before anything runs (one visit of the
         // namespace for all attachments; their names are distinct, checked by resolve).
         let in_pod = |source: Error| source.in_pod(&pod_ref);
@@ -575,7 +597,7 @@ impl Engine {
         let old = reversed(&old.delegates);
         let mut unreleased = Vec::new();
         if let Err(e) = self
-            .del_delegates_noting(call, &old, &[], pod_ref, &mut unreleased)
+            .del_delegates_noting(call, &old, &[], pod_ref, &mut unreleased, None)
             .await
         {
             tracing::warn!(error = %e, "releasing the previous attempt's attachments");
@@ -651,7 +673,7 @@ impl Engine {
             // Made ready first: the record may wait for the API server (its event).
             let ahead = match next {
                 // Its plugin's process starts now too, to load while this one's plugin runs.
-                Some(n) => Ahead::Next(self.started_ahead(call, n, Command::Add, None, true)),
+                Some(n) => Ahead::Next(self.started_ahead(call, n, Command::Add, None, true, None)),
                 // Not made ready is no error: the record is then written in one step.
                 None => Ahead::OwnRecord(
                     call.cache
@@ -811,12 +833,13 @@ impl Engine {
         known: &[(&Delegate, &CniResult)],
         pod: &PodRef,
     ) -> Result<()> {
-        self.del_delegates_noting(call, delegates, known, pod, &mut Vec::new())
+        self.del_delegates_noting(call, delegates, known, pod, &mut Vec::new(), None)
             .await
     }
 
     /// [`Engine::del_delegates`], also noting in `unreleased` the positions in `delegates` of
-    /// those whose plugins failed.
+    /// those whose plugins failed. `early`: a process started for the first DEL before its call
+    /// was built (the head start), used if it is the one that call needs, else killed.
     async fn del_delegates_noting(
         &self,
         call: &Call<'_>,
@@ -824,6 +847,7 @@ impl Engine {
         known: &[(&Delegate, &CniResult)],
         pod: &PodRef,
         unreleased: &mut Vec<usize>,
+        early: Option<StartedPlugin>,
     ) -> Result<()> {
         let inv = call.inv;
         let mut errors = Vec::new();
@@ -848,7 +872,14 @@ impl Engine {
         // parsed, its first plugin call built): off the DEL's path.
         let mut released: Option<&Delegate> = None;
         let mut cached = delegates.first().and_then(cached_result);
-        let mut ready: Option<Result<Ready>> = None;
+        let mut ready: Option<Result<Ready>> = match (early, delegates.first()) {
+            (Some(early), Some(d)) => {
+                let started =
+                    self.started_ahead(call, d, Command::Del, cached.as_ref(), false, Some(early));
+                Some(started)
+            }
+            _ => None,
+        };
         for (i, d) in delegates.iter().enumerate() {
             let prev_result = cached.take();
             let made_ready = ready.take();
@@ -867,8 +898,9 @@ impl Engine {
                 let removed = done.map(|done| (done, Self::remove_files(call, done)));
                 let next = delegates.get(i + 1);
                 let next_cached = next.and_then(cached_result);
-                let next_ready = next
-                    .map(|n| self.started_ahead(call, n, Command::Del, next_cached.as_ref(), true));
+                let next_ready = next.map(|n| {
+                    self.started_ahead(call, n, Command::Del, next_cached.as_ref(), true, None)
+                });
                 (removed, next_cached, next_ready)
             };
             let (outcome, (removed, next, next_ready)) = alongside(deleting, files).await;
@@ -917,7 +949,8 @@ impl Engine {
     /// [`Engine::ready`], with the first plugin's process started ahead
     /// ([`Runner::start_ahead`]): it loads while the caller works (`alongside`: while the
     /// attachment before runs), and is given its config, so can act, only at its turn
-    /// (docs/decisions.md, "Plugins started ahead").
+    /// (docs/decisions.md, "Plugins started ahead"). `early`: a process started before the
+    /// attachment was known (the head start), used if it is the one needed, else killed.
     fn started_ahead(
         &self,
         call: &Call<'_>,
@@ -925,11 +958,16 @@ impl Engine {
         command: Command,
         cached: Option<&CniResult>,
         alongside: bool,
+        early: Option<StartedPlugin>,
     ) -> Result<Ready> {
         let mut ready = self.ready(call, d, command, cached)?;
         if let Some(first) = ready.first.as_mut().filter(|_| call.start_ahead) {
-            self.runner(call)
-                .start_ahead(first, command, &runtime_conf(call.inv, d), alongside);
+            let runner = self.runner(call);
+            let rt = runtime_conf(call.inv, d);
+            if let Some(early) = early {
+                runner.adopt(first, command, &rt, early);
+            }
+            runner.start_ahead(first, command, &rt, alongside);
         }
         Ok(ready)
     }
@@ -943,13 +981,24 @@ impl Engine {
         Ok(())
     }
 
-    async fn del(&self, call: &Call<'_>) -> Result<()> {
+    async fn del(&self, call: &Call<'_>, head: Option<HeadStart>) -> Result<()> {
         let inv = call.inv;
         let pod_ref = inv.pod().unwrap_or_default();
-        let mut delegates = match call
-            .cache
-            .read_list(&inv.container_id, &inv.ifname, &inv.args)?
-        {
+        // The list the thin plugin read to start DEL's first plugin before its runtime, else
+        // read now, and that plugin started now: it loads while its config is built.
+        let (early, listed) = head.unwrap_or_default().into_parts();
+        let listed = listed.unwrap_or_else(|| {
+            call.cache
+                .read_list(&inv.container_id, &inv.ifname, &inv.args)
+        })?;
+        let early = match (early, &listed) {
+            (Some(early), _) => Some(early),
+            (None, CachedList::Found(list)) if call.start_ahead => {
+                head::del_process(inv, &call.path, list)
+            }
+            _ => None,
+        };
+        let mut delegates = match listed {
             CachedList::Found(list) => list.delegates.into_iter().rev().collect(),
             CachedList::Missing => Vec::new(),
             CachedList::Corrupt(why) => {
@@ -984,7 +1033,9 @@ impl Engine {
                 .collect();
             guessed = true;
         }
-        let mut outcome = self.del_delegates(call, &delegates, &[], &pod_ref).await;
+        let mut outcome = self
+            .del_delegates_noting(call, &delegates, &[], &pod_ref, &mut Vec::new(), early)
+            .await;
         if guessed && let Err(e) = &outcome {
             // These attachments may never have existed (or a DEL already released them): a
             // plugin that is not idempotent must not block sandbox removal forever.

@@ -86,39 +86,51 @@ pub async fn run_plugin(
 /// Start `binary` for the call `env` describes without giving it its config: the process
 /// loads while the caller finishes what must come before the plugin may act, and it can do
 /// nothing before [`StartedPlugin::finish`] writes its stdin (a CNI plugin reads its config
-/// before anything else). Dropped unfinished, it is killed.
+/// before anything else). Dropped unfinished, it is killed. Needs no async runtime.
 pub fn start_plugin(binary: &Path, env: &PluginEnv<'_>) -> Result<StartedPlugin> {
     let plugin = binary
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let path = env
-        .path
-        .iter()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(":");
-    let mut vars = vec![("CNI_COMMAND", env.command.as_str()), ("CNI_PATH", &path)];
-    // Per-container variables only for the commands that have a container (a GC or STATUS
-    // plugin sees none, as libcni leaves them out).
-    if env.command.is_per_container() {
-        vars.extend([
-            ("CNI_CONTAINERID", env.container_id),
-            ("CNI_NETNS", env.netns),
-            ("CNI_IFNAME", env.ifname),
-            ("CNI_ARGS", env.args),
-        ]);
-    }
+    let vars = plugin_vars(env);
+    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let spawning = Instant::now();
-    match child::start(binary, &vars) {
+    match child::start(binary, &borrowed) {
         Ok(child) => Ok(StartedPlugin {
             plugin,
             command: env.command,
             child,
             spawn: spawning.elapsed(),
+            binary: binary.to_owned(),
+            vars,
         }),
         Err(source) => Err(Error::ExecPlugin { plugin, source }),
     }
+}
+
+/// The `CNI_*` variables of the call `env` describes.
+fn plugin_vars(env: &PluginEnv<'_>) -> Vec<(&'static str, String)> {
+    let path = env
+        .path
+        .iter()
+        .map(|p| p.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(":");
+    let mut vars = vec![
+        ("CNI_COMMAND", env.command.as_str().to_owned()),
+        ("CNI_PATH", path),
+    ];
+    // Per-container variables only for the commands that have a container (a GC or STATUS
+    // plugin sees none, as libcni leaves them out).
+    if env.command.is_per_container() {
+        vars.extend([
+            ("CNI_CONTAINERID", env.container_id.to_owned()),
+            ("CNI_NETNS", env.netns.to_owned()),
+            ("CNI_IFNAME", env.ifname.to_owned()),
+            ("CNI_ARGS", env.args.to_owned()),
+        ]);
+    }
+    vars
 }
 
 /// A plugin process waiting for its config ([`start_plugin`]).
@@ -129,9 +141,20 @@ pub struct StartedPlugin {
     child: child::Started,
     /// How long its start took: the kernel's exec of the plugin, which the caller waited for.
     spawn: Duration,
+    /// What it was started as, to tell whether it is the process a call needs ([`is_for`]).
+    ///
+    /// [`is_for`]: Self::is_for
+    binary: PathBuf,
+    vars: Vec<(&'static str, String)>,
 }
 
 impl StartedPlugin {
+    /// Whether this process is the one a call of `binary` with `env` would start: the same
+    /// binary with the same environment. Its config comes later, so nothing else tells.
+    pub fn is_for(&self, binary: &Path, env: &PluginEnv<'_>) -> bool {
+        self.binary == binary && self.vars == plugin_vars(env)
+    }
+
     /// For a plugin started while another plugin ran: its start overlapped that plugin's time,
     /// so it is not counted again in [`ExecStats`].
     #[must_use]

@@ -7,7 +7,7 @@ use multus_crds::cni::CniVersion;
 use multus_crds::multus_config::{LogLevel, MultusConfig};
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 
-use crate::engine::{Engine, EngineOptions, version_text};
+use crate::engine::{Engine, EngineOptions, HeadStart, version_text};
 use crate::env::{Command, Invocation};
 use crate::error::Error;
 
@@ -97,6 +97,9 @@ pub fn serve(stdin: Vec<u8>) -> Outcome {
             };
         }
     };
+    // ADD's first plugin starts loading now, before the async runtime and the pod's lookup
+    // (docs/decisions.md, "Plugins started ahead").
+    let head = (!config.is_shim()).then(|| HeadStart::begin(&inv, &config));
     init_logging(&config);
     let outcome = if config.is_shim() {
         // A blocking exchange with the daemon: the shim needs no async runtime.
@@ -108,7 +111,7 @@ pub fn serve(stdin: Vec<u8>) -> Outcome {
             netns_visit: crate::netns::Visit::CallingThread,
             ..EngineOptions::default()
         };
-        block_on(Engine::new(options, None).run_config(&inv, &config)).and_then(|r| r)
+        block_on(Engine::new(options, None).run_config_started(&inv, &config, head)).and_then(|r| r)
     };
     match outcome {
         Ok(out) => Outcome {

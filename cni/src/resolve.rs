@@ -304,29 +304,60 @@ fn static_network(list: &NetworkConfigList) -> Network {
     }
 }
 
+/// The `type` of the cluster network's first plugin as the configuration alone tells it,
+/// without the API or the pod: from the first static delegate, or `clusterNetwork` as a path,
+/// as the agent's copy of its NAD or as a `confDir` file of that name. It is a guess, to start
+/// that plugin before the pod is looked up: the API may hold a newer NAD and the pod may name
+/// another default network (the engine checks the guess against what [`resolve`] finds).
+/// `None` when the files do not tell.
+pub(crate) fn presumed_cluster_plugin(config: &MultusConfig) -> Option<String> {
+    let first =
+        |list: &NetworkConfigList| list.plugins().first().map(|p| p.plugin_type().to_owned());
+    match config.cluster_network.as_deref().filter(|v| !v.is_empty()) {
+        None => config.delegates().first().and_then(first),
+        Some(value) if value.contains('/') => network_at_path(value).ok().as_ref().and_then(first),
+        Some(value) => {
+            let conf_dir = Path::new(config.conf_dir());
+            match rendered_nad(conf_dir, config.multus_namespace(), value) {
+                Ok(Some(list)) => first(&list),
+                Ok(None) => find_in_conf_dir(conf_dir, value)
+                    .ok()
+                    .as_ref()
+                    .and_then(first),
+                Err(_) => None,
+            }
+        }
+    }
+}
+
+/// A `clusterNetwork` / `defaultNetworks` entry given as a path: a directory's first file, a
+/// `.conflist` with the plugins of its directory's subdirectory, or a single file.
+fn network_at_path(value: &str) -> Result<NetworkConfigList> {
+    let path = Path::new(value);
+    if path.is_dir() {
+        let file = conf_files(path)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::FindNetworkFile {
+                name: value.into(),
+                dir: path.to_owned(),
+            })?;
+        load_file(&file)
+    } else if path.extension().is_some_and(|e| e == "conflist") {
+        // A `.conflist` named by path is loaded as libcni loads it: with the plugins of
+        // `<its directory>/<name>/*.conf` (multus-spec §2.2).
+        let list = load_file(path)?;
+        crate::subdir::aggregate(list, path.parent().unwrap_or(Path::new("/")))
+    } else {
+        load_file(path)
+    }
+}
+
 /// A `clusterNetwork` / `defaultNetworks` entry: a path, else a NAD in `multusNamespace`, else a
 /// file in `confDir` with that CNI name (multus-spec §2.2).
 async fn configured_network(ctx: &Context<'_>, value: &str) -> Result<Network> {
     if value.contains('/') {
-        let path = Path::new(value);
-        let list = if path.is_dir() {
-            let file =
-                conf_files(path)?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| Error::FindNetworkFile {
-                        name: value.into(),
-                        dir: path.to_owned(),
-                    })?;
-            load_file(&file)?
-        } else if path.extension().is_some_and(|e| e == "conflist") {
-            // A `.conflist` named by path is loaded as libcni loads it: with the plugins of
-            // `<its directory>/<name>/*.conf` (multus-spec §2.2).
-            let list = load_file(path)?;
-            crate::subdir::aggregate(list, path.parent().unwrap_or(Path::new("/")))?
-        } else {
-            load_file(path)?
-        };
+        let list = network_at_path(value)?;
         return Ok(Network {
             status_name: list.name().to_owned(),
             list,
@@ -343,7 +374,7 @@ async fn configured_network(ctx: &Context<'_>, value: &str) -> Result<Network> {
         }
     }
     // No API at all: the agent's copy of the NAD stands in for it, as with an unreachable API.
-    if let Some(list) = rendered_nad(ctx, namespace, value)? {
+    if let Some(list) = rendered_nad(conf_dir(ctx), namespace, value)? {
         return Ok(Network {
             list,
             status_name: format!("{namespace}/{value}"),
@@ -353,8 +384,12 @@ async fn configured_network(ctx: &Context<'_>, value: &str) -> Result<Network> {
     conf_dir_network(ctx, value)
 }
 
+fn conf_dir<'a>(ctx: &Context<'a>) -> &'a Path {
+    Path::new(ctx.config.conf_dir())
+}
+
 fn conf_dir_network(ctx: &Context<'_>, name: &str) -> Result<Network> {
-    let list = find_in_conf_dir(Path::new(ctx.config.conf_dir()), name)?;
+    let list = find_in_conf_dir(conf_dir(ctx), name)?;
     Ok(Network {
         status_name: list.name().to_owned(),
         list,
@@ -374,11 +409,7 @@ pub fn rendered_nad_path(conf_dir: &Path, namespace: &str, name: &str) -> PathBu
 
 /// The agent's rendering of NAD `namespace/name`, when it exists. The names come from the
 /// pod's annotation: a name that could leave `confDir` is refused (names of NADs never can).
-fn rendered_nad(
-    ctx: &Context<'_>,
-    namespace: &str,
-    name: &str,
-) -> Result<Option<NetworkConfigList>> {
+fn rendered_nad(conf_dir: &Path, namespace: &str, name: &str) -> Result<Option<NetworkConfigList>> {
     for part in [namespace, name] {
         multus_crds::names::validate_cni_name(part).map_err(|reason| Error::UnsafeName {
             name: "network name",
@@ -386,7 +417,7 @@ fn rendered_nad(
             reason,
         })?;
     }
-    let path = rendered_nad_path(Path::new(ctx.config.conf_dir()), namespace, name);
+    let path = rendered_nad_path(conf_dir, namespace, name);
     if !path.is_file() {
         return Ok(None);
     }
@@ -398,8 +429,8 @@ fn rendered_nad(
 /// Neither → the API error, with the places looked at.
 fn offline_network(ctx: &Context<'_>, namespace: &str, name: &str, api: Error) -> Result<Network> {
     let status_name = format!("{namespace}/{name}");
-    let dir = Path::new(ctx.config.conf_dir());
-    if let Some(list) = rendered_nad(ctx, namespace, name)? {
+    let dir = conf_dir(ctx);
+    if let Some(list) = rendered_nad(dir, namespace, name)? {
         tracing::warn!(network = %status_name, error = %api, "API server unreachable: using the node's rendered copy of the NAD");
         return Ok(Network {
             list,
@@ -461,7 +492,7 @@ fn nad_to_network(
             what: format!("of NetworkAttachmentDefinition {namespace}/{name}"),
             message: e.message(),
         })?,
-        None => find_in_conf_dir(Path::new(ctx.config.conf_dir()), name)?,
+        None => find_in_conf_dir(conf_dir(ctx), name)?,
     };
     Ok(Network {
         list,
@@ -683,7 +714,7 @@ fn build_delegate(
         status_name: network.status_name,
         ifname: ifname.to_owned(),
         config,
-        cni_args: delegate_cni_args(ctx, &extra_args),
+        cni_args: delegate_cni_args(ctx.invocation, &extra_args),
         capability_args: caps,
         filter_v4: false,
         filter_v6: false,
@@ -712,8 +743,9 @@ pub(crate) fn refuse_unsafe_types(list: &NetworkConfigList) -> Result<()> {
 
 /// `CNI_ARGS` for a delegate: the pod keys (in Multus' order), the runtime's other keys, then
 /// `MAC=` / `IP=` requests.
-fn delegate_cni_args(ctx: &Context<'_>, extra: &[(String, String)]) -> String {
-    let inv = ctx.invocation;
+/// A delegate's `CNI_ARGS`: the runtime's, with the pod's names, then `extra` (the IP and MAC a
+/// selection asks for).
+pub(crate) fn delegate_cni_args(inv: &Invocation, extra: &[(String, String)]) -> String {
     let runtime = inv.cni_args();
     let mut pairs: Vec<(String, String)> = Vec::with_capacity(runtime.len() + 6);
     if let Some(pod) = inv.pod() {

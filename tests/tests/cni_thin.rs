@@ -435,3 +435,100 @@ async fn in_cluster_credentials_reach_the_api_over_tls() {
     };
     assert!(e.to_string().contains("token"), "{e}");
 }
+
+/// ADD starts the cluster network's first plugin as soon as it has read its config, before it
+/// looks the pod up (docs/decisions.md, "Plugins started ahead"), and gives it its config only
+/// at its turn. When the guess holds that process is the one used (one start per call); when
+/// the pod names another default network, or the ADD fails before that plugin's turn (here the
+/// API is down), it is killed unread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_network_s_first_plugin_starts_before_the_pod_is_looked_up() {
+    let t = Cluster::start("hs", 63).await;
+    let bin = t.dir.path().join("probes");
+    std::fs::create_dir(&bin).unwrap();
+    let record = t.dir.path().join("record");
+    std::fs::create_dir(&record).unwrap();
+    // Each probe notes its pid when started, and its command once it has read its config.
+    for probe in ["first", "other"] {
+        let script = format!(
+            "#!/bin/sh\necho $$ >> '{dir}/{probe}.started'\nconf=$(cat)\n\
+             echo \"$CNI_COMMAND\" >> '{dir}/{probe}.read'\n\
+             [ \"$CNI_COMMAND\" = ADD ] && printf '{{\"cniVersion\":\"1.0.0\"}}'\nexit 0\n",
+            dir = record.display()
+        );
+        let path = bin.join(probe);
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let seen = |probe: &str, what: &str| {
+        std::fs::read_to_string(record.join(format!("{probe}.{what}")))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let cluster = t.dir.path().join("probe.conflist");
+    std::fs::write(
+        &cluster,
+        json!({"cniVersion":"1.0.0","name":"hs-probe","plugins":[{"type":"first"}]}).to_string(),
+    )
+    .unwrap();
+    let conf = t.thin_config(json!({"clusterNetwork": cluster, "binDir": bin}));
+    t.nad(
+        "team",
+        "othernet",
+        &json!({"cniVersion":"1.0.0","type":"other"}).to_string(),
+    )
+    .await;
+
+    // The guess holds: the process started early is the one given the config.
+    let pod = t.pod("team", "guessed", None).await;
+    t.cni("ADD", &pod, &conf).expect_ok();
+    assert_eq!(seen("first", "started").len(), 1);
+    assert_eq!(seen("first", "read"), ["ADD"]);
+    t.cni("DEL", &pod, &conf).expect_ok();
+    assert_eq!(seen("first", "read"), ["ADD", "DEL"]);
+    // DEL's was started from the delegate list before its call was built, and used too.
+    assert_eq!(seen("first", "started").len(), 2);
+
+    // The pod names another default network: the early process is killed unread.
+    let overridden = t
+        .annotated_pod(
+            "team",
+            "overridden",
+            &[(
+                multus_crds::constants::DEFAULT_NETWORK_ANNOTATION,
+                "team/othernet",
+            )],
+        )
+        .await;
+    t.cni("ADD", &overridden, &conf).expect_ok();
+    let started = seen("first", "started");
+    assert_eq!(started.len(), 3, "{started:?}");
+    assert!(multus_tests::harness::process::process_ended(
+        started[2].parse().unwrap()
+    ));
+    assert_eq!(seen("first", "read"), ["ADD", "DEL"]);
+    assert_eq!(seen("other", "read"), ["ADD"]);
+    t.cni("DEL", &overridden, &conf).expect_ok();
+
+    // The API is down: the plugin was started before the pod's lookup failed, and is killed
+    // unread.
+    let unreachable = t.pod("team", "unreachable", None).await;
+    t.api.stop();
+    let err = t.cni("ADD", &unreachable, &conf).expect_err();
+    assert!(
+        err["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("getting pod team/unreachable"),
+        "{err}"
+    );
+    let started = seen("first", "started");
+    assert_eq!(started.len(), 4, "{started:?}");
+    assert!(multus_tests::harness::process::process_ended(
+        started[3].parse().unwrap()
+    ));
+    assert_eq!(seen("first", "read"), ["ADD", "DEL"]);
+}

@@ -125,25 +125,24 @@ impl Drop for Running {
 /// A plugin process started with its stdio on pipes and nothing written to it: it waits for
 /// its input. Killed and reaped if dropped unfinished: killed before its pipes close (fields
 /// drop in order), so a plugin waiting for its config never reads an end to it.
+///
+/// Its pipes are plain descriptors until [`Started::finish`] registers them with the async
+/// runtime, so a process can be started before the runtime exists (the thin plugin starts its
+/// first plugin right after reading its config; docs/decisions.md, "Plugins started ahead").
 #[derive(Debug)]
 pub struct Started {
     running: Running,
-    to_child: pipe::Sender,
-    from_child: pipe::Receiver,
-    from_child_err: pipe::Receiver,
+    to_child: OwnedFd,
+    from_child: OwnedFd,
+    from_child_err: OwnedFd,
 }
 
 /// Start `binary` with `vars` added to the inherited environment; [`Started::finish`] gives it
-/// its input.
+/// its input. Needs no async runtime.
 pub fn start(binary: &Path, vars: &[(&str, &str)]) -> io::Result<Started> {
     let (child_in, to_child) = pipe_with(PipeFlags::CLOEXEC)?;
     let (from_child, child_out) = pipe_with(PipeFlags::CLOEXEC)?;
     let (from_child_err, child_err) = pipe_with(PipeFlags::CLOEXEC)?;
-    // Registered with the runtime before the spawn: nothing can fail between the spawn and
-    // `Started`, which kills the process before its pipes close.
-    let to_child = pipe::Sender::from_owned_fd(to_child)?;
-    let from_child = pipe::Receiver::from_owned_fd(from_child)?;
-    let from_child_err = pipe::Receiver::from_owned_fd(from_child_err)?;
     let pid = spawn(binary, vars, [&child_in, &child_out, &child_err])?;
     Ok(Started {
         running: Running { pid, reaped: false },
@@ -159,10 +158,26 @@ impl Started {
     pub async fn finish(self, stdin: &[u8]) -> io::Result<Output> {
         let Self {
             mut running,
-            mut to_child,
-            mut from_child,
-            mut from_child_err,
+            to_child,
+            from_child,
+            from_child_err,
         } = self;
+        // Registered with the runtime only now. A failure kills the process before the
+        // descriptors still open close (on return), as a drop does.
+        let (out, err) = (
+            pipe::Receiver::from_owned_fd(from_child),
+            pipe::Receiver::from_owned_fd(from_child_err),
+        );
+        let registered = out.and_then(|out| Ok((out, err?)));
+        let (mut from_child, mut from_child_err, mut to_child) = match registered
+            .and_then(|(out, err)| Ok((out, err, pipe::Sender::from_owned_fd(to_child)?)))
+        {
+            Ok(pipes) => pipes,
+            Err(e) => {
+                drop(running);
+                return Err(e);
+            }
+        };
         let write = async move {
             // A plugin that exits without reading stdin closes the pipe; its exit status tells.
             let _ = to_child.write_all(stdin).await;
@@ -412,13 +427,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let marker = tmp.path().join("ran");
         let script = format!("touch {}; echo done", marker.display());
-        let rt = rt();
-        let _entered = rt.enter();
 
-        // `sh` reads its script from stdin: until that is written, it runs nothing.
+        // `sh` reads its script from stdin: until that is written, it runs nothing. Started
+        // before any async runtime exists, as the thin plugin starts its first plugin.
         let started = start(Path::new("/bin/sh"), &[]).unwrap();
         std::thread::sleep(Duration::from_millis(100));
         assert!(!marker.exists());
+        let rt = rt();
         let out = rt.block_on(started.finish(script.as_bytes())).unwrap();
         assert_eq!(
             (out.exit, out.stdout.as_slice()),

@@ -229,3 +229,20 @@ pub fn free_port() -> std::io::Result<u16> {
         .local_addr()?
         .port())
 }
+
+/// Whether process `pid` has ended within 2 s: gone, or a zombie not yet reaped (a plugin the
+/// thin `multus` killed is reaped by whoever inherits it once `multus` exits).
+pub fn process_ended(pid: u32) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let state = status.lines().find_map(|l| l.strip_prefix("State:"));
+        if state.is_none_or(|s| s.trim_start().starts_with('Z')) {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -115,7 +115,7 @@ impl Cluster {
     /// `prefix` keeps names of this test apart from others running at once; the cluster network
     /// is 10.(100+octet).1.0/24 and a test's other subnets are 10.(100+octet).x.0/24. In use:
     /// ta 41, tb 42, tc 43, td 44, tt 46, tf 48, tg 49, th 50, hd 51, hc 52, tx 53, hn 54,
-    /// tk 55, tv 57, tw 58, ty 59, hz 60, dv 61, dw 62.
+    /// tk 55, tv 57, tw 58, ty 59, hz 60, dv 61, dw 62, hs 63.
     pub async fn start(prefix: &str, octet: u8) -> Self {
         require_root_and_plugins();
         let binary = workspace_binary("multus")
@@ -190,18 +190,29 @@ impl Cluster {
     }
 
     pub async fn pod(&self, namespace: &str, name: &str, networks: Option<&str>) -> PodHandle {
+        let networks = networks.map(|n| (multus_crds::constants::NETWORKS_ANNOTATION, n));
+        self.annotated_pod(namespace, name, networks.as_slice())
+            .await
+    }
+
+    /// A pod with these annotations.
+    pub async fn annotated_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        annotations: &[(&str, &str)],
+    ) -> PodHandle {
         let mut pod: Pod = serde_json::from_value(json!({
             "metadata": {"name": name, "namespace": namespace},
             "spec": {"containers": [{"name": "c", "image": "busybox"}]}
         }))
         .unwrap();
-        if let Some(n) = networks {
+        if !annotations.is_empty() {
             pod.metadata.annotations = Some(
-                [(
-                    multus_crds::constants::NETWORKS_ANNOTATION.to_owned(),
-                    n.to_owned(),
-                )]
-                .into(),
+                annotations
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
             );
         }
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
