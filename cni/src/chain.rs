@@ -139,8 +139,17 @@ impl Runner<'_> {
         rt: &RuntimeConf<'_>,
         early: StartedPlugin,
     ) {
+        let needed = call.binary.display();
         if call.started.is_none() && early.is_for(&call.binary, &self.env(command, rt)) {
+            tracing::debug!(plugin = %needed, %command, "using the plugin process started early");
             call.started = Some(early);
+        } else {
+            tracing::debug!(
+                plugin = %needed,
+                started = early.plugin(),
+                %command,
+                "the plugin process started early is not this call's: killed unread"
+            );
         }
     }
 

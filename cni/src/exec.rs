@@ -155,6 +155,11 @@ impl StartedPlugin {
         self.binary == binary && self.vars == plugin_vars(env)
     }
 
+    /// The plugin's binary name.
+    pub fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
     /// For a plugin started while another plugin ran: its start overlapped that plugin's time,
     /// so it is not counted again in [`ExecStats`].
     #[must_use]

@@ -73,8 +73,11 @@ fn main() {
         "kubeconfig":server.kubeconfig_path(),"clusterNetwork":cluster,
         "confDir":dir.path().join("multus.d"),"cniDir":dir.path().join("cache"),"binDir":PLUGINS})
     .to_string();
-    let _netns = Netns::create(NETNS).unwrap();
+    // A namespace an interrupted run left goes first (its bridge the plugin takes over); from
+    // here on both go however the bench ends.
     let _bridge = BridgeCleanup;
+    let _ = Command::new("ip").args(["netns", "del", NETNS]).output();
+    let _netns = Netns::create(NETNS).unwrap();
     let args = format!(
         "IgnoreUnknown=true;K8S_POD_NAMESPACE=team;K8S_POD_NAME=web;K8S_POD_INFRA_CONTAINER_ID=twa-cid;K8S_POD_UID={uid}"
     );

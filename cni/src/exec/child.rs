@@ -162,22 +162,25 @@ impl Started {
             from_child,
             from_child_err,
         } = self;
-        // Registered with the runtime only now. A failure kills the process before the
-        // descriptors still open close (on return), as a drop does.
-        let (out, err) = (
-            pipe::Receiver::from_owned_fd(from_child),
-            pipe::Receiver::from_owned_fd(from_child_err),
-        );
-        let registered = out.and_then(|out| Ok((out, err?)));
-        let (mut from_child, mut from_child_err, mut to_child) = match registered
-            .and_then(|(out, err)| Ok((out, err, pipe::Sender::from_owned_fd(to_child)?)))
-        {
-            Ok(pipes) => pipes,
+        // Registered with the runtime only now. Tokio closes a descriptor it fails to
+        // register: a duplicate of the process's stdin keeps that pipe open until the process
+        // is killed, so a failure never lets it read an end to its config.
+        let stdin_kept = match to_child.try_clone() {
+            Ok(kept) => kept,
             Err(e) => {
                 drop(running);
                 return Err(e);
             }
         };
+        let (mut to_child, mut from_child, mut from_child_err) =
+            match register(to_child, from_child, from_child_err) {
+                Ok(pipes) => pipes,
+                Err(e) => {
+                    drop(running);
+                    return Err(e);
+                }
+            };
+        drop(stdin_kept);
         let write = async move {
             // A plugin that exits without reading stdin closes the pipe; its exit status tells.
             let _ = to_child.write_all(stdin).await;
@@ -198,6 +201,17 @@ impl Started {
             stderr,
         })
     }
+}
+
+/// A started process's pipes, registered with the async runtime.
+fn register(
+    to_child: OwnedFd,
+    from_child: OwnedFd,
+    from_child_err: OwnedFd,
+) -> io::Result<(pipe::Sender, pipe::Receiver, pipe::Receiver)> {
+    let out = pipe::Receiver::from_owned_fd(from_child)?;
+    let err = pipe::Receiver::from_owned_fd(from_child_err)?;
+    Ok((pipe::Sender::from_owned_fd(to_child)?, out, err))
 }
 
 /// `posix_spawn` with `stdio` on 0, 1 and 2.
