@@ -274,9 +274,11 @@ fn main() {
     // Delegates alone: the same plugin calls, made directly.
     let stats = ExecStats::default();
     let path = [PathBuf::from(PLUGINS)];
+    // As libcni runs them: each plugin started at its turn.
     let runner = Runner {
         path: &path,
         stats: &stats,
+        start_ahead: false,
     };
     let lists: Vec<NetworkConfigList> = delegates(dir.path())
         .into_iter()

@@ -3,7 +3,9 @@
 //! `name` and `cniVersion`, the capability arguments it declares as `runtimeConfig`, and the
 //! previous result as `prevResult`.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::task::Poll;
 
 use multus_crds::cni::{CniResult, CniVersion, NetworkConfigList, PluginConfig};
 use serde_json::{Map, Value, json};
@@ -29,6 +31,8 @@ pub struct RuntimeConf<'a> {
 pub struct Runner<'a> {
     pub path: &'a [PathBuf],
     pub stats: &'a ExecStats,
+    /// Whether a list's next plugin is started while the one before runs (`startPluginsAhead`).
+    pub start_ahead: bool,
 }
 
 /// One plugin's call, built: its binary and its stdin. A list's first one (ADD: its first
@@ -153,6 +157,22 @@ impl Runner<'_> {
         }
     }
 
+    /// The process of `plugin`, the next in its list, started while the plugin before runs and
+    /// given its config at its turn (docs/decisions.md, "Plugins started ahead"); `None` when
+    /// plugins do not start ahead or it cannot be started (its call then starts it and reports
+    /// why).
+    fn start_next(
+        &self,
+        plugin: Option<&PluginConfig>,
+        env: &PluginEnv<'_>,
+    ) -> Option<StartedPlugin> {
+        let plugin = plugin.filter(|_| self.start_ahead)?;
+        let binary = find_plugin(plugin.plugin_type(), self.path).ok()?;
+        start_plugin(&binary, env)
+            .ok()
+            .map(StartedPlugin::started_alongside)
+    }
+
     /// Run a built call (on its started process, if it has one: started with `env`).
     async fn run(&self, call: PluginCall, env: &PluginEnv<'_>) -> Result<Vec<u8>> {
         match call.started {
@@ -194,12 +214,22 @@ impl Runner<'_> {
         let version = list_version(list)?;
         let env = self.env(Command::Add, rt);
         let mut result: Option<CniResult> = None;
-        for plugin in list.plugins() {
-            let call = match first.take() {
+        let plugins = list.plugins();
+        // The next plugin's process, started while this one runs; killed unread if this one
+        // fails.
+        let mut ahead: Option<StartedPlugin> = None;
+        for (i, plugin) in plugins.iter().enumerate() {
+            let mut call = match first.take() {
                 Some(call) => call,
                 None => self.build(list, plugin, version, rt, result.as_ref())?,
             };
-            let out = self.run(call, &env).await?;
+            if let Some(early) = ahead.take() {
+                self.adopt(&mut call, Command::Add, rt, early);
+            }
+            let next = async { self.start_next(plugins.get(i + 1), &env) };
+            let (out, next) = alongside(self.run(call, &env), next).await;
+            ahead = next;
+            let out = out?;
             if !out.iter().all(u8::is_ascii_whitespace) {
                 let text = String::from_utf8_lossy(&out);
                 let parsed =
@@ -228,16 +258,25 @@ impl Runner<'_> {
         let prev = cached.filter(|_| version.supports_prev_result_on_del());
         let env = self.env(Command::Del, rt);
         let mut errors = Vec::new();
-        for plugin in list.plugins().iter().rev() {
+        let plugins: Vec<&PluginConfig> = list.plugins().iter().rev().collect();
+        // The next plugin's process (the one before in the list), started while this one runs.
+        let mut ahead: Option<StartedPlugin> = None;
+        for (i, plugin) in plugins.iter().enumerate() {
             let built = first.take();
-            let outcome = async {
-                let call = match built {
+            let early = ahead.take();
+            let deleting = async {
+                let mut call = match built {
                     Some(call) => call,
                     None => self.build(list, plugin, version, rt, prev)?,
                 };
+                if let Some(early) = early {
+                    self.adopt(&mut call, Command::Del, rt, early);
+                }
                 self.run(call, &env).await
-            }
-            .await;
+            };
+            let next = async { self.start_next(plugins.get(i + 1).copied(), &env) };
+            let (outcome, next) = alongside(deleting, next).await;
+            ahead = next;
             if let Err(e) = outcome {
                 errors.push(e);
             }
@@ -341,4 +380,18 @@ pub(crate) fn several(mut errors: Vec<Error>) -> Result<()> {
         1 => Err(errors.remove(0)),
         _ => Err(Error::Several(errors)),
     }
+}
+
+/// Run `work` while `plugin` runs: poll `plugin` once — a step whose plugin process is given its
+/// config before anything in it awaits, so the first poll sets it going — then finish `work`,
+/// then wait for the plugin. Work for the call after thus costs the call nothing.
+pub(crate) async fn alongside<P: Future, W: Future>(plugin: P, work: W) -> (P::Output, W::Output) {
+    let mut plugin = std::pin::pin!(plugin);
+    let first = std::future::poll_fn(|cx| Poll::Ready(plugin.as_mut().poll(cx))).await;
+    let done = work.await;
+    let outcome = match first {
+        Poll::Ready(outcome) => outcome,
+        Poll::Pending => plugin.await,
+    };
+    (outcome, done)
 }

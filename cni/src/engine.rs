@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::task::Poll;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -17,7 +16,7 @@ use tokio::sync::OnceCell;
 use tracing::Instrument;
 
 use crate::cache::{CacheDir, CacheDirs, CachedList, Delegate, DelegateList, ReadyResult};
-use crate::chain::{PluginCall, Runner, RuntimeConf, several};
+use crate::chain::{PluginCall, Runner, RuntimeConf, alongside, several};
 use crate::env::{Command, Invocation};
 use crate::error::{Error, PodRef, Result};
 use crate::exec::{ExecStats, StartedPlugin};
@@ -313,6 +312,7 @@ impl Engine {
         Runner {
             path: &call.path,
             stats: &self.stats,
+            start_ahead: call.start_ahead,
         }
     }
 
@@ -1217,20 +1217,6 @@ impl Engine {
         };
         self.runner(call).status(&parse_delegate(master)?).await
     }
-}
-
-/// Run `work` while `plugin` runs: poll `plugin` once — an engine step whose plugin process is
-/// spawned before anything in it awaits, so the first poll starts it — then finish `work`,
-/// then wait for the plugin. File work for the attachment before thus costs the call nothing.
-async fn alongside<P: Future, W: Future>(plugin: P, work: W) -> (P::Output, W::Output) {
-    let mut plugin = std::pin::pin!(plugin);
-    let first = std::future::poll_fn(|cx| Poll::Ready(plugin.as_mut().poll(cx))).await;
-    let done = work.await;
-    let outcome = match first {
-        Poll::Ready(outcome) => outcome,
-        Poll::Pending => plugin.await,
-    };
-    (outcome, done)
 }
 
 /// What is made ready while an attachment's plugin runs ([`Engine::add_recording`]).

@@ -976,3 +976,92 @@ fn with_start_plugins_ahead_false_a_plugin_starts_only_at_its_turn() {
     );
     assert_eq!(logged(), "", "a refused config starts nothing");
 }
+
+#[test]
+fn a_list_s_next_plugin_starts_while_the_one_before_runs_and_acts_only_after_it() {
+    let _g = setup("sd-chain", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    // Each plugin notes its start, reads its config, then (given the name of the plugin after
+    // it for this command, an extended regex) waits up to 5 s for that one to have started: it
+    // can only have if it was started while this one runs.
+    let plugin = |name: &str, next_add: &str, next_del: &str| {
+        let body = format!(
+            r#"echo "{name} $CNI_COMMAND started $$" >> {log}
+conf=$(cat)
+echo "{name} $CNI_COMMAND begin" >> {log}
+case "$CNI_COMMAND" in ADD) next="{next_add}" ;; *) next="{next_del}" ;; esac
+if [ -n "$next" ]; then
+  n=0
+  until grep -Eq "^($next) $CNI_COMMAND started" {log}; do
+    n=$((n+1)); [ $n -gt 500 ] && {{ echo "{name} $CNI_COMMAND gave up" >> {log}; break; }}
+    sleep 0.01
+  done
+fi
+[ "$CNI_COMMAND" = ADD ] && [ "{name}" = failing ] && {{
+  printf '{{"cniVersion":"1.0.0","code":100,"msg":"failing on purpose"}}'; exit 1; }}
+echo "{name} $CNI_COMMAND end" >> {log}
+"#,
+            log = log.display()
+        );
+        script_plugin(dir.path(), name, &body)
+    };
+    plugin("one", "two|failing", "");
+    plugin("two", "three", "one");
+    plugin("failing", "three", "one");
+    let bin = plugin("three", "", "two|failing");
+    let config = |second: &str| {
+        json!({
+            "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus",
+            "cniDir": dir.path().join("cache"), "binDir": bin,
+            "delegates": [{"cniVersion": "1.0.0", "name": "sd-chain",
+                "plugins": [{"type": "one"}, {"type": second}, {"type": "three"}]}]
+        })
+    };
+    let steps = || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines()
+            .filter(|l| !l.contains(" started "))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+
+    let (ok, out) = multus("ADD", "sd-chain", "chain1", &config("two"));
+    assert!(ok, "{out}");
+    let (ok, out) = multus("DEL", "sd-chain", "chain1", &config("two"));
+    assert!(ok, "{out}");
+    let expected = [
+        "one ADD begin",
+        "one ADD end",
+        "two ADD begin",
+        "two ADD end",
+        "three ADD begin",
+        "three ADD end",
+        "three DEL begin",
+        "three DEL end",
+        "two DEL begin",
+        "two DEL end",
+        "one DEL begin",
+        "one DEL end",
+    ];
+    assert_eq!(steps(), expected);
+
+    // The second fails: the third, started while it ran, never gets its config and is gone;
+    // the rollback's DELs run in reverse as before.
+    std::fs::remove_file(&log).unwrap();
+    let (ok, out) = multus("ADD", "sd-chain", "chain2", &config("failing"));
+    assert!(!ok && out.contains("failing on purpose"), "{out}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("three ADD begin") && !text.contains("gave up"),
+        "{text}"
+    );
+    let third = text
+        .lines()
+        .find_map(|l| l.strip_prefix("three ADD started "))
+        .expect("the third plugin was started while the second ran");
+    assert!(
+        ended(third),
+        "the third plugin's process {third} still runs"
+    );
+}

@@ -7,7 +7,8 @@
 //!
 //! Run (root): `cargo build --release -p multus-cni --bin multus &&
 //! cargo bench -p multus-tests --bench thin_with_api`. `MULTUS_BIN` picks another `multus`
-//! binary (to compare builds, interleaved); `ROUNDS` (default 60) the sample size.
+//! binary (to compare builds, interleaved); `ROUNDS` (default 60) the sample size; `TUNING=1`
+//! makes the cluster network a chain, bridge then tuning.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write;
@@ -61,12 +62,19 @@ fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let cluster = dir.path().join("10-cluster.conflist");
+    let mut plugins = vec![json!({"type":"bridge","bridge":BRIDGE,"isGateway":true,
+        "ipam":{"type":"host-local","dataDir":dir.path().join("ipam"),
+                "ranges":[[{"subnet":"10.231.1.0/24"}]]}})];
+    // `TUNING=1`: a chain, as clusters' lists usually are (flannel + portmap, calico +
+    // bandwidth + portmap): tuning after the bridge, passing its result on.
+    if std::env::var("TUNING").is_ok_and(|v| v == "1") {
+        plugins.push(json!({"type":"tuning"}));
+    }
+    let label: Vec<&str> = plugins.iter().filter_map(|p| p["type"].as_str()).collect();
+    let label = label.join(" + ");
     std::fs::write(
         &cluster,
-        json!({"cniVersion":"1.0.0","name":"twa-cluster","plugins":[{"type":"bridge","bridge":BRIDGE,
-            "isGateway":true,"ipam":{"type":"host-local","dataDir":dir.path().join("ipam"),
-            "ranges":[[{"subnet":"10.231.1.0/24"}]]}}]})
-        .to_string(),
+        json!({"cniVersion":"1.0.0","name":"twa-cluster","plugins":plugins}).to_string(),
     )
     .unwrap();
     let config = json!({"cniVersion":"1.0.0","name":"multus-cni-network","type":"multus",
@@ -94,11 +102,11 @@ fn main() {
         adds.push(call("ADD"));
         dels.push(call("DEL"));
     }
-    println!("{}", binary.display());
-    for (label, v) in [("ADD", &mut adds), ("DEL", &mut dels)] {
+    println!("{} ({label})", binary.display());
+    for (command, v) in [("ADD", &mut adds), ("DEL", &mut dels)] {
         v.sort_by(f64::total_cmp);
         println!(
-            "thin {label} with the API (TLS, pod GET, network-status): p50 {:.2} ms  p90 {:.2} ms",
+            "thin {command} with the API (TLS, pod GET, network-status): p50 {:.2} ms  p90 {:.2} ms",
             pct(v, 0.5),
             pct(v, 0.9)
         );
