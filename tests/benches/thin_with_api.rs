@@ -11,16 +11,15 @@
 //! makes the cluster network a chain, bridge then tuning.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use multus_tests::apiserver::{FakeApiServer, ServerConfig};
 use multus_tests::harness::netns::Netns;
-use multus_tests::harness::process::workspace_binary;
+use multus_tests::harness::process::{run_plugin, workspace_binary};
 use serde_json::json;
 
 const PLUGINS: &str = "/usr/lib/cni";
@@ -125,19 +124,16 @@ fn release_multus() -> PathBuf {
 }
 
 fn run(binary: &Path, command: &str, args: &str, config: &[u8]) {
-    let mut child = Command::new(binary)
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", "twa-cid")
-        .env("CNI_NETNS", format!("/var/run/netns/{NETNS}"))
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_ARGS", args)
-        .env("CNI_PATH", PLUGINS)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(config).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let netns = format!("/var/run/netns/{NETNS}");
+    let env = [
+        ("CNI_COMMAND", command),
+        ("CNI_CONTAINERID", "twa-cid"),
+        ("CNI_NETNS", &netns),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_ARGS", args),
+        ("CNI_PATH", PLUGINS),
+    ];
+    let out = run_plugin(binary, &env, config).unwrap();
     assert!(
         out.status.success(),
         "{command}: {}",
