@@ -125,16 +125,22 @@ impl Drop for Running {
 /// A plugin process started with its stdio on pipes and nothing written to it: it waits for
 /// its input. Killed and reaped if dropped unfinished: killed before its pipes close (fields
 /// drop in order), so a plugin waiting for its config never reads an end to it.
-///
-/// Its pipes are plain descriptors until [`Started::finish`] registers them with the async
-/// runtime, so a process can be started before the runtime exists (the thin plugin starts its
-/// first plugin right after reading its config; docs/decisions.md, "Plugins started ahead").
 #[derive(Debug)]
 pub struct Started {
     running: Running,
-    to_child: OwnedFd,
-    from_child: OwnedFd,
-    from_child_err: OwnedFd,
+    pipes: Pipes,
+}
+
+/// A started process's pipes (its stdin's write end, its stdout's and stderr's read ends).
+#[derive(Debug)]
+enum Pipes {
+    /// Registered with the async runtime before the spawn, as every start within a runtime
+    /// does: its turn finds them ready.
+    Registered(pipe::Sender, pipe::Receiver, pipe::Receiver),
+    /// Plain descriptors, registered at its turn: a start before any runtime exists (the thin
+    /// plugin's head start, right after reading its config; docs/decisions.md, "Plugins
+    /// started ahead").
+    Unregistered(OwnedFd, OwnedFd, OwnedFd),
 }
 
 /// Start `binary` with `vars` added to the inherited environment; [`Started::finish`] gives it
@@ -143,12 +149,18 @@ pub fn start(binary: &Path, vars: &[(&str, &str)]) -> io::Result<Started> {
     let (child_in, to_child) = pipe_with(PipeFlags::CLOEXEC)?;
     let (from_child, child_out) = pipe_with(PipeFlags::CLOEXEC)?;
     let (from_child_err, child_err) = pipe_with(PipeFlags::CLOEXEC)?;
+    // Registered before the spawn: a failure then leaves no process to kill.
+    let pipes = match tokio::runtime::Handle::try_current() {
+        Ok(_) => {
+            let (to_child, out, err) = register(to_child, from_child, from_child_err)?;
+            Pipes::Registered(to_child, out, err)
+        }
+        Err(_) => Pipes::Unregistered(to_child, from_child, from_child_err),
+    };
     let pid = spawn(binary, vars, [&child_in, &child_out, &child_err])?;
     Ok(Started {
         running: Running { pid, reaped: false },
-        to_child,
-        from_child,
-        from_child_err,
+        pipes,
     })
 }
 
@@ -156,31 +168,30 @@ impl Started {
     /// Write `stdin` to the process, read what it prints until it closes its output, and wait
     /// for it to exit.
     pub async fn finish(self, stdin: &[u8]) -> io::Result<Output> {
-        let Self {
-            mut running,
-            to_child,
-            from_child,
-            from_child_err,
-        } = self;
-        // Registered with the runtime only now. Tokio closes a descriptor it fails to
-        // register: a duplicate of the process's stdin keeps that pipe open until the process
-        // is killed, so a failure never lets it read an end to its config.
-        let stdin_kept = match to_child.try_clone() {
-            Ok(kept) => kept,
-            Err(e) => {
-                drop(running);
-                return Err(e);
+        let Self { mut running, pipes } = self;
+        let (mut to_child, mut from_child, mut from_child_err) = match pipes {
+            Pipes::Registered(to_child, out, err) => (to_child, out, err),
+            Pipes::Unregistered(to_child, from_child, from_child_err) => {
+                // Tokio closes a descriptor it fails to register: a duplicate of the process's
+                // stdin keeps that pipe open until the process is killed, so a failure never
+                // lets it read an end to its config.
+                let stdin_kept = match to_child.try_clone() {
+                    Ok(kept) => kept,
+                    Err(e) => {
+                        drop(running);
+                        return Err(e);
+                    }
+                };
+                match register(to_child, from_child, from_child_err) {
+                    Ok(pipes) => pipes,
+                    Err(e) => {
+                        drop(running);
+                        drop(stdin_kept);
+                        return Err(e);
+                    }
+                }
             }
         };
-        let (mut to_child, mut from_child, mut from_child_err) =
-            match register(to_child, from_child, from_child_err) {
-                Ok(pipes) => pipes,
-                Err(e) => {
-                    drop(running);
-                    return Err(e);
-                }
-            };
-        drop(stdin_kept);
         let write = async move {
             // A plugin that exits without reading stdin closes the pipe; its exit status tells.
             let _ = to_child.write_all(stdin).await;
