@@ -134,8 +134,9 @@ impl Runner<'_> {
         }
     }
 
-    /// Give `call` a process started before the call was known (the engine's head start), if
-    /// that is the process the call would start; otherwise it is dropped, so killed unread.
+    /// Give `call` a process started before the call was built (the engine's head start, or a
+    /// list's next plugin started while the one before ran), if that is the process the call
+    /// would start; otherwise it is dropped, so killed unread.
     pub fn adopt(
         &self,
         call: &mut PluginCall,
@@ -226,7 +227,10 @@ impl Runner<'_> {
             if let Some(early) = ahead.take() {
                 self.adopt(&mut call, Command::Add, rt, early);
             }
-            let next = async { self.start_next(plugins.get(i + 1), &env) };
+            // Not when this step ended at once (it failed before its plugin ran).
+            let (env_ref, next) = (&env, plugins.get(i + 1));
+            let next =
+                move |ended: bool| async move { self.start_next(next.filter(|_| !ended), env_ref) };
             let (out, next) = alongside(self.run(call, &env), next).await;
             ahead = next;
             let out = out?;
@@ -274,7 +278,11 @@ impl Runner<'_> {
                 }
                 self.run(call, &env).await
             };
-            let next = async { self.start_next(plugins.get(i + 1).copied(), &env) };
+            // Not when this step ended at once (its call could not be built): the next then
+            // starts at its turn, and its start is counted as its own.
+            let (env_ref, next) = (&env, plugins.get(i + 1).copied());
+            let next =
+                move |ended: bool| async move { self.start_next(next.filter(|_| !ended), env_ref) };
             let (outcome, next) = alongside(deleting, next).await;
             ahead = next;
             if let Err(e) = outcome {
@@ -383,12 +391,16 @@ pub(crate) fn several(mut errors: Vec<Error>) -> Result<()> {
 }
 
 /// Run `work` while `plugin` runs: poll `plugin` once — a step whose plugin process is given its
-/// config before anything in it awaits, so the first poll sets it going — then finish `work`,
-/// then wait for the plugin. Work for the call after thus costs the call nothing.
-pub(crate) async fn alongside<P: Future, W: Future>(plugin: P, work: W) -> (P::Output, W::Output) {
+/// config in its first poll (`Started::finish` writes it before it awaits) — then finish the
+/// work, then wait for the plugin. Work for the call after thus costs the call nothing. `work`
+/// is told whether the step already ended in that poll (an error before any plugin ran).
+pub(crate) async fn alongside<P: Future, W: Future>(
+    plugin: P,
+    work: impl FnOnce(bool) -> W,
+) -> (P::Output, W::Output) {
     let mut plugin = std::pin::pin!(plugin);
     let first = std::future::poll_fn(|cx| Poll::Ready(plugin.as_mut().poll(cx))).await;
-    let done = work.await;
+    let done = work(first.is_ready()).await;
     let outcome = match first {
         Poll::Ready(outcome) => outcome,
         Poll::Pending => plugin.await,

@@ -688,7 +688,7 @@ impl Engine {
             (recorded, ahead)
         };
         let (result, (recorded, ahead)) =
-            alongside(self.add_unrecorded(call, d, ready), meanwhile).await;
+            alongside(self.add_unrecorded(call, d, ready), |_| meanwhile).await;
         (result, recorded, ahead)
     }
 
@@ -903,7 +903,7 @@ impl Engine {
                 });
                 (removed, next_cached, next_ready)
             };
-            let (outcome, (removed, next, next_ready)) = alongside(deleting, files).await;
+            let (outcome, (removed, next, next_ready)) = alongside(deleting, |_| files).await;
             cached = next;
             ready = next_ready;
             if let Some((done, Err(source))) = removed {

@@ -979,7 +979,7 @@ fn with_start_plugins_ahead_false_a_plugin_starts_only_at_its_turn() {
 
 #[test]
 fn a_list_s_next_plugin_starts_while_the_one_before_runs_and_acts_only_after_it() {
-    let _g = setup("sd-chain", &[]);
+    let _g = setup("sd-listahead", &[]);
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
     // Each plugin notes its start, reads its config, then (given the name of the plugin after
@@ -1026,9 +1026,9 @@ echo "{name} $CNI_COMMAND end" >> {log}
             .collect::<Vec<_>>()
     };
 
-    let (ok, out) = multus("ADD", "sd-chain", "chain1", &config("two"));
+    let (ok, out) = multus("ADD", "sd-listahead", "chain1", &config("two"));
     assert!(ok, "{out}");
-    let (ok, out) = multus("DEL", "sd-chain", "chain1", &config("two"));
+    let (ok, out) = multus("DEL", "sd-listahead", "chain1", &config("two"));
     assert!(ok, "{out}");
     let expected = [
         "one ADD begin",
@@ -1049,7 +1049,7 @@ echo "{name} $CNI_COMMAND end" >> {log}
     // The second fails: the third, started while it ran, never gets its config and is gone;
     // the rollback's DELs run in reverse as before.
     std::fs::remove_file(&log).unwrap();
-    let (ok, out) = multus("ADD", "sd-chain", "chain2", &config("failing"));
+    let (ok, out) = multus("ADD", "sd-listahead", "chain2", &config("failing"));
     assert!(!ok && out.contains("failing on purpose"), "{out}");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
@@ -1064,4 +1064,17 @@ echo "{name} $CNI_COMMAND end" >> {log}
         ended(third),
         "the third plugin's process {third} still runs"
     );
+    // Read again once it has ended: a process left to read its stdin's end would have gone on.
+    let rolled_back = [
+        "one ADD begin",
+        "one ADD end",
+        "failing ADD begin",
+        "three DEL begin",
+        "three DEL end",
+        "failing DEL begin",
+        "failing DEL end",
+        "one DEL begin",
+        "one DEL end",
+    ];
+    assert_eq!(steps(), rolled_back);
 }

@@ -192,9 +192,17 @@ impl Started {
                 }
             }
         };
+        // The config is written in this poll: a pipe has no readiness until the runtime's driver
+        // next turns, and the caller may do other work (start the next plugin) before that
+        // (`chain::alongside`). A config fits the pipe's buffer; what does not is written as
+        // the plugin reads. A plugin that exits without reading stdin closes the pipe: the
+        // error is left to the write below, which ignores it, and its exit status tells.
+        let written = rustix::io::write(&to_child, stdin).unwrap_or(0);
+        let rest = &stdin[written..];
         let write = async move {
-            // A plugin that exits without reading stdin closes the pipe; its exit status tells.
-            let _ = to_child.write_all(stdin).await;
+            if !rest.is_empty() {
+                let _ = to_child.write_all(rest).await;
+            }
         };
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
         let ((), out, err) = tokio::join!(
