@@ -944,6 +944,15 @@ fn with_start_plugins_ahead_false_a_plugin_starts_only_at_its_turn() {
                           {"cniVersion": "1.0.0", "name": "sd-early", "type": "early"}]
         })
     };
+    // The same two plugins as one list: its next plugin starts while the one before runs.
+    let listed = |ahead: Value| {
+        json!({
+            "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus",
+            "cniDir": dir.path().join("cache"), "binDir": bin, "startPluginsAhead": ahead,
+            "delegates": [{"cniVersion": "1.0.0", "name": "sd-list",
+                           "plugins": [{"type": "slow"}, {"type": "early"}]}]
+        })
+    };
     let logged = || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let _ = std::fs::remove_file(&log);
@@ -958,13 +967,25 @@ fn with_start_plugins_ahead_false_a_plugin_starts_only_at_its_turn() {
     assert!(ok, "{out}");
     logged();
 
-    // `false`: each at its turn.
-    let (ok, out) = multus("ADD", "sd-late", "late2", &config(json!(false)));
+    let (ok, out) = multus("ADD", "sd-late", "late4", &listed(json!(true)));
     assert!(ok, "{out}");
-    assert_eq!(logged(), "slow ADD done\nearly ADD started\n");
-    let (ok, out) = multus("DEL", "sd-late", "late2", &config(json!(false)));
+    assert_eq!(logged(), "early ADD started\nslow ADD done\n");
+    let (ok, out) = multus("DEL", "sd-late", "late4", &listed(json!(true)));
     assert!(ok, "{out}");
-    assert_eq!(logged(), "early DEL started\nslow DEL done\n");
+    logged();
+
+    // `false`: each at its turn, attachments and a list's plugins alike.
+    for (cid, config) in [
+        ("late2", config(json!(false))),
+        ("late5", listed(json!(false))),
+    ] {
+        let (ok, out) = multus("ADD", "sd-late", cid, &config);
+        assert!(ok, "{out}");
+        assert_eq!(logged(), "slow ADD done\nearly ADD started\n", "{cid}");
+        let (ok, out) = multus("DEL", "sd-late", cid, &config);
+        assert!(ok, "{out}");
+        assert_eq!(logged(), "early DEL started\nslow DEL done\n", "{cid}");
+    }
 
     let (ok, out) = multus("ADD", "sd-late", "late3", &config(json!("no")));
     assert!(!ok, "{out}");
