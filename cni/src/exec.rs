@@ -4,6 +4,7 @@
 //! A plugin `type` is checked to be a bare binary name before any lookup: a NAD is written by
 //! namespace users, and a path there would run any file on the node as root.
 
+use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -92,11 +93,10 @@ pub fn start_plugin(binary: &Path, env: &PluginEnv<'_>) -> Result<StartedPlugin>
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let vars = plugin_vars(env);
-    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let spawning = Instant::now();
-    match child::start(binary, &borrowed) {
-        Ok(child) => Ok(StartedPlugin {
+    let started = plugin_vars(env).and_then(|vars| Ok((child::start(binary, &vars)?, vars)));
+    match started {
+        Ok((child, vars)) => Ok(StartedPlugin {
             plugin,
             command: env.command,
             child,
@@ -108,8 +108,8 @@ pub fn start_plugin(binary: &Path, env: &PluginEnv<'_>) -> Result<StartedPlugin>
     }
 }
 
-/// The `CNI_*` variables of the call `env` describes.
-fn plugin_vars(env: &PluginEnv<'_>) -> Vec<(&'static str, String)> {
+/// The `CNI_*` variables of the call `env` describes, as the child gets them.
+fn plugin_vars(env: &PluginEnv<'_>) -> std::io::Result<Vec<CString>> {
     let path = env
         .path
         .iter()
@@ -117,20 +117,22 @@ fn plugin_vars(env: &PluginEnv<'_>) -> Vec<(&'static str, String)> {
         .collect::<Vec<_>>()
         .join(":");
     let mut vars = vec![
-        ("CNI_COMMAND", env.command.as_str().to_owned()),
-        ("CNI_PATH", path),
+        child::env_entry("CNI_COMMAND", env.command.as_str())?,
+        child::env_entry("CNI_PATH", &path)?,
     ];
     // Per-container variables only for the commands that have a container (a GC or STATUS
     // plugin sees none, as libcni leaves them out).
     if env.command.is_per_container() {
-        vars.extend([
-            ("CNI_CONTAINERID", env.container_id.to_owned()),
-            ("CNI_NETNS", env.netns.to_owned()),
-            ("CNI_IFNAME", env.ifname.to_owned()),
-            ("CNI_ARGS", env.args.to_owned()),
-        ]);
+        for (key, value) in [
+            ("CNI_CONTAINERID", env.container_id),
+            ("CNI_NETNS", env.netns),
+            ("CNI_IFNAME", env.ifname),
+            ("CNI_ARGS", env.args),
+        ] {
+            vars.push(child::env_entry(key, value)?);
+        }
     }
-    vars
+    Ok(vars)
 }
 
 /// A plugin process waiting for its config ([`start_plugin`]).
@@ -145,14 +147,14 @@ pub struct StartedPlugin {
     ///
     /// [`is_for`]: Self::is_for
     binary: PathBuf,
-    vars: Vec<(&'static str, String)>,
+    vars: Vec<CString>,
 }
 
 impl StartedPlugin {
     /// Whether this process is the one a call of `binary` with `env` would start: the same
     /// binary with the same environment. Its config comes later, so nothing else tells.
     pub fn is_for(&self, binary: &Path, env: &PluginEnv<'_>) -> bool {
-        self.binary == binary && self.vars == plugin_vars(env)
+        self.binary == binary && plugin_vars(env).is_ok_and(|vars| vars == self.vars)
     }
 
     /// The plugin's binary name.

@@ -143,9 +143,16 @@ enum Pipes {
     Unregistered(OwnedFd, OwnedFd, OwnedFd),
 }
 
-/// Start `binary` with `vars` added to the inherited environment; [`Started::finish`] gives it
-/// its input. Needs no async runtime.
-pub fn start(binary: &Path, vars: &[(&str, &str)]) -> io::Result<Started> {
+/// One variable of a plugin call as [`start`] takes it: `KEY=VALUE`, refused if either holds
+/// a NUL.
+pub fn env_entry(key: &str, value: &str) -> io::Result<CString> {
+    CString::new(format!("{key}={value}"))
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+/// Start `binary` with `vars` ([`env_entry`]) added to the inherited environment;
+/// [`Started::finish`] gives it its input. Needs no async runtime.
+pub fn start(binary: &Path, vars: &[CString]) -> io::Result<Started> {
     let (child_in, to_child) = pipe_with(PipeFlags::CLOEXEC)?;
     let (from_child, child_out) = pipe_with(PipeFlags::CLOEXEC)?;
     let (from_child_err, child_err) = pipe_with(PipeFlags::CLOEXEC)?;
@@ -234,15 +241,10 @@ fn register(
 }
 
 /// `posix_spawn` with `stdio` on 0, 1 and 2.
-fn spawn(binary: &Path, vars: &[(&str, &str)], stdio: [&OwnedFd; 3]) -> io::Result<Pid> {
-    let per_call = vars
-        .iter()
-        .map(|(key, value)| CString::new(format!("{key}={value}")))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+fn spawn(binary: &Path, vars: &[CString], stdio: [&OwnedFd; 3]) -> io::Result<Pid> {
     let env: Vec<&CStr> = inherited()
         .iter()
-        .chain(&per_call)
+        .chain(vars)
         .map(CString::as_c_str)
         .collect();
     let argv = [CString::new(binary.as_os_str().as_bytes())
@@ -367,7 +369,11 @@ mod tests {
 
     /// Run `binary` with `vars` and `stdin`, as a plugin call does.
     async fn run(binary: &Path, vars: &[(&str, &str)], stdin: &[u8]) -> io::Result<Output> {
-        start(binary, vars)?.finish(stdin).await
+        let vars = vars
+            .iter()
+            .map(|(key, value)| env_entry(key, value))
+            .collect::<io::Result<Vec<_>>>()?;
+        start(binary, &vars)?.finish(stdin).await
     }
 
     fn rt() -> tokio::runtime::Runtime {
