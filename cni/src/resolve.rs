@@ -305,11 +305,12 @@ fn static_network(list: &NetworkConfigList) -> Network {
 }
 
 /// The `type` of the cluster network's first plugin as the configuration alone tells it,
-/// without the API or the pod: from the first static delegate, or `clusterNetwork` as a path,
-/// as the agent's copy of its NAD or as a `confDir` file of that name. It is a guess, to start
-/// that plugin before the pod is looked up: the API may hold a newer NAD and the pod may name
-/// another default network (the engine checks the guess against what [`resolve`] finds).
-/// `None` when the files do not tell.
+/// without the API or the pod: from the first static delegate, or `clusterNetwork` as a path or
+/// as the agent's copy of its NAD. It is a guess, to start that plugin before the pod is looked
+/// up: the API may hold a newer NAD and the pod may name another default network (the engine
+/// checks the guess against what [`resolve`] finds). `None` when one file does not tell: a
+/// `confDir` scan for a file of that name (which also holds every rendered NAD) would cost
+/// more than the guess saves.
 pub(crate) fn presumed_cluster_plugin(config: &MultusConfig) -> Option<String> {
     let first =
         |list: &NetworkConfigList| list.plugins().first().map(|p| p.plugin_type().to_owned());
@@ -318,14 +319,8 @@ pub(crate) fn presumed_cluster_plugin(config: &MultusConfig) -> Option<String> {
         Some(value) if value.contains('/') => network_at_path(value).ok().as_ref().and_then(first),
         Some(value) => {
             let conf_dir = Path::new(config.conf_dir());
-            match rendered_nad(conf_dir, config.multus_namespace(), value) {
-                Ok(Some(list)) => first(&list),
-                Ok(None) => find_in_conf_dir(conf_dir, value)
-                    .ok()
-                    .as_ref()
-                    .and_then(first),
-                Err(_) => None,
-            }
+            let rendered = rendered_nad(conf_dir, config.multus_namespace(), value);
+            rendered.ok().flatten().as_ref().and_then(first)
         }
     }
 }
