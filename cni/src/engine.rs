@@ -985,19 +985,13 @@ impl Engine {
         let inv = call.inv;
         let pod_ref = inv.pod().unwrap_or_default();
         // The list the thin plugin read to start DEL's first plugin before its runtime, else
-        // read now, and that plugin started now: it loads while its config is built.
+        // read now. (The daemon starts that plugin at its turn: started here it would only
+        // precede the read of one record, for a second parse of its config.)
         let (early, listed) = head.unwrap_or_default().into_parts();
         let listed = listed.unwrap_or_else(|| {
             call.cache
                 .read_list(&inv.container_id, &inv.ifname, &inv.args)
         })?;
-        let early = match (early, &listed) {
-            (Some(early), _) => Some(early),
-            (None, CachedList::Found(list)) if call.start_ahead => {
-                head::del_process(inv, &call.path, list)
-            }
-            _ => None,
-        };
         let mut delegates = match listed {
             CachedList::Found(list) => list.delegates.into_iter().rev().collect(),
             CachedList::Missing => Vec::new(),

@@ -8,8 +8,9 @@
 //!   resolved. ADD checks the guess against the first attachment it resolves; a process that is
 //!   not the one that attachment needs (another default network for the pod, a NAD changed
 //!   since the node's copy) is killed unread, as is one whose ADD fails before its turn.
-//! - DEL: the last plugin of the last attachment of the container's delegate list, which DEL
-//!   releases first; the list read for it is the one DEL then uses.
+//! - DEL (the thin plugin's; the daemon has none): the last plugin of the last attachment of
+//!   the container's delegate list, which DEL releases first; the list read for it is the one
+//!   DEL then uses.
 
 use std::path::PathBuf;
 
@@ -97,11 +98,7 @@ fn add_process(inv: &Invocation, config: &MultusConfig) -> Option<StartedPlugin>
 
 /// DEL's: the last attachment's last plugin (DEL releases attachments, and a list's plugins,
 /// newest first).
-pub(super) fn del_process(
-    inv: &Invocation,
-    path: &[PathBuf],
-    list: &DelegateList,
-) -> Option<StartedPlugin> {
+fn del_process(inv: &Invocation, path: &[PathBuf], list: &DelegateList) -> Option<StartedPlugin> {
     let last = list.delegates.last()?;
     let plugins = parse_delegate(last).ok()?;
     let binary = find_plugin(plugins.plugins().last()?.plugin_type(), path).ok()?;
