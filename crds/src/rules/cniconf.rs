@@ -71,6 +71,18 @@ pub fn validate_network_config(
              <confdir>/<name>/ directory are not loaded for this configuration)",
         );
     }
+    // Readers disagree on such a document: libcni and the upstream webhook read the list,
+    // Multus CNI's plugin runs it as the one plugin `type` names. We read the list (with the
+    // webhook, so what was admitted is what runs) and say so (docs/decisions.md, "What parsing
+    // accepts").
+    if list.form() == ConfigForm::List && list.get("type").is_some() {
+        d.warning(
+            base.field("type"),
+            "is ignored: with \"plugins\" this is a configuration list, each plugin with its \
+             own type (Multus CNI would run the whole document as this one plugin instead); \
+             remove \"type\" or \"plugins\"",
+        );
+    }
     for (i, plugin) in list.plugins().iter().enumerate() {
         // A single config is its own plugin object: its keys sit at the top. The path is built
         // only for a finding; this runs for every delegate of every pod.
@@ -349,6 +361,22 @@ mod tests {
                 "spec.config.plugins[0][cni.dev/valid-attachments]"
             ]
         );
+    }
+
+    #[test]
+    fn a_list_with_a_top_level_type_is_read_as_the_list_with_a_warning() {
+        let (list, d) = at(
+            r#"{"cniVersion":"1.0.0","name":"n","type":"macvlan","plugins":[{"type":"bridge"},{"type":"tuning"}]}"#,
+            "spec.config",
+        );
+        let list = list.unwrap();
+        assert_eq!(list.form(), ConfigForm::List);
+        let types: Vec<&str> = list.plugins().iter().map(|p| p.plugin_type()).collect();
+        assert_eq!(types, ["bridge", "tuning"]);
+        assert!(!d.has_errors(), "{d:?}");
+        assert_eq!(paths(&d), vec!["spec.config.type"]);
+        let message = &d.iter().next().unwrap().message;
+        assert!(message.contains("is ignored"), "{message}");
     }
 
     #[test]
