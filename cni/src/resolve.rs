@@ -365,7 +365,7 @@ async fn configured_network(ctx: &Context<'_>, value: &str) -> Result<Network> {
             Ok(Some(nad)) => return nad_to_network(ctx, &nad, namespace, value),
             Ok(None) => return conf_dir_network(ctx, value),
             // Unreachable API: the agent's copy of the NAD, else the file of that name.
-            Err(e) => return offline_network(ctx, namespace, value, e),
+            Err(e) => return offline_network(ctx, namespace, value, e, FileNamed::ByCniName),
         }
     }
     // No API at all: the agent's copy of the NAD stands in for it, as with an unreachable API.
@@ -422,7 +422,23 @@ fn rendered_nad(conf_dir: &Path, namespace: &str, name: &str) -> Result<Option<N
 /// NAD `namespace/name` while the API server cannot be asked (`api` says why): the agent's
 /// rendering of it, else a `confDir` file whose CNI name is the NAD's name (Multus' fallback).
 /// Neither → the API error, with the places looked at.
-fn offline_network(ctx: &Context<'_>, namespace: &str, name: &str, api: Error) -> Result<Network> {
+/// How network-status names a network that an unreachable API left to a plain `confDir` file.
+#[derive(Clone, Copy, Debug)]
+enum FileNamed {
+    /// As the pod's annotation asked for it, `namespace/name`.
+    ByReference,
+    /// By the file's own CNI name, as when the API answers that there is no such NAD
+    /// (`clusterNetwork`, `defaultNetworks`): the name does not depend on the API's health.
+    ByCniName,
+}
+
+fn offline_network(
+    ctx: &Context<'_>,
+    namespace: &str,
+    name: &str,
+    api: Error,
+    file_named: FileNamed,
+) -> Result<Network> {
     let status_name = format!("{namespace}/{name}");
     let dir = conf_dir(ctx);
     if let Some(list) = rendered_nad(dir, namespace, name)? {
@@ -436,6 +452,10 @@ fn offline_network(ctx: &Context<'_>, namespace: &str, name: &str, api: Error) -
     match find_in_conf_dir(dir, name) {
         Ok(list) => {
             tracing::warn!(network = %status_name, error = %api, "API server unreachable: using the confDir file of that name");
+            let status_name = match file_named {
+                FileNamed::ByReference => status_name,
+                FileNamed::ByCniName => list.name().to_owned(),
+            };
             Ok(Network {
                 list,
                 status_name,
@@ -472,7 +492,7 @@ async fn nad_network(ctx: &Context<'_>, namespace: &str, name: &str) -> Result<N
                 name: name.into(),
             })
         }
-        Err(e) => offline_network(ctx, namespace, name, e),
+        Err(e) => offline_network(ctx, namespace, name, e, FileNamed::ByReference),
     }
 }
 

@@ -295,6 +295,27 @@ async fn nad_failures_fall_back_to_the_agents_rendered_files() {
     }
     assert_eq!(pod.netns_addrs().names(), vec!["lo"]);
     assert!(t.host_local_allocations().is_empty());
+
+    // `clusterNetwork` given by name, a plain confDir file (no NAD, so no rendering): with the
+    // NAD lookup failing it is still named by its CNI name in network-status, as when the API
+    // answers that there is no such NAD, not as a NAD "team/tf-cluster".
+    std::fs::copy(&t.cluster_file, t.conf_dir.join("10-cluster.conflist")).unwrap();
+    let by_name = |kubeconfig: &serde_json::Value| {
+        t.thin_config(json!({"kubeconfig": kubeconfig, "clusterNetwork": "tf-cluster"}))
+    };
+    for (pod_name, kubeconfig) in [
+        ("named-down", json!(proxy.kubeconfig)),
+        ("named-up", json!(t.api.kubeconfig_path())),
+    ] {
+        let conf = by_name(&kubeconfig);
+        let pod = t.pod("team", pod_name, None).await;
+        t.cni("ADD", &pod, &conf).expect_ok();
+        let status = t.network_status(&pod).await;
+        assert_eq!(status[0]["name"], "tf-cluster", "{pod_name}: {status:?}");
+        t.cni("DEL", &pod, &conf).expect_ok();
+        assert_eq!(pod.netns_addrs().names(), vec!["lo"]);
+    }
+    assert!(t.host_local_allocations().is_empty());
 }
 
 /// CHECK covers NAD attachments too, GC releases every network of a container the runtime no
