@@ -133,6 +133,7 @@ async fn nads_become_files_and_the_node_config_follows_its_inputs() {
         metrics.contains("multus_agent_nads_rejected_total 1"),
         "{metrics}"
     );
+    assert!(metrics.contains("multus_agent_nads_invalid 1"), "{metrics}");
 
     // SIGTERM: exits cleanly, 00-multus and the NAD files stay.
     agent.signal("-TERM");

@@ -26,7 +26,11 @@ pub struct AgentMetrics {
     pub files_written: Family<KindLabel, Counter>,
     pub files_removed: Family<KindLabel, Counter>,
     pub errors: Family<OperationLabel, Counter>,
+    /// Each time a NAD is found invalid: when first seen so, and again only after it changed
+    /// (a retry pass or a re-list over the same NAD does not count it again).
     pub nads_rejected: Counter,
+    /// NADs invalid now, so not rendered: what an alert wants.
+    pub nads_invalid: Gauge,
     pub nad_files: Gauge,
 }
 
@@ -52,8 +56,13 @@ impl AgentMetrics {
         r.register("errors", "Failed operations", self.errors.clone());
         r.register(
             "nads_rejected",
-            "NetworkAttachmentDefinitions not rendered because they fail validation",
+            "Times a NetworkAttachmentDefinition was found invalid (once per version of it)",
             self.nads_rejected.clone(),
+        );
+        r.register(
+            "nads_invalid",
+            "NetworkAttachmentDefinitions not rendered now because they fail validation",
+            self.nads_invalid.clone(),
         );
         r.register(
             "nad_files",

@@ -107,6 +107,9 @@ pub struct NadFiles {
     owned: HashMap<String, u64>,
     /// The last fsync of the directory failed.
     unsynced: bool,
+    /// File name → why its NAD was not rendered, for every NAD invalid now: a NAD is logged and
+    /// counted when it turns invalid or its problem changes, not at every pass over it.
+    rejected: HashMap<String, String>,
     metrics: AgentMetrics,
 }
 
@@ -138,6 +141,7 @@ impl NadFiles {
             dir,
             owned,
             unsynced: false,
+            rejected: HashMap::new(),
             metrics,
         })
     }
@@ -161,11 +165,18 @@ impl NadFiles {
         let name = nad.metadata.name.as_deref().unwrap_or_default();
         let file = file_name(namespace, name);
         let outcome = match render(nad) {
-            Rendered::File(body) => self.write(file, &body),
-            Rendered::NoConfig => self.remove(&file),
+            Rendered::File(body) => {
+                self.valid_again(&file);
+                self.write(file, &body)
+            }
+            Rendered::NoConfig => {
+                self.valid_again(&file);
+                self.remove(&file)
+            }
             Rendered::Rejected(message) => {
-                tracing::warn!(nad = %format!("{namespace}/{name}"), %message, "NetworkAttachmentDefinition not rendered: invalid");
-                self.metrics.nads_rejected.inc();
+                self.report_rejected(&file, &message);
+                self.rejected.insert(file.clone(), message);
+                self.metrics.nads_invalid.set(self.rejected.len() as i64);
                 self.remove(&file)
             }
         };
@@ -175,9 +186,27 @@ impl NadFiles {
 
     /// Remove the file of a deleted NAD.
     pub fn delete(&mut self, namespace: &str, name: &str) -> Result<Outcome, CniAgentError> {
-        let outcome = self.remove(&file_name(namespace, name));
+        let file = file_name(namespace, name);
+        self.valid_again(&file);
+        let outcome = self.remove(&file);
         self.metrics.reconciled(KIND);
         outcome
+    }
+
+    /// Log and count that the NAD of `file` is invalid, unless it already was for the same
+    /// reason (a retry pass or a re-list over an unchanged NAD).
+    fn report_rejected(&self, file: &str, message: &str) {
+        if self.rejected.get(file).map(String::as_str) != Some(message) {
+            tracing::warn!(file = %file, %message, "NetworkAttachmentDefinition not rendered: invalid");
+            self.metrics.nads_rejected.inc();
+        }
+    }
+
+    /// The NAD of `file` is valid now, or gone.
+    fn valid_again(&mut self, file: &str) {
+        if self.rejected.remove(file).is_some() {
+            self.metrics.nads_invalid.set(self.rejected.len() as i64);
+        }
     }
 
     /// Make the directory hold exactly the files of `nads`: write what differs, remove files of
@@ -203,6 +232,8 @@ impl NadFiles {
 
         let mut counts = Converged::default();
         let mut keep = HashSet::new();
+        // The set is exactly the invalid NADs among `nads`: one no longer listed drops out.
+        let mut rejected = HashMap::new();
         let mut first_error = None;
         for ((file, _), step) in work.iter().zip(steps) {
             match step {
@@ -224,12 +255,14 @@ impl NadFiles {
                 }
                 Step::NoConfig => {}
                 Step::Rejected(message) => {
-                    tracing::warn!(file = %file, %message, "NetworkAttachmentDefinition not rendered: invalid");
-                    self.metrics.nads_rejected.inc();
+                    self.report_rejected(file, &message);
+                    rejected.insert(file.clone(), message);
                     counts.rejected += 1;
                 }
             }
         }
+        self.metrics.nads_invalid.set(rejected.len() as i64);
+        self.rejected = rejected;
         let stale: Vec<String> = self
             .owned
             .keys()
@@ -487,5 +520,43 @@ mod tests {
                 "other_c.nad.conflist"
             ]
         );
+    }
+
+    /// An invalid NAD is counted when it turns invalid and when its problem changes, not at each
+    /// pass that finds it unchanged (the agent's retry passes, re-lists); `nads_invalid` is how
+    /// many are invalid now.
+    #[test]
+    fn an_invalid_nad_is_counted_once_per_version_and_the_gauge_tracks_the_current_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let metrics = AgentMetrics::default();
+        let mut files = NadFiles::open(tmp.path(), metrics.clone()).unwrap();
+        let good = nad("ns", "a", Some(BRIDGE));
+        let bad = nad("ns", "b", Some("{not json"));
+        let worse = nad("ns", "b", Some(r#"{"cniVersion":"1.0.0","type":"../sh"}"#));
+        let counts = |m: &AgentMetrics| (m.nads_rejected.get(), m.nads_invalid.get());
+
+        for _ in 0..3 {
+            assert_eq!(files.converge([&good, &bad]).unwrap().rejected, 1);
+        }
+        assert_eq!(counts(&metrics), (1, 1));
+        files.apply(&bad).unwrap();
+        assert_eq!(counts(&metrics), (1, 1));
+        // Edited, and still invalid for another reason: counted again.
+        files.apply(&worse).unwrap();
+        files.converge([&good, &worse]).unwrap();
+        assert_eq!(counts(&metrics), (2, 1));
+        // Fixed, then broken again: a new rejection.
+        files.apply(&nad("ns", "b", Some(BRIDGE))).unwrap();
+        assert_eq!(counts(&metrics), (2, 0));
+        files.apply(&worse).unwrap();
+        assert_eq!(counts(&metrics), (3, 1));
+        // Deleted: no longer invalid, whether by its delete event or by a re-list without it.
+        files.delete("ns", "b").unwrap();
+        assert_eq!(counts(&metrics), (3, 0));
+        files.converge([&good, &worse]).unwrap();
+        assert_eq!(counts(&metrics), (4, 1));
+        files.converge([&good]).unwrap();
+        assert_eq!(counts(&metrics), (4, 0));
+        assert_eq!(listing(tmp.path()), vec!["ns_a.nad.conflist"]);
     }
 }
