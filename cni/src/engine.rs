@@ -395,6 +395,9 @@ impl Engine {
     async fn add(&self, call: &Call<'_>, head: Option<HeadStart>) -> Result<CniResult> {
         self.wait_readiness(call.config).await?;
         let inv = call.inv;
+        // The pod's interface names, looked at first (a daemon's visitor answers meanwhile; see
+        // `LinkCheck::start`); an error opening the namespace is reported where it is used.
+        let look = start_ifname_check(inv, self.options.netns_visit);
         // The cluster network's first plugin, started before the pod is looked up (unless the
         // thin plugin started it before its runtime); a failure before its turn kills it.
         let (head, _) = head
@@ -436,10 +439,15 @@ impl Engine {
             .first()
             .map(|d| self.started_ahead(call, d, Command::Add, None, false, head));
         // Refuse interface names already taken in the pod before anything runs (one visit of the
-        // namespace for all attachments; their names are distinct, checked by resolve).
+        // namespace for all attachments; their names are distinct, checked by resolve). After a
+        // previous attempt's release, a new look: the one started first may predate it.
         let in_pod = |source: Error| source.in_pod(&pod_ref);
-        let check =
-            start_ifname_check(inv, &delegates, self.options.netns_visit).map_err(in_pod)?;
+        let look = if had_previous {
+            start_ifname_check(inv, self.options.netns_visit)
+        } else {
+            look
+        };
+        let check = look.map_err(in_pod)?;
         let carried = left.len();
         let all = left.into_iter().chain(delegates).collect();
         let list = DelegateList::new(&inv.container_id, &inv.netns, inv.pod(), all);
@@ -1305,18 +1313,13 @@ fn refuse_taken_ifnames(
     pod_ref: &PodRef,
     visit: netns::Visit,
 ) -> Result<()> {
-    let check = start_ifname_check(inv, delegates, visit)?;
+    let check = start_ifname_check(inv, visit)?;
     judge_ifnames(check, inv, delegates, pod_ref)
 }
 
-/// Start looking for the attachments' interface names in the pod's namespace.
-fn start_ifname_check(
-    inv: &Invocation,
-    delegates: &[Delegate],
-    visit: netns::Visit,
-) -> Result<netns::LinkCheck> {
-    let names: Vec<String> = delegates.iter().map(|d| d.ifname.clone()).collect();
-    netns::LinkCheck::start(&inv.netns, names, visit).map_err(|source| netns_error(inv, source))
+/// Start looking at the interface names of the pod's namespace.
+fn start_ifname_check(inv: &Invocation, visit: netns::Visit) -> Result<netns::LinkCheck> {
+    netns::LinkCheck::start(&inv.netns, visit).map_err(|source| netns_error(inv, source))
 }
 
 /// The check's answer: an error naming the first attachment whose name is taken.

@@ -1,5 +1,6 @@
-//! The few things the meta-plugin does inside a pod's network namespace itself: ask whether an
-//! interface name is taken, and replace default routes (default-route handling).
+//! The few things the meta-plugin does inside a pod's network namespace itself: list its
+//! interface names (are the ones ADD will create taken?), and replace default routes
+//! (default-route handling).
 //!
 //! No thread of a pool (tokio's or the daemon's) ever enters a pod's namespace. Route changes
 //! run on a fresh OS thread that enters the namespace with `setns` and then ends; they are made
@@ -7,9 +8,9 @@
 //! (only pods asking for `default-route`), so an exec is cheaper than a netlink stack here.
 //!
 //! The interface-name check runs on every ADD. A daemon hands it to one thread kept for that
-//! ([`visitor`], [`Visit::Visitor`]) and works meanwhile; the thin plugin, whose process serves
-//! one call, makes it from its own thread ([`Visit::CallingThread`]): starting and ending a
-//! thread costs more than the check itself.
+//! ([`visitor`], [`Visit::Visitor`]) as the ADD begins and works meanwhile; the thin plugin,
+//! whose process serves one call, makes it from its own thread ([`Visit::CallingThread`]):
+//! starting and ending a thread costs more than the check itself.
 
 use std::fs::File;
 use std::io;
@@ -17,7 +18,6 @@ use std::os::fd::AsFd;
 use std::process::Command;
 use std::sync::mpsc::Receiver;
 
-use rustix::net::{AddressFamily, SocketType, netdevice::name_to_index, socket};
 use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
 
 mod visitor;
@@ -79,25 +79,30 @@ fn visit<T>(
     (outcome, back)
 }
 
-/// A look for interface names in a pod's namespace, started by [`LinkCheck::start`] and
+/// A look at the interface names of a pod's namespace, started by [`LinkCheck::start`] and
 /// answered by [`LinkCheck::finish`]: with [`Visit::Visitor`] the caller can work meanwhile.
 #[derive(Debug)]
 pub enum LinkCheck {
     /// Under way on the visitor thread.
     Running(Receiver<visitor::Answer>),
     /// Made on the calling thread when finished.
-    Deferred { netns: String, ifnames: Vec<String> },
+    Deferred { netns: String },
 }
 
 impl LinkCheck {
-    /// Start looking for `ifnames` in `netns`. For the visitor the namespace is opened here (one
-    /// that cannot be fails here); the calling thread opens it when finishing.
-    pub fn start(netns: &str, ifnames: Vec<String>, visit: Visit) -> io::Result<Self> {
+    /// Start listing the interfaces of `netns`. It needs no name, so a daemon's ADD starts it
+    /// first thing: the visitor answers while the ADD starts its first plugin and resolves its
+    /// networks, and the answer is there when asked for. (Asked for a few µs after it was
+    /// handed over, it was not yet, and the daemon's thread, asleep for it, woke queued behind
+    /// the plugin it had just started: a Go plugin's start-up keeps a CPU for milliseconds, and
+    /// the config only that thread could write waited 1–1.5 ms; docs/benchmarks.md.) For the
+    /// visitor the namespace is opened here (one that cannot be fails here); the calling thread
+    /// opens it when finishing.
+    pub fn start(netns: &str, visit: Visit) -> io::Result<Self> {
         match visit {
-            Visit::Visitor => Ok(Self::Running(visitor::look(File::open(netns)?, ifnames)?)),
+            Visit::Visitor => Ok(Self::Running(visitor::look(File::open(netns)?)?)),
             Visit::CallingThread => Ok(Self::Deferred {
                 netns: netns.to_owned(),
-                ifnames,
             }),
         }
     }
@@ -107,27 +112,22 @@ impl LinkCheck {
         matches!(self, Self::Running(_))
     }
 
-    /// Which of the names the namespace has.
+    /// The names of the namespace's interfaces.
     pub fn finish(self) -> io::Result<Vec<String>> {
         match self {
             Self::Running(answered) => visitor::answer(&answered),
-            Self::Deferred { netns, ifnames } => in_netns_here(&netns, || links_among(&ifnames)),
+            Self::Deferred { netns } => in_netns_here(&netns, link_names),
         }
     }
 }
 
-/// Which of `ifnames` the current namespace has.
-fn links_among(ifnames: &[String]) -> io::Result<Vec<String>> {
-    let sock = socket(AddressFamily::INET, SocketType::DGRAM, None)?;
-    let mut found = Vec::new();
-    for ifname in ifnames {
-        match name_to_index(&sock, ifname) {
-            Ok(_) => found.push(ifname.clone()),
-            Err(e) if e == rustix::io::Errno::NODEV => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(found)
+/// The names of the current namespace's interfaces (one netlink dump).
+fn link_names() -> io::Result<Vec<String>> {
+    let links = nix::net::if_::if_nameindex().map_err(io::Error::from)?;
+    Ok(links
+        .iter()
+        .map(|link| link.name().to_string_lossy().into_owned())
+        .collect())
 }
 
 fn ip(args: &[&str]) -> io::Result<()> {
@@ -202,7 +202,12 @@ mod tests {
 
     /// Which of `ifnames` exist in the namespace: one visit for all of them.
     fn existing_links(netns: &str, ifnames: &[String], visit: Visit) -> io::Result<Vec<String>> {
-        LinkCheck::start(netns, ifnames.to_vec(), visit)?.finish()
+        let all = LinkCheck::start(netns, visit)?.finish()?;
+        Ok(ifnames
+            .iter()
+            .filter(|n| all.contains(n))
+            .cloned()
+            .collect())
     }
 
     fn own_namespace() -> u64 {
@@ -221,7 +226,14 @@ mod tests {
         assert!(out.status.success(), "{out:?}");
         let names = ["nsvA".to_owned(), "lo".to_owned(), "nsv-none".to_owned()];
         let home = own_namespace();
-        assert_eq!(links_among(&names).unwrap(), ["lo"], "the test's own");
+        assert!(
+            link_names().unwrap().contains(&"lo".to_owned()),
+            "the test's own"
+        );
+        assert!(
+            !link_names().unwrap().contains(&"nsvA".to_owned()),
+            "the test's own"
+        );
         for visit in [Visit::Visitor, Visit::CallingThread] {
             assert_eq!(
                 existing_links(&ns.path(), &names, visit).unwrap(),

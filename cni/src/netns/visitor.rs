@@ -12,27 +12,22 @@ use std::io;
 use std::sync::mpsc::{self, Receiver, SendError, Sender};
 use std::sync::{Mutex, PoisonError};
 
-/// What one check answers: the names found.
+/// What one look answers: the namespace's interface names.
 pub type Answer = io::Result<Vec<String>>;
 
-/// One check: the namespace to enter, the names to look for, where to answer.
+/// One look: the namespace to enter, where to answer.
 struct Job {
     netns: File,
-    ifnames: Vec<String>,
     answer: Sender<Answer>,
 }
 
 /// The visitor's inbox; `None` before the first check.
 static INBOX: Mutex<Option<Sender<Job>>> = Mutex::new(None);
 
-/// Hand a check of `ifnames` in `netns` to the visitor; the answer comes on the receiver.
-pub fn look(netns: File, ifnames: Vec<String>) -> io::Result<Receiver<Answer>> {
+/// Hand a look at `netns` to the visitor; the answer comes on the receiver.
+pub fn look(netns: File) -> io::Result<Receiver<Answer>> {
     let (answer, answered) = mpsc::channel();
-    let mut job = Job {
-        netns,
-        ifnames,
-        answer,
-    };
+    let mut job = Job { netns, answer };
     let mut inbox = INBOX.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(sender) = inbox.as_ref() {
         match sender.send(job) {
@@ -65,7 +60,7 @@ fn serve(jobs: &Receiver<Job>) {
         return;
     };
     for job in jobs {
-        let (found, back) = super::visit(&home, &job.netns, || super::links_among(&job.ifnames));
+        let (found, back) = super::visit(&home, &job.netns, super::link_names);
         let _ = job.answer.send(found);
         if back.is_err() {
             return;
