@@ -455,6 +455,14 @@ fn main() {
     let (mut total, mut over) = (Vec::new(), Vec::new());
     let cpu0 = cpu_total();
     let thick_rounds = if wants("thick") { rounds } else { 0 };
+    // The thread is started by the serving task: give it a moment to exist.
+    let waiting_since = Instant::now();
+    let mut daemon0 = daemon_thread_schedstat();
+    while daemon0.is_none() && thick_rounds > 0 && waiting_since.elapsed() < Duration::from_secs(1)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+        daemon0 = daemon_thread_schedstat();
+    }
     let mut thick_adds = Vec::new();
     for r in 0..thick_rounds {
         let (before, _) = server.engine().exec_stats().snapshot();
@@ -473,6 +481,14 @@ fn main() {
         let whose = " (shims + daemon + delegates)";
         report_with_cpu("thick (shim → daemon)", total, over, whose, cpu, alone_cpu);
         report_adds("thick", thick_adds);
+        if let (Some((run0, wait0)), Some((run1, wait1))) = (daemon0, daemon_thread_schedstat()) {
+            let per_round = |ns: u64| ns as f64 / 1e6 / thick_rounds as f64;
+            println!(
+                "    daemon's thread per round: {:.2} ms on a CPU, {:.2} ms runnable but waiting for one (after a plugin's spawn, mostly: docs/benchmarks.md)",
+                per_round(run1 - run0),
+                per_round(wait1 - wait0)
+            );
+        }
     }
     if wants("burst") {
         burst(&shim, &shim_conf);
@@ -504,6 +520,23 @@ fn main() {
     if wants("startup") {
         startup(&binary, &shim, rounds);
     }
+}
+
+/// The daemon's thread (named `multus-daemon` by `serve_on_own_thread`): nanoseconds on a CPU
+/// and runnable but waiting for one, from its `schedstat`. `None` when it cannot be read (the
+/// daemon on the bench's runtime, `DAEMON_RT=shared`).
+fn daemon_thread_schedstat() -> Option<(u64, u64)> {
+    let tid = std::fs::read_dir("/proc/self/task")
+        .ok()?
+        .flatten()
+        .map(|t| t.file_name().to_string_lossy().into_owned())
+        .find(|tid| {
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
+                .is_ok_and(|c| c.trim() == "multus-daemon")
+        })?;
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    let mut fields = stat.split_whitespace().map(|f| f.parse::<u64>().ok());
+    Some((fields.next()??, fields.next()??))
 }
 
 /// 100 concurrent ADDs through the daemon, one namespace per pod; peak RSS of this process,

@@ -419,19 +419,22 @@ fn rendered_nad(conf_dir: &Path, namespace: &str, name: &str) -> Result<Option<N
     load_file(&path).map(Some)
 }
 
-/// NAD `namespace/name` while the API server cannot be asked (`api` says why): the agent's
-/// rendering of it, else a `confDir` file whose CNI name is the NAD's name (Multus' fallback).
-/// Neither → the API error, with the places looked at.
 /// How network-status names a network that an unreachable API left to a plain `confDir` file.
 #[derive(Clone, Copy, Debug)]
 enum FileNamed {
     /// As the pod's annotation asked for it, `namespace/name`.
     ByReference,
     /// By the file's own CNI name, as when the API answers that there is no such NAD
-    /// (`clusterNetwork`, `defaultNetworks`): the name does not depend on the API's health.
+    /// (`clusterNetwork`, `defaultNetworks`). A NAD without config, which names such a file,
+    /// is named `namespace/name` while the API answers: offline the two cannot be told apart,
+    /// and the agent renders every NAD with a config, so a file found here is most likely not a
+    /// NAD's.
     ByCniName,
 }
 
+/// NAD `namespace/name` while the API server cannot be asked (`api` says why): the agent's
+/// rendering of it, else a `confDir` file whose CNI name is the NAD's name (Multus' fallback).
+/// Neither → the API error, with the places looked at.
 fn offline_network(
     ctx: &Context<'_>,
     namespace: &str,

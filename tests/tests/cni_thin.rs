@@ -298,7 +298,8 @@ async fn nad_failures_fall_back_to_the_agents_rendered_files() {
 
     // `clusterNetwork` given by name, a plain confDir file (no NAD, so no rendering): with the
     // NAD lookup failing it is still named by its CNI name in network-status, as when the API
-    // answers that there is no such NAD, not as a NAD "team/tf-cluster".
+    // answers that there is no such NAD, not as a NAD of `multusNamespace`
+    // ("kube-system/tf-cluster").
     std::fs::copy(&t.cluster_file, t.conf_dir.join("10-cluster.conflist")).unwrap();
     let by_name = |kubeconfig: &serde_json::Value| {
         t.thin_config(json!({"kubeconfig": kubeconfig, "clusterNetwork": "tf-cluster"}))

@@ -75,7 +75,12 @@ pub fn validate_network_config(
     // Multus CNI's plugin runs it as the one plugin `type` names. We read the list (with the
     // webhook, so what was admitted is what runs) and say so (docs/decisions.md, "What parsing
     // accepts").
-    if list.form() == ConfigForm::List && list.get("type").is_some() {
+    if list.form() == ConfigForm::List
+        && list
+            .get("type")
+            .and_then(|t| t.as_str())
+            .is_some_and(|t| !t.is_empty())
+    {
         d.warning(
             base.field("type"),
             "is ignored: with \"plugins\" this is a configuration list, each plugin with its \
@@ -377,6 +382,14 @@ mod tests {
         assert_eq!(paths(&d), vec!["spec.config.type"]);
         let message = &d.iter().next().unwrap().message;
         assert!(message.contains("is ignored"), "{message}");
+        // An empty or null `type` means nothing to Multus either: no warning.
+        for top in [r#""type":"","#, r#""type":null,"#] {
+            let text = format!(
+                r#"{{"cniVersion":"1.0.0","name":"n",{top}"plugins":[{{"type":"bridge"}}]}}"#
+            );
+            let (_, d) = at(&text, "spec.config");
+            assert!(d.is_empty(), "{top}: {d:?}");
+        }
     }
 
     #[test]

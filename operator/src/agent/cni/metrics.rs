@@ -26,8 +26,8 @@ pub struct AgentMetrics {
     pub files_written: Family<KindLabel, Counter>,
     pub files_removed: Family<KindLabel, Counter>,
     pub errors: Family<OperationLabel, Counter>,
-    /// Each time a NAD is found invalid: when first seen so, and again only after it changed
-    /// (a retry pass or a re-list over the same NAD does not count it again).
+    /// Each time a NAD is found invalid: when first seen so, and again only when its problem
+    /// changed (a retry pass or a re-list over the same NAD does not count it again).
     pub nads_rejected: Counter,
     /// NADs invalid now, so not rendered: what an alert wants.
     pub nads_invalid: Gauge,
@@ -56,7 +56,7 @@ impl AgentMetrics {
         r.register("errors", "Failed operations", self.errors.clone());
         r.register(
             "nads_rejected",
-            "Times a NetworkAttachmentDefinition was found invalid (once per version of it)",
+            "Times a NetworkAttachmentDefinition was found invalid (again only when its problem changed)",
             self.nads_rejected.clone(),
         );
         r.register(

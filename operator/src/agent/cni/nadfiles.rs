@@ -197,7 +197,8 @@ impl NadFiles {
     /// reason (a retry pass or a re-list over an unchanged NAD).
     fn report_rejected(&self, file: &str, message: &str) {
         if self.rejected.get(file).map(String::as_str) != Some(message) {
-            tracing::warn!(file = %file, %message, "NetworkAttachmentDefinition not rendered: invalid");
+            let nad = parse_file_name(file).map(|(namespace, name)| format!("{namespace}/{name}"));
+            tracing::warn!(nad = nad.as_deref().unwrap_or(file), file = %file, %message, "NetworkAttachmentDefinition not rendered: invalid");
             self.metrics.nads_rejected.inc();
         }
     }
