@@ -613,6 +613,90 @@ esac
     );
 }
 
+/// The daemon's engine (whose look at the pod's interfaces starts as the ADD begins) retrying an
+/// ADD whose previous attempt left eth0 behind, which the retry's release now removes: the
+/// retry must look at the namespace again after that release, or eth0, gone by then, would
+/// refuse it as "already exists".
+#[test]
+fn a_retry_looks_at_the_pods_interfaces_again_after_releasing_the_previous_attempt() {
+    let _g = setup("sd-relook", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let marks = dir.path().display();
+    // eth0: a veth in the pod; its first DEL fails (so the first attempt's rollback leaves it).
+    script_plugin(
+        dir.path(),
+        "once-sticky",
+        &format!(
+            r#"cat >/dev/null
+case "$CNI_COMMAND" in
+ADD) nsenter --net="$CNI_NETNS" ip link add "$CNI_IFNAME" type veth peer name "rl$$" >&2 || exit 1
+     printf '{{"cniVersion":"1.0.0","interfaces":[{{"name":"%s","sandbox":"%s"}}]}}' "$CNI_IFNAME" "$CNI_NETNS" ;;
+DEL) if [ ! -e {marks}/del-failed ]; then touch {marks}/del-failed
+       printf '{{"cniVersion":"1.0.0","code":100,"msg":"not this time"}}'; exit 1; fi
+     nsenter --net="$CNI_NETNS" ip link del "$CNI_IFNAME" 2>/dev/null; true ;;
+esac
+"#
+        ),
+    );
+    // net1: its first ADD fails, the next ones succeed.
+    let bin = script_plugin(
+        dir.path(),
+        "once-failing",
+        &format!(
+            r#"cat >/dev/null
+[ "$CNI_COMMAND" = ADD ] || exit 0
+if [ ! -e {marks}/add-failed ]; then touch {marks}/add-failed
+  printf '{{"cniVersion":"1.0.0","code":100,"msg":"failing once"}}'; exit 1; fi
+printf '{{"cniVersion":"1.0.0"}}'
+"#
+        ),
+    );
+    let config = json!({
+        "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus",
+        "cniDir": dir.path().join("cache"), "binDir": bin,
+        "delegates": [
+            {"cniVersion":"1.0.0","name":"sd-once-sticky","type":"once-sticky"},
+            {"cniVersion":"1.0.0","name":"sd-once-failing","type":"once-failing"}
+        ]
+    });
+    let engine = multus_cni::Engine::new(multus_cni::EngineOptions::default(), None);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let add = || {
+        let env = |k: &str| match k {
+            "CNI_COMMAND" => Some("ADD".to_owned()),
+            "CNI_CONTAINERID" => Some("relook1".to_owned()),
+            "CNI_NETNS" => Some("/var/run/netns/sd-relook".to_owned()),
+            "CNI_IFNAME" => Some("eth0".to_owned()),
+            "CNI_PATH" => Some(PLUGINS.to_owned()),
+            _ => None,
+        };
+        let inv = multus_cni::Invocation::from_env(env, config.to_string().into_bytes()).unwrap();
+        rt.block_on(engine.run(&inv))
+    };
+
+    let first = add().unwrap_err().to_string();
+    assert!(first.contains("failing once"), "{first}");
+    assert!(
+        links_in("sd-relook").contains(&"eth0".to_owned()),
+        "left by the rollback"
+    );
+    assert!(
+        dir.path().join("cache").join("relook1").exists(),
+        "its list kept"
+    );
+
+    // The retry releases eth0 first, then finds its name free and adds both again.
+    let retry = add().map(|printed| printed.unwrap_or_default());
+    assert!(retry.is_ok(), "{retry:?}");
+    assert_eq!(
+        links_in("sd-relook")
+            .iter()
+            .filter(|l| *l == "eth0")
+            .count(),
+        1
+    );
+}
+
 /// A retried ADD whose previous attempt left an attachment it cannot release, and which asks
 /// for fewer networks this time (the pod's annotation changed): before 2026-11-30 the retry
 /// wrote its own delegate list over the previous one, and nothing named net1 for the runtime's
