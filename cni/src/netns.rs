@@ -20,7 +20,10 @@ use std::sync::mpsc::Receiver;
 
 use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
 
+mod links;
 mod visitor;
+
+use links::link_names;
 
 /// Run `work` on a new thread inside the network namespace at `netns`.
 fn in_netns<T: Send + 'static>(
@@ -112,22 +115,13 @@ impl LinkCheck {
         matches!(self, Self::Running(_))
     }
 
-    /// The names of the namespace's interfaces.
+    /// The names of the namespace's interfaces, alternative names included.
     pub fn finish(self) -> io::Result<Vec<String>> {
         match self {
             Self::Running(answered) => visitor::answer(&answered),
             Self::Deferred { netns } => in_netns_here(&netns, link_names),
         }
     }
-}
-
-/// The names of the current namespace's interfaces (one netlink dump).
-fn link_names() -> io::Result<Vec<String>> {
-    let links = nix::net::if_::if_nameindex().map_err(io::Error::from)?;
-    Ok(links
-        .iter()
-        .map(|link| link.name().to_string_lossy().into_owned())
-        .collect())
 }
 
 fn ip(args: &[&str]) -> io::Result<()> {
@@ -224,7 +218,19 @@ mod tests {
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
-        let names = ["nsvA".to_owned(), "lo".to_owned(), "nsv-none".to_owned()];
+        // An alternative name is taken too: the kernel finds the device by it.
+        let out = Command::new("ip")
+            .args(["-n", "nsv-pod", "link", "property", "add", "dev", "nsvA"])
+            .args(["altname", "nsv-alt"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let names = [
+            "nsvA".to_owned(),
+            "lo".to_owned(),
+            "nsv-none".to_owned(),
+            "nsv-alt".to_owned(),
+        ];
         let home = own_namespace();
         assert!(
             link_names().unwrap().contains(&"lo".to_owned()),
@@ -237,7 +243,7 @@ mod tests {
         for visit in [Visit::Visitor, Visit::CallingThread] {
             assert_eq!(
                 existing_links(&ns.path(), &names, visit).unwrap(),
-                ["nsvA", "lo"],
+                ["nsvA", "lo", "nsv-alt"],
                 "{visit:?}"
             );
             assert_eq!(own_namespace(), home, "{visit:?} left the thread elsewhere");
@@ -265,7 +271,7 @@ mod tests {
         assert_eq!(visitor_threads(), [home]);
         assert_eq!(
             existing_links(&ns.path(), &names, Visit::Visitor).unwrap(),
-            ["nsvA", "lo"]
+            ["nsvA", "lo", "nsv-alt"]
         );
     }
 
