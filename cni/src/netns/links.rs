@@ -32,7 +32,7 @@ const NLA_TYPE_MASK: u16 = 0x3fff;
 
 /// The sequence number of our one request.
 const SEQ: u32 = 1;
-/// Dumps tried before an interrupted one is taken as it is.
+/// Dumps tried while each is interrupted by a change to the namespace's links.
 const TRIES: usize = 3;
 
 /// The names and alternative names of the current namespace's interfaces.
@@ -41,10 +41,13 @@ pub fn link_names() -> io::Result<Vec<String>> {
     for _ in 0..TRIES {
         names.clear();
         if !dump_into(&mut names)?.interrupted {
-            break;
+            return Ok(names);
         }
     }
-    Ok(names)
+    // A list that may miss a name could let a taken one through: say so instead.
+    Err(io::Error::other(format!(
+        "netlink: the link dump was interrupted by changes {TRIES} times"
+    )))
 }
 
 /// How a dump ended.
@@ -71,11 +74,16 @@ fn dump_into(names: &mut Vec<String>) -> io::Result<Dumped> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut dumped = Dumped::default();
     while !dumped.done {
-        let (got, _) = rustix::net::recv(&sock, &mut buf[..], RecvFlags::empty())?;
+        // With TRUNC the second count is the datagram's whole length, so a cut one is seen even
+        // when the cut falls between two messages.
+        let (got, whole) = rustix::net::recv(&sock, &mut buf[..], RecvFlags::TRUNC)?;
         if got == 0 {
             return Err(io::Error::other(
                 "netlink: the link dump ended without its end",
             ));
+        }
+        if whole > got {
+            return Err(malformed("a reply larger than the receive buffer"));
         }
         let step = parse(buf.get(..got).unwrap_or_default(), names)?;
         dumped.done = step.done;
@@ -129,16 +137,14 @@ fn parse(mut bytes: &[u8], names: &mut Vec<String>) -> io::Result<Dumped> {
         }
         dumped.interrupted |= flags & NLM_F_DUMP_INTR != 0;
         match kind {
+            // A dump's end carries its outcome: a failed dump ends early, and what came is not
+            // every link.
             NLMSG_DONE => {
+                errno(payload)?;
                 dumped.done = true;
                 return Ok(dumped);
             }
-            NLMSG_ERROR => {
-                let code = u32_at(payload, 0).ok_or_else(|| malformed("an error message"))? as i32;
-                if code != 0 {
-                    return Err(io::Error::from_raw_os_error(-code));
-                }
-            }
+            NLMSG_ERROR => errno(payload)?,
             RTM_NEWLINK => {
                 let attrs = payload.get(IFINFOMSG..).unwrap_or_default();
                 link_attributes(attrs, names)?;
@@ -147,6 +153,18 @@ fn parse(mut bytes: &[u8], names: &mut Vec<String>) -> io::Result<Dumped> {
         }
     }
     Ok(dumped)
+}
+
+/// The `int` at the start of `payload`: 0, or a negated errno.
+fn errno(payload: &[u8]) -> io::Result<()> {
+    let code = u32_at(payload, 0).ok_or_else(|| malformed("a message without its status"))? as i32;
+    match code {
+        0 => Ok(()),
+        negative => match negative.checked_neg().filter(|e| *e > 0) {
+            Some(e) => Err(io::Error::from_raw_os_error(e)),
+            None => Err(malformed("a status that is no errno")),
+        },
+    }
 }
 
 /// `IFLA_IFNAME` and the `IFLA_ALT_IFNAME`s inside `IFLA_PROP_LIST`.
@@ -259,6 +277,14 @@ mod tests {
         );
         let interrupted = message(NLMSG_DONE, NLM_F_DUMP_INTR, SEQ, &0i32.to_ne_bytes());
         assert!(parse(&interrupted, &mut names).unwrap().interrupted);
+        // A dump that failed says so in its end (here EMSGSIZE, 90): not a complete list.
+        let failed = message(NLMSG_DONE, 0x2, SEQ, &(-90i32).to_ne_bytes());
+        assert_eq!(
+            parse(&failed, &mut names).unwrap_err().raw_os_error(),
+            Some(90)
+        );
+        let positive = message(NLMSG_ERROR, 0, SEQ, &5i32.to_ne_bytes());
+        assert!(parse(&positive, &mut names).is_err());
         // A header claiming more than came, an attribute longer than its message.
         let mut short = link("eth0", &[]);
         short.truncate(NLMSG_HEADER + 4);
@@ -268,6 +294,29 @@ mod tests {
         bad.extend_from_slice(&IFLA_IFNAME.to_ne_bytes());
         assert!(parse(&message(RTM_NEWLINK, 0, SEQ, &bad), &mut names).is_err());
         assert!(names.is_empty());
+    }
+
+    /// The layout written out byte by byte (every little-endian Linux), not with the parser's
+    /// own helpers: an `RTM_NEWLINK` for "ab" with the altname "cd", then the end.
+    #[cfg(target_endian = "little")]
+    #[test]
+    fn a_dump_laid_out_by_hand_is_read() {
+        #[rustfmt::skip]
+        let bytes: [u8; 72] = [
+            // nlmsghdr: len 52, type 16 (RTM_NEWLINK), flags 2 (MULTI), seq 1, pid 0
+            52, 0, 0, 0, 16, 0, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+            // ifinfomsg: 16 bytes
+            0, 0, 1, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            // rtattr len 7, type 3 (IFLA_IFNAME): "ab" and its NUL, padded to 8
+            7, 0, 3, 0, b'a', b'b', 0, 0,
+            // rtattr len 12, type 52 | NLA_F_NESTED, holding an rtattr len 7, type 53: "cd"
+            12, 0, 52, 0x80, 7, 0, 53, 0, b'c', b'd', 0, 0,
+            // nlmsghdr: len 20, type 3 (DONE), flags 2, seq 1, pid 0; then the int 0
+            20, 0, 0, 0, 3, 0, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let mut names = Vec::new();
+        assert!(parse(&bytes, &mut names).unwrap().done);
+        assert_eq!(names, ["ab", "cd"]);
     }
 
     #[test]
