@@ -82,6 +82,11 @@ const FAILING_ADD: &str = r#"cat >/dev/null
 printf '{"cniVersion":"1.0.0","code":100,"msg":"failing on purpose"}'; exit 1
 "#;
 
+/// A script plugin's ADD branch: a veth named `$CNI_IFNAME` in the pod (both ends there), and a
+/// result naming it.
+const ADD_A_VETH: &str = r#"ADD) nsenter --net="$CNI_NETNS" ip link add "$CNI_IFNAME" type veth peer name "p$$" >&2 || exit 1
+     printf '{"cniVersion":"1.0.0","interfaces":[{"name":"%s","sandbox":"%s"}]}' "$CNI_IFNAME" "$CNI_NETNS" ;;"#;
+
 /// A plugin written as a shell script `body`, in `<dir>/bin` (returned).
 fn script_plugin(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
     let bin = dir.join("bin");
@@ -539,6 +544,40 @@ esac
     );
 }
 
+/// A Multus config whose static delegates are the script plugins `types` of `bin`, each its
+/// own network `sd-<type>`, in that order.
+fn scripted_config(dir: &Path, bin: &Path, types: &[&str]) -> Value {
+    let delegates: Vec<Value> = types
+        .iter()
+        .map(|t| json!({"cniVersion":"1.0.0","name":format!("sd-{t}"),"type":t}))
+        .collect();
+    json!({
+        "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus",
+        "cniDir": dir.join("cache"), "binDir": bin, "delegates": delegates
+    })
+}
+
+/// An ADD of container `cid` in namespace `netns` through the daemon's engine (in this process,
+/// its namespace visitor thread and all): what `multus` would print, or the error.
+fn engine_add(
+    engine: &multus_cni::Engine,
+    rt: &tokio::runtime::Runtime,
+    config: &Value,
+    cid: &str,
+    netns: &str,
+) -> Result<Option<String>, multus_cni::error::Error> {
+    let env = |k: &str| match k {
+        "CNI_COMMAND" => Some("ADD".to_owned()),
+        "CNI_CONTAINERID" => Some(cid.to_owned()),
+        "CNI_NETNS" => Some(format!("/var/run/netns/{netns}")),
+        "CNI_IFNAME" => Some("eth0".to_owned()),
+        "CNI_PATH" => Some(PLUGINS.to_owned()),
+        _ => None,
+    };
+    let inv = multus_cni::Invocation::from_env(env, config.to_string().into_bytes()).unwrap();
+    rt.block_on(engine.run(&inv))
+}
+
 /// The daemon's engine (whose namespace check runs alongside the list write) retrying an ADD
 /// whose previous attempt left an attachment it cannot release: the retry is refused because
 /// that attachment still holds its interface name, and the previous attempt's delegate list
@@ -559,28 +598,10 @@ esac
 "#,
     );
     let bin = script_plugin(dir.path(), "failing", FAILING_ADD);
-    let config = json!({
-        "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus",
-        "cniDir": dir.path().join("cache"), "binDir": bin,
-        "delegates": [
-            {"cniVersion":"1.0.0","name":"sd-sticky","type":"sticky"},
-            {"cniVersion":"1.0.0","name":"sd-failing","type":"failing"}
-        ]
-    });
+    let config = scripted_config(dir.path(), &bin, &["sticky", "failing"]);
     let engine = multus_cni::Engine::new(multus_cni::EngineOptions::default(), None);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let add = || {
-        let env = |k: &str| match k {
-            "CNI_COMMAND" => Some("ADD".to_owned()),
-            "CNI_CONTAINERID" => Some("keep1".to_owned()),
-            "CNI_NETNS" => Some("/var/run/netns/sd-keep".to_owned()),
-            "CNI_IFNAME" => Some("eth0".to_owned()),
-            "CNI_PATH" => Some(PLUGINS.to_owned()),
-            _ => None,
-        };
-        let inv = multus_cni::Invocation::from_env(env, config.to_string().into_bytes()).unwrap();
-        rt.block_on(engine.run(&inv))
-    };
+    let add = || engine_add(&engine, &rt, &config, "keep1", "sd-keep");
     let list = dir.path().join("cache").join("keep1");
 
     // net1 fails; the rollback cannot release eth0, so the list stays for DEL.
@@ -629,8 +650,7 @@ fn a_retry_looks_at_the_pods_interfaces_again_after_releasing_the_previous_attem
         &format!(
             r#"cat >/dev/null
 case "$CNI_COMMAND" in
-ADD) nsenter --net="$CNI_NETNS" ip link add "$CNI_IFNAME" type veth peer name "rl$$" >&2 || exit 1
-     printf '{{"cniVersion":"1.0.0","interfaces":[{{"name":"%s","sandbox":"%s"}}]}}' "$CNI_IFNAME" "$CNI_NETNS" ;;
+{ADD_A_VETH}
 DEL) if [ ! -e {marks}/del-failed ]; then touch {marks}/del-failed
        printf '{{"cniVersion":"1.0.0","code":100,"msg":"not this time"}}'; exit 1; fi
      nsenter --net="$CNI_NETNS" ip link del "$CNI_IFNAME" 2>/dev/null; true ;;
@@ -651,28 +671,10 @@ printf '{{"cniVersion":"1.0.0"}}'
 "#
         ),
     );
-    let config = json!({
-        "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus",
-        "cniDir": dir.path().join("cache"), "binDir": bin,
-        "delegates": [
-            {"cniVersion":"1.0.0","name":"sd-once-sticky","type":"once-sticky"},
-            {"cniVersion":"1.0.0","name":"sd-once-failing","type":"once-failing"}
-        ]
-    });
+    let config = scripted_config(dir.path(), &bin, &["once-sticky", "once-failing"]);
     let engine = multus_cni::Engine::new(multus_cni::EngineOptions::default(), None);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let add = || {
-        let env = |k: &str| match k {
-            "CNI_COMMAND" => Some("ADD".to_owned()),
-            "CNI_CONTAINERID" => Some("relook1".to_owned()),
-            "CNI_NETNS" => Some("/var/run/netns/sd-relook".to_owned()),
-            "CNI_IFNAME" => Some("eth0".to_owned()),
-            "CNI_PATH" => Some(PLUGINS.to_owned()),
-            _ => None,
-        };
-        let inv = multus_cni::Invocation::from_env(env, config.to_string().into_bytes()).unwrap();
-        rt.block_on(engine.run(&inv))
-    };
+    let add = || engine_add(&engine, &rt, &config, "relook1", "sd-relook");
 
     let first = add().unwrap_err().to_string();
     assert!(first.contains("failing once"), "{first}");
@@ -818,8 +820,7 @@ fn a_retry_for_an_unreleased_attachment_with_another_config_waits_for_del() {
         &format!(
             r#"cat >/dev/null
 case "$CNI_COMMAND" in
-ADD) nsenter --net="$CNI_NETNS" ip link add "$CNI_IFNAME" type veth peer name "sh$$" >&2 || exit 1
-     printf '{{"cniVersion":"1.0.0","interfaces":[{{"name":"%s","sandbox":"%s"}}]}}' "$CNI_IFNAME" "$CNI_NETNS" ;;
+{ADD_A_VETH}
 DEL) nsenter --net="$CNI_NETNS" ip link del "$CNI_IFNAME" 2>/dev/null
      [ -e {} ] || {{ printf '{{"cniVersion":"1.0.0","code":100,"msg":"half released"}}'; exit 1; }} ;;
 esac
