@@ -76,6 +76,33 @@ fn multus(command: &str, netns: &str, cid: &str, config: &Value) -> (bool, Strin
     )
 }
 
+/// Three recording plugins "one", "two", "three" added in order, then deleted in reverse.
+const THREE_ADDED_AND_DELETED: [&str; 6] = [
+    "one ADD",
+    "two ADD",
+    "three ADD",
+    "three DEL",
+    "two DEL",
+    "one DEL",
+];
+
+/// What recording plugins log for `steps` ("one ADD", …) run one after the other: each step's
+/// begin, then its end.
+fn begun_and_ended(steps: &[&str]) -> Vec<String> {
+    steps
+        .iter()
+        .flat_map(|s| [format!("{s} begin"), format!("{s} end")])
+        .collect()
+}
+
+/// `multus` ADD then DEL of container `cid` in `netns`, each of which must succeed.
+fn add_then_del(netns: &str, cid: &str, config: &Value) {
+    for command in ["ADD", "DEL"] {
+        let (ok, out) = multus(command, netns, cid, config);
+        assert!(ok, "{command}: {out}");
+    }
+}
+
 /// A plugin whose ADD fails ("failing on purpose") and whose other commands succeed.
 const FAILING_ADD: &str = r#"cat >/dev/null
 [ "$CNI_COMMAND" = ADD ] || exit 0
@@ -957,45 +984,21 @@ fn plugins_started_ahead_act_one_at_a_time_in_order_and_not_after_a_failure() {
         script_plugin(dir.path(), name, &recorder(name));
     }
     let bin = script_plugin(dir.path(), "failing", FAILING_ADD);
-    let config = |second: &str| {
-        let delegate =
-            |name: &str, t: &str| json!({"cniVersion": "1.0.0", "name": name, "type": t});
-        json!({
-            "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus",
-            "cniDir": dir.path().join("cache"), "binDir": bin,
-            "delegates": [delegate("sd-one", "one"), delegate("sd-two", second), delegate("sd-three", "three")]
-        })
+    let config = |second: &str| scripted_config(dir.path(), &bin, &["one", second, "three"]);
+    let logged = || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines().map(str::to_owned).collect::<Vec<_>>()
     };
-    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
 
-    let (ok, out) = multus("ADD", "sd-order", "order1", &config("two"));
-    assert!(ok, "{out}");
-    let (ok, out) = multus("DEL", "sd-order", "order1", &config("two"));
-    assert!(ok, "{out}");
-    let steps = [
-        "one ADD",
-        "two ADD",
-        "three ADD",
-        "three DEL",
-        "two DEL",
-        "one DEL",
-    ];
-    let expected: String = steps
-        .iter()
-        .map(|s| format!("{s} begin\n{s} end\n"))
-        .collect();
-    assert_eq!(logged(), expected);
+    add_then_del("sd-order", "order1", &config("two"));
+    assert_eq!(logged(), begun_and_ended(&THREE_ADDED_AND_DELETED));
 
     // The second fails: the third, started while it ran, never gets its config; the first is
     // rolled back.
     std::fs::remove_file(&log).unwrap();
     let (ok, out) = multus("ADD", "sd-order", "order2", &config("failing"));
     assert!(!ok && out.contains("failing on purpose"), "{out}");
-    let expected: String = ["one ADD", "one DEL"]
-        .iter()
-        .map(|s| format!("{s} begin\n{s} end\n"))
-        .collect();
-    assert_eq!(logged(), expected);
+    assert_eq!(logged(), begun_and_ended(&["one ADD", "one DEL"]));
 }
 
 #[test]
@@ -1132,25 +1135,8 @@ echo "{name} $CNI_COMMAND end" >> {log}
             .collect::<Vec<_>>()
     };
 
-    let (ok, out) = multus("ADD", "sd-listahead", "chain1", &config("two"));
-    assert!(ok, "{out}");
-    let (ok, out) = multus("DEL", "sd-listahead", "chain1", &config("two"));
-    assert!(ok, "{out}");
-    let expected = [
-        "one ADD begin",
-        "one ADD end",
-        "two ADD begin",
-        "two ADD end",
-        "three ADD begin",
-        "three ADD end",
-        "three DEL begin",
-        "three DEL end",
-        "two DEL begin",
-        "two DEL end",
-        "one DEL begin",
-        "one DEL end",
-    ];
-    assert_eq!(steps(), expected);
+    add_then_del("sd-listahead", "chain1", &config("two"));
+    assert_eq!(steps(), begun_and_ended(&THREE_ADDED_AND_DELETED));
 
     // The second fails: the third, started while it ran, never gets its config and is gone;
     // the rollback's DELs run in reverse as before.
