@@ -387,6 +387,7 @@ impl Engine {
             devices: self.devices.as_deref(),
             pod_resources_socket,
             devinfo_dir: &self.options.devinfo_dir,
+            cluster_read: None,
         }
     }
 
@@ -400,9 +401,11 @@ impl Engine {
         let look = start_ifname_check(inv, self.options.netns_visit);
         // The cluster network's first plugin, started before the pod is looked up (unless the
         // thin plugin started it before its runtime); a failure before its turn kills it.
-        let (head, _) = head
-            .unwrap_or_else(|| HeadStart::begin(inv, call.config))
-            .into_parts();
+        let HeadStart {
+            process: head,
+            cluster_read,
+            ..
+        } = head.unwrap_or_else(|| HeadStart::begin(inv, call.config));
         let pod_ref = inv.pod().unwrap_or_default();
         let kube = self.kube(call).await?;
         let pod = self.lookup_pod(kube, inv).await?;
@@ -415,7 +418,11 @@ impl Engine {
         }
         let socket =
             crate::devices::socket_from_config(call.config, &self.options.pod_resources_socket);
-        let delegates = resolve(&self.context(call, kube, pod.as_ref(), Some(&socket))).await?;
+        let context = Context {
+            cluster_read: cluster_read.as_ref(),
+            ..self.context(call, kube, pod.as_ref(), Some(&socket))
+        };
+        let delegates = resolve(&context).await?;
 
         // A previous ADD of this container that was neither finished nor deleted (a crash, a
         // failed rollback): released first, so a retry never trips over its interfaces.
@@ -995,7 +1002,11 @@ impl Engine {
         // The list the thin plugin read to start DEL's first plugin before its runtime, else
         // read now. (The daemon starts that plugin at its turn: started here it would only
         // precede the read of one record, for a second parse of its config.)
-        let (early, listed) = head.unwrap_or_default().into_parts();
+        let HeadStart {
+            process: early,
+            list: listed,
+            ..
+        } = head.unwrap_or_default();
         let listed = listed.unwrap_or_else(|| {
             call.cache
                 .read_list(&inv.container_id, &inv.ifname, &inv.args)

@@ -60,6 +60,46 @@ pub struct Context<'a> {
     pub pod_resources_socket: Option<&'a Path>,
     /// Device-info directory (`/var/run/k8s.cni.cncf.io/devinfo`).
     pub devinfo_dir: &'a Path,
+    /// `clusterNetwork` as a path, already read by this ADD's head start: taken instead of
+    /// reading the file a second time.
+    pub cluster_read: Option<&'a ReadNetwork>,
+}
+
+impl<'a> Context<'a> {
+    /// A resolution from the files alone: no API, no pod, no device source.
+    pub fn files_only(
+        config: &'a MultusConfig,
+        invocation: &'a Invocation,
+        devinfo_dir: &'a Path,
+    ) -> Self {
+        Self {
+            config,
+            invocation,
+            kube: None,
+            pod: None,
+            devices: None,
+            pod_resources_socket: None,
+            devinfo_dir,
+            cluster_read: None,
+        }
+    }
+}
+
+/// A network configuration read from a path given in the Multus config.
+#[derive(Debug)]
+pub struct ReadNetwork {
+    /// The path as the config gives it.
+    value: String,
+    list: NetworkConfigList,
+}
+
+/// The cluster network's first plugin as the configuration alone tells it
+/// ([`presumed_cluster_plugin`]).
+#[derive(Debug)]
+pub(crate) struct Presumed {
+    pub plugin: String,
+    /// `clusterNetwork` given as a path, as read for the guess.
+    pub read: Option<ReadNetwork>,
 }
 
 /// A network configuration and the name its status entry carries.
@@ -311,16 +351,31 @@ fn static_network(list: &NetworkConfigList) -> Network {
 /// checks the guess against what [`resolve`] finds). `None` when one file does not tell: a
 /// `confDir` scan for a file of that name (which also holds every rendered NAD) would cost
 /// more than the guess saves.
-pub(crate) fn presumed_cluster_plugin(config: &MultusConfig) -> Option<String> {
+pub(crate) fn presumed_cluster_plugin(config: &MultusConfig) -> Option<Presumed> {
     let first =
         |list: &NetworkConfigList| list.plugins().first().map(|p| p.plugin_type().to_owned());
+    let presumed = |plugin| Presumed { plugin, read: None };
     match config.cluster_network.as_deref().filter(|v| !v.is_empty()) {
-        None => config.delegates().first().and_then(first),
-        Some(value) if value.contains('/') => network_at_path(value).ok().as_ref().and_then(first),
+        None => config.delegates().first().and_then(first).map(presumed),
+        Some(value) if value.contains('/') => {
+            let list = network_at_path(value).ok()?;
+            Some(Presumed {
+                plugin: first(&list)?,
+                read: Some(ReadNetwork {
+                    value: value.to_owned(),
+                    list,
+                }),
+            })
+        }
         Some(value) => {
             let conf_dir = Path::new(config.conf_dir());
             let rendered = rendered_nad(conf_dir, config.multus_namespace(), value);
-            rendered.ok().flatten().as_ref().and_then(first)
+            rendered
+                .ok()
+                .flatten()
+                .as_ref()
+                .and_then(first)
+                .map(presumed)
         }
     }
 }
@@ -352,7 +407,10 @@ fn network_at_path(value: &str) -> Result<NetworkConfigList> {
 /// file in `confDir` with that CNI name (multus-spec §2.2).
 async fn configured_network(ctx: &Context<'_>, value: &str) -> Result<Network> {
     if value.contains('/') {
-        let list = network_at_path(value)?;
+        let list = match ctx.cluster_read.filter(|read| read.value == value) {
+            Some(read) => read.list.clone(),
+            None => network_at_path(value)?,
+        };
         return Ok(Network {
             status_name: list.name().to_owned(),
             list,
@@ -903,5 +961,57 @@ mod tests {
             e.to_string().contains("\"gateway\" is not an IP address"),
             "{e}"
         );
+    }
+
+    /// A `clusterNetwork` path read by the head start (to presume its plugin) is resolved from
+    /// that reading, not read again: here the file is gone by the time of the resolution.
+    #[test]
+    fn the_cluster_network_read_by_the_head_start_is_not_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("10-k8s.conflist");
+        std::fs::write(
+            &file,
+            r#"{"cniVersion":"1.0.0","name":"k8s","plugins":[{"type":"bridge"},{"type":"tuning"}]}"#,
+        )
+        .unwrap();
+        let config = MultusConfig::from_value(&serde_json::json!({
+            "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus",
+            "clusterNetwork": file, "confDir": dir.path(),
+        }))
+        .unwrap();
+        let presumed = presumed_cluster_plugin(&config).unwrap();
+        assert_eq!(presumed.plugin, "bridge");
+        let read = presumed.read.expect("read from the path");
+        std::fs::remove_file(&file).unwrap();
+
+        let env = [
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "c1"),
+            ("CNI_NETNS", "/var/run/netns/none"),
+            ("CNI_IFNAME", "eth0"),
+        ];
+        let get = |k: &str| {
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        let inv = Invocation::from_env(get, Vec::new()).unwrap();
+        let context = |cluster_read| Context {
+            cluster_read,
+            ..Context::files_only(&config, &inv, dir.path())
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let delegates = rt.block_on(resolve(&context(Some(&read)))).unwrap();
+        let types: Vec<&str> = delegates[0].config["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, ["bridge", "tuning"]);
+        // Without it, the file is read, and is gone.
+        assert!(rt.block_on(resolve(&context(None))).is_err());
     }
 }

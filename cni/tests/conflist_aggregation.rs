@@ -23,16 +23,7 @@ async fn resolve_with(config: Value) -> Result<Vec<multus_cni::cache::Delegate>,
         config: Vec::new(),
     };
     let devinfo = tempfile::tempdir().unwrap();
-    resolve(&Context {
-        config: &config,
-        invocation: &inv,
-        kube: None,
-        pod: None,
-        devices: None,
-        pod_resources_socket: None,
-        devinfo_dir: devinfo.path(),
-    })
-    .await
+    resolve(&Context::files_only(&config, &inv, devinfo.path())).await
 }
 
 fn types(d: &multus_cni::cache::Delegate) -> Vec<String> {

@@ -21,13 +21,18 @@ use crate::cache::{CacheDir, CachedList, DelegateList};
 use crate::env::{Command, Invocation};
 use crate::error::Result;
 use crate::exec::{PluginEnv, StartedPlugin, find_plugin, start_plugin};
-use crate::resolve::{delegate_cni_args, presumed_cluster_plugin};
+use crate::resolve::{Presumed, ReadNetwork, delegate_cni_args, presumed_cluster_plugin};
 
-/// What a head start began: the process, if any, and for DEL the delegate list it read.
+/// What a head start began: the process, if any, and what it read for it, which the call then
+/// uses rather than read it again.
 #[derive(Debug, Default)]
 pub struct HeadStart {
-    process: Option<StartedPlugin>,
-    list: Option<Result<CachedList>>,
+    /// For the first call to adopt if it is the one it needs.
+    pub(super) process: Option<StartedPlugin>,
+    /// DEL: the delegate list.
+    pub(super) list: Option<Result<CachedList>>,
+    /// ADD: `clusterNetwork` given as a path, as read to presume its plugin.
+    pub(super) cluster_read: Option<ReadNetwork>,
 }
 
 impl HeadStart {
@@ -40,10 +45,14 @@ impl HeadStart {
             return Self::default();
         }
         match inv.command {
-            Command::Add => Self {
-                process: add_process(inv, config),
-                list: None,
-            },
+            Command::Add => {
+                let (process, cluster_read) = add_process(inv, config);
+                Self {
+                    process,
+                    list: None,
+                    cluster_read,
+                }
+            }
             Command::Del => {
                 let list = CacheDir::new(config.cni_dir()).read_list(
                     &inv.container_id,
@@ -59,31 +68,28 @@ impl HeadStart {
                 Self {
                     process,
                     list: Some(list),
+                    cluster_read: None,
                 }
             }
             _ => Self::default(),
         }
     }
-
-    /// The process, for the first call to adopt if it is the one it needs, and (DEL) the
-    /// delegate list read.
-    pub(super) fn into_parts(self) -> (Option<StartedPlugin>, Option<Result<CachedList>>) {
-        (self.process, self.list)
-    }
 }
 
-/// ADD's: the cluster network's presumed first plugin, for the runtime's interface.
-fn add_process(inv: &Invocation, config: &MultusConfig) -> Option<StartedPlugin> {
+/// ADD's: the cluster network's presumed first plugin, for the runtime's interface, and
+/// `clusterNetwork` as read from its path, if it is one.
+fn add_process(
+    inv: &Invocation,
+    config: &MultusConfig,
+) -> (Option<StartedPlugin>, Option<ReadNetwork>) {
     let ready = config
         .readiness_indicator_file
         .as_deref()
         .is_none_or(|f| f.is_empty() || std::path::Path::new(f).exists());
-    if !ready {
-        return None;
-    }
-    let plugin = presumed_cluster_plugin(config)?;
+    let Some(Presumed { plugin, read }) = presumed_cluster_plugin(config).filter(|_| ready) else {
+        return (None, None);
+    };
     let path = plugin_dirs(inv, config);
-    let binary = find_plugin(&plugin, &path).ok()?;
     let args = delegate_cni_args(inv, &[]);
     let env = PluginEnv {
         command: Command::Add,
@@ -93,7 +99,10 @@ fn add_process(inv: &Invocation, config: &MultusConfig) -> Option<StartedPlugin>
         args: &args,
         path: &path,
     };
-    start_plugin(&binary, &env).ok()
+    let process = find_plugin(&plugin, &path)
+        .ok()
+        .and_then(|binary| start_plugin(&binary, &env).ok());
+    (process, read)
 }
 
 /// DEL's: the last attachment's last plugin (DEL releases attachments, and a list's plugins,
